@@ -1,0 +1,474 @@
+"""The stable surface that plugins are written against.
+
+A plugin module implements one or more of the hooks in :mod:`explorer.hookspecs` and calls the
+``register`` callback it is given with the classes (or, for scenarios, the :class:`Scenario`
+objects) it offers::
+
+    from explorer.api import FreeStrategy, Param, hookimpl
+
+    class MyStrategy(FreeStrategy):
+        name = "mine"
+        version = "0.1"
+        help = "Free at once; a screenful of code."
+        params = (Param("cost", "duration", "1us", help="CPU time per free (assumed)"),)
+
+        def pagetable_free_kernel(self, k, pt):
+            yield self.params["cost"]   # consume CPU time on the caller's CPU
+            k.free_now(pt)
+
+    @hookimpl
+    def register_strategies(register):
+        register(MyStrategy)
+
+Everything a plugin needs is importable from here; first-party plugins use nothing else.
+Times are integer nanoseconds, rates are events per second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+import pluggy
+
+from explorer.units import (
+    UnitError,
+    format_duration,
+    format_rate,
+    parse_duration,
+    parse_rate,
+)
+
+PROJECT = "pgtable_explorer"
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Decorator for plugin hook implementations."""
+
+ParamType = Literal["int", "float", "bool", "str", "choice", "duration", "rate"]
+
+#: What a simulated process may yield: a number of nanoseconds to spend (busy on the CPU it runs
+#: on), or a :class:`Waitable` to block on (which is a sleep, and a violation in atomic context).
+Step = Generator[Any, Any, Any]
+
+
+class ParamError(ValueError):
+    """A parameter value that is of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter of a plugin or of the kernel model.
+
+    The same declaration drives config validation, the TUI's forms, ``--help``, the docs and the
+    JSON Schema. ``default`` is written the way a user would write it in TOML (``"20us"``).
+    ``min``/``max`` are in canonical units (nanoseconds, events per second).
+    """
+
+    name: str
+    type: ParamType
+    default: Any
+    help: str = ""
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def parse(self, value: Any) -> Any:
+        """Return ``value`` in canonical form, or raise :class:`ParamError` saying why not."""
+        try:
+            out = self._convert(value)
+        except UnitError as exc:
+            raise ParamError(str(exc)) from None
+        if self.type in ("int", "float", "duration", "rate"):
+            if self.min is not None and out < self.min:
+                raise ParamError(f"{self.show(out)} is below the minimum {self.show(self.min)}")
+            if self.max is not None and out > self.max:
+                raise ParamError(f"{self.show(out)} is above the maximum {self.show(self.max)}")
+        return out
+
+    def _convert(self, value: Any) -> Any:
+        t = self.type
+        if t == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("y", "yes", "true", "on", "1", "n", "no", "false", "off", "0"):
+                return value.lower() in ("y", "yes", "true", "on", "1")
+            raise ParamError(f"expected true or false, got {value!r}")
+        if t == "int":
+            if isinstance(value, bool):
+                raise ParamError(f"expected an integer, got {value!r}")
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str):
+                try:
+                    return int(value.replace("_", ""))
+                except ValueError:
+                    pass
+            raise ParamError(f"expected an integer, got {value!r}")
+        if t == "float":
+            if isinstance(value, bool):
+                raise ParamError(f"expected a number, got {value!r}")
+            if isinstance(value, (int, float)):
+                if not math.isfinite(value):
+                    raise ParamError(f"expected a finite number, got {value!r}")
+                return float(value)
+            if isinstance(value, str):
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+            raise ParamError(f"expected a number, got {value!r}")
+        if t == "str":
+            if isinstance(value, str):
+                return value
+            raise ParamError(f"expected a string, got {value!r}")
+        if t == "choice":
+            if isinstance(value, str) and value in self.choices:
+                return value
+            raise ParamError(f"expected one of {', '.join(self.choices)}; got {value!r}")
+        if t == "duration":
+            return parse_duration(value)
+        if t == "rate":
+            return parse_rate(value)
+        raise ParamError(f"unknown parameter type {t!r}")  # pragma: no cover - declaration bug
+
+    def canonical_default(self) -> Any:
+        """The default in canonical form (nanoseconds, per second, ...)."""
+        return self.parse(self.default)
+
+    def to_toml(self, value: Any) -> Any:
+        """The canonical ``value`` as it is written to a TOML file (parses back identically)."""
+        if self.type == "duration":
+            return format_duration(int(value))
+        if self.type == "rate":
+            return format_rate(float(value))
+        return value
+
+    def show(self, value: Any) -> str:
+        """A canonical value as a user reads it."""
+        if self.type in ("duration", "rate"):
+            return str(self.to_toml(value))
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float) and value.is_integer() and self.type != "float":
+            return str(int(value))
+        return str(value)
+
+    def describe_type(self) -> str:
+        """The type as shown in help: ``duration``, ``choice (uniform|adversarial)`` ..."""
+        if self.type == "choice":
+            return f"choice ({'|'.join(self.choices)})"
+        return self.type
+
+
+# --------------------------------------------------------------------------- kernel objects
+
+
+class Waitable(Protocol):
+    """Something a process can block on by yielding it (a mutex, a completion)."""
+
+    def add_waiter(self, wake: Callable[[], None]) -> None: ...
+
+
+class Table(Protocol):
+    """A page-table page as a strategy sees it (read-only; pass it back to the kernel)."""
+
+    @property
+    def page(self) -> int:
+        """Page frame number."""
+
+    @property
+    def level(self) -> int:
+        """1 = PTE table, 2 = PMD table, 3 = PUD table."""
+
+    @property
+    def kernel(self) -> bool:
+        """Whether the table maps kernel addresses (ptdesc_test_kernel at allocation)."""
+
+    @property
+    def source(self) -> str:
+        """Name of the workload source that unlinked it."""
+
+    @property
+    def unlinked_at(self) -> int:
+        """Simulated time (ns) at which its parent entry was cleared."""
+
+
+class SpinLock(Protocol):
+    """A spinlock; holding it makes the context atomic (see :meth:`KernelServices.spin_lock`)."""
+
+    name: str
+
+
+class WorkItem(Protocol):
+    """A ``struct work_struct`` on the system workqueue."""
+
+    name: str
+
+    @property
+    def state(self) -> str:
+        """``idle``, ``pending``, ``running`` or ``running+pending``."""
+
+
+class Timer(Protocol):
+    """An armed one-shot timer."""
+
+    def cancel(self) -> bool:
+        """Cancel the timer; return whether it was still armed."""
+
+    @property
+    def armed(self) -> bool: ...
+
+
+class KernelServices(Protocol):
+    """The kernel facade given to a strategy: one CPU, in one context, at one instant.
+
+    A strategy's methods that need simulated time to pass are generators: ``yield ns`` spends
+    ``ns`` nanoseconds of CPU time, ``yield from k.iommu_sva_invalidate_kva_range()`` performs
+    the IOMMU flush. Anything that may sleep, called while :attr:`in_atomic` is true, is recorded
+    as a ``sleep_in_atomic`` violation against :attr:`source` (and then carries on, as the real
+    kernel does after printing the warning).
+    """
+
+    @property
+    def now(self) -> int:
+        """Current simulated time in nanoseconds."""
+
+    @property
+    def cpu(self) -> int:
+        """The CPU this code runs on."""
+
+    @property
+    def source(self) -> str:
+        """The workload source on whose behalf this code runs (``kworker`` for work items)."""
+
+    @property
+    def in_atomic(self) -> bool:
+        """True under a spinlock, in a timer callback, or when the caller was atomic."""
+
+    def spinlock(self, name: str) -> SpinLock:
+        """Create a spinlock (do this once, in :meth:`FreeStrategy.setup`)."""
+
+    def spin_lock(self, lock: SpinLock) -> Any:
+        """Context manager: hold ``lock``; the context is atomic inside the block."""
+
+    def work(self, name: str, func: Callable[[KernelServices], Step | None]) -> WorkItem:
+        """Create a work item whose function runs in a kworker (sleepable) context."""
+
+    def schedule_work(self, work: WorkItem) -> bool:
+        """``schedule_work()``: False (no-op) if already pending; if running, runs once more."""
+
+    def start_timer(self, delay_ns: int, func: Callable[[KernelServices], None]) -> Timer:
+        """Arm a one-shot timer; ``func`` runs in atomic (softirq) context after ``delay_ns``."""
+
+    def iommu_sva_invalidate_kva_range(self) -> Step:
+        """Invalidate the kernel range in every IOMMU for every SVA-bound mm (takes a mutex).
+
+        Use as ``yield from k.iommu_sva_invalidate_kva_range()``. Returns at once when no mm is
+        bound (``iommu_sva_present()`` is false).
+        """
+
+    def free_now(self, pt: Table) -> None:
+        """``__pagetable_free()``: hand the page straight back to this CPU's free list."""
+
+    def might_sleep(self) -> None:
+        """Record a sleep-in-atomic violation if the context is atomic."""
+
+
+class WorkloadServices(Protocol):
+    """What a workload source may do: pick CPUs, draw times, unlink and free tables."""
+
+    @property
+    def now(self) -> int: ...
+
+    @property
+    def cpus(self) -> int:
+        """Number of CPUs in the simulated machine."""
+
+    @property
+    def rng(self) -> Any:
+        """This source's own ``random.Random``: draws never depend on other sources or plugins."""
+
+    def interarrival(self, rate_per_s: float) -> int:
+        """An exponentially distributed gap in ns for a Poisson stream of ``rate_per_s``."""
+
+    def pick_cpu(self, spec: str) -> int:
+        """A CPU from a spec: ``all`` (any CPU), ``N`` (CPU N) or ``A-B`` (a range)."""
+
+    def free_kernel_tables(
+        self,
+        count: int,
+        *,
+        cpu: int,
+        atomic: bool,
+        level: int = 1,
+        marked: bool = True,
+        via_pagetable_free: bool = True,
+        cpu_flush_ns: int = 0,
+        after_flush_ns: int = 0,
+    ) -> Step:
+        """Unlink ``count`` linked kernel tables and free each.
+
+        For each table: clear the parent entry, spend ``cpu_flush_ns`` (the CPU TLB flush that
+        precedes the free), then call ``pagetable_free`` (or, with ``via_pagetable_free=False``,
+        hand the page straight to the allocator as bootmem pages do). ``marked=False`` models
+        tables allocated without ``ptdesc_set_kernel``. ``after_flush_ns`` is spent once after
+        the whole group (``flush_tlb_all()`` after a CPA collapse). Yields; use ``yield from``.
+        """
+
+    def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Step:
+        """Allocate ``count`` user page tables, then tear them down through ``pagetable_free``."""
+
+
+# --------------------------------------------------------------------------- plugin base classes
+
+
+class _Declared:
+    """Common declaration attributes of every registered plugin class."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    help: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        #: The validated parameter values, in canonical units, keyed by parameter name.
+        self.params: Mapping[str, Any] = dict(params)  # type: ignore[misc]
+
+
+class FreeStrategy(_Declared):
+    """A free strategy: the kernel's ``pagetable_free_kernel()``.
+
+    Called for every table whose kernel mark was set, when ``CONFIG_ASYNC_KERNEL_PGTABLE_FREE``
+    is on. User tables and, with the option off, kernel tables never reach a strategy.
+    """
+
+    def setup(self, k: KernelServices) -> None:
+        """Create locks, work items and lists; called once before the run starts."""
+
+    def pagetable_free_kernel(self, k: KernelServices, pt: Table) -> Step | None:
+        """Take responsibility for freeing ``pt``; may be a generator to spend time."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CacheLevel:
+    """Geometry of one level of an IOMMU paging-structure cache.
+
+    ``level`` is the level of the table an entry points to (1 = entries pointing at PTE
+    tables). ``ways`` = 0 means fully associative.
+    """
+
+    level: int
+    entries: int
+    ways: int = 0
+
+
+@dataclass
+class FlushCost:
+    """What one kernel-range invalidation on one IOMMU costs and when it takes effect.
+
+    ``duration_ns`` is the time the flushing CPU spends (submission, stalls, execution and the
+    completion wait). ``effective_ns`` is the offset into that time at which the cached entries
+    are dropped. ``commands`` counts the commands issued by type. ``scope`` is ``pasid`` when the
+    whole PASID is dropped (user entries too) or ``kernel`` when only kernel-range entries are.
+    """
+
+    duration_ns: int
+    effective_ns: int
+    commands: dict[str, int] = field(default_factory=dict)
+    stall_ns: int = 0
+    stalls: int = 0
+    wait_ns: int = 0
+    scope: Literal["pasid", "kernel"] = "pasid"
+
+
+@dataclass(frozen=True)
+class SvaTopology:
+    """The SVA binding the IOMMU core hands to a model for one invalidation."""
+
+    sva_mms: int
+    pasids_per_mm: int
+    iommus: int
+    iommu_index: int
+
+
+class IommuModel(_Declared):
+    """The vendor part of an IOMMU: cache geometry and the cost of invalidations.
+
+    The shared IOMMU core (in the simulator) holds the caches and the device traffic; a model
+    only says how big the caches are and what an invalidation costs and does.
+    """
+
+    #: Whether SVA walks through this IOMMU can reach the kernel half of the page tables.
+    #: ``None`` follows the architecture (x86_64: yes, arm64: no, EPD1 set).
+    walks_kernel_half: ClassVar[bool | None] = None
+    #: ``False`` for the model of "no IOMMU bound": no devices, no SVA mm.
+    present: ClassVar[bool] = True
+
+    def cache_geometry(self) -> Sequence[CacheLevel]:
+        """The paging-structure cache geometry of each IOMMU."""
+        return (CacheLevel(1, 64), CacheLevel(2, 16))
+
+    def invalidate_kernel_range(self, now: int, topo: SvaTopology) -> FlushCost:
+        """Cost and effect of ``iommu_sva_invalidate_kva_range`` on one IOMMU at ``now``."""
+        raise NotImplementedError
+
+    def metrics(self) -> dict[str, Any]:
+        """Model-specific counters for the run output (commands by type, stalls, ...)."""
+        return {}
+
+
+class WorkloadSource(_Declared):
+    """A source of page-table frees (vmalloc, CPA, hot-remove, user teardown, ...).
+
+    Every source declares at least ``rate``, ``burst`` and ``cpus``; the simulator stops
+    calling into it when the run's duration is reached.
+    """
+
+    def process(self, w: WorkloadServices) -> Step:
+        """The source's process: loop forever, yielding gaps and ``yield from w.free_*``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named preset configuration.
+
+    ``config`` is a partial config (the same nested tables as a TOML file) laid over the
+    defaults. ``expected`` says in a sentence what a user should see when running it, and
+    ``expect`` states it so tests and ``run`` can check it: a mapping of a metric path
+    (``violations.use_after_free``) to ``"zero"``/``"nonzero"``, and optionally
+    ``only_source`` naming the one source violations may come from.
+    """
+
+    name: str
+    description: str
+    config: Mapping[str, Any]
+    expected: str = ""
+    expect: Mapping[str, str] = field(default_factory=dict)
+    only_source: str | None = None
+    version: str = "0"
+
+
+def workload_params(
+    rate: str,
+    burst: int = 1,
+    cpus: str = "all",
+    extra: Sequence[Param] = (),
+) -> tuple[Param, ...]:
+    """The parameters every workload source declares, with its own defaults, plus ``extra``."""
+    return (
+        Param("rate", "rate", rate, help="Mean rate of free events (Poisson).", unit="/s", min=0.0, max=1e8),
+        Param("burst", "int", burst, help="Tables unlinked and freed per event.", unit="tables", min=1, max=1_000_000),
+        Param("cpus", "str", cpus, help="CPUs the events run on: 'all', 'N' or 'A-B'."),
+        *extra,
+    )
+
+
+def iter_params(obj: type[_Declared] | _Declared) -> Iterator[Param]:
+    """The parameters a plugin class declares, in declaration order."""
+    yield from obj.params

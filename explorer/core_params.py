@@ -1,0 +1,155 @@
+"""Parameters of the simulated machine itself, declared exactly like plugin parameters.
+
+They fill the ``[run]``, ``[kernel]`` and ``[iommu]`` tables of a config (plugin parameters go in
+``[strategy.params]``, ``[iommu.params]`` and inline in each ``[[workload]]``).
+"""
+
+from __future__ import annotations
+
+from explorer.api import Param
+
+RUN_PARAMS: tuple[Param, ...] = (
+    Param("duration", "duration", "100ms", help="Simulated time during which the workloads run.", min=1, max=3600 * 10**9),
+    Param("seed", "int", 1, help="Seed of every random stream; same config + seed = same numbers.", min=0, max=2**63 - 1),
+    Param(
+        "drain",
+        "duration",
+        "50ms",
+        help="After the workloads stop, how long the kernel may take to free what is still queued; "
+        "tables still unfreed after that are reported as leaked.",
+        min=0,
+        max=3600 * 10**9,
+    ),
+    Param(
+        "speed",
+        "float",
+        0.0,
+        help="TUI only: simulated microseconds per wall second (0 = as fast as possible).",
+        unit="us/s",
+        min=0.0,
+        max=1e9,
+    ),
+)
+
+KERNEL_PARAMS: tuple[Param, ...] = (
+    Param(
+        "arch",
+        "choice",
+        "x86_64",
+        choices=("x86_64", "arm64"),
+        help="Architecture: on arm64 the SMMU's SVA walks never reach kernel tables (EPD1), and "
+        "ASYNC_KERNEL_PGTABLE_FREE is not selected.",
+    ),
+    Param("cpus", "int", 8, help="Number of CPUs.", min=1, max=4096),
+    Param(
+        "async_kernel_pgtable_free",
+        "choice",
+        "auto",
+        choices=("auto", "y", "n"),
+        help="CONFIG_ASYNC_KERNEL_PGTABLE_FREE. It has no prompt: 'auto' is what Kconfig selects "
+        "(y on x86_64 when IOMMU_SVA=y, else n). With n, pagetable_free_kernel() is "
+        "__pagetable_free() and the strategy is never called.",
+    ),
+    Param(
+        "iommu_sva",
+        "bool",
+        True,
+        help="CONFIG_IOMMU_SVA: devices may bind process address spaces (PASIDs). Without it no "
+        "mm is ever SVA-bound and the kernel-range invalidation returns at once.",
+    ),
+    Param(
+        "workqueue_delay",
+        "duration",
+        "20us",
+        help="Time from schedule_work() until a kworker starts the item (assumed).",
+        min=0,
+        max=10**10,
+    ),
+    Param(
+        "spinlock_ns",
+        "duration",
+        "50ns",
+        help="CPU time for an uncontended spin_lock/spin_unlock pair (assumed).",
+        min=0,
+        max=10**7,
+    ),
+    Param(
+        "free_page_ns",
+        "duration",
+        "200ns",
+        help="CPU time of __pagetable_free() for one page (assumed).",
+        min=0,
+        max=10**8,
+    ),
+    Param(
+        "background_alloc_rate",
+        "rate",
+        "200000/s",
+        help="Page allocations by the rest of the kernel (what reuses a freed table), machine-wide; "
+        "the same rate of data pages is freed back.",
+        unit="/s",
+        min=0.0,
+        max=1e9,
+    ),
+    Param("pages", "int", 16384, help="Pages of memory in the simulated machine.", min=64, max=10**8),
+    Param(
+        "kernel_slots",
+        "int",
+        512,
+        help="Kernel address-space slots (each maps through one table) that workloads use.",
+        min=1,
+        max=10**7,
+    ),
+    Param(
+        "slot_refill",
+        "duration",
+        "1ms",
+        help="Mean time until an emptied kernel slot is mapped at small granularity again "
+        "(a new table is allocated for it).",
+        min=0,
+        max=10**12,
+    ),
+)
+
+IOMMU_PARAMS: tuple[Param, ...] = (
+    Param("model", "str", "generic", help="IOMMU model plugin."),
+    Param("count", "int", 2, help="Number of IOMMUs (each with its own paging-structure cache and devices).", min=0, max=256),
+    Param("sva_mms", "int", 16, help="Processes (mms) bound with SVA; each kernel-range flush fans out over all of them.", min=0, max=100_000),
+    Param("pasids_per_mm", "int", 1, help="PASIDs per SVA-bound mm (per IOMMU).", min=1, max=64),
+    Param(
+        "walk_rate",
+        "rate",
+        "20000/s",
+        help="Paging-structure walks of user addresses per IOMMU (IOTLB misses of device DMA): they fill "
+        "the caches and evict kernel entries.",
+        unit="/s",
+        min=0.0,
+        max=1e9,
+    ),
+    Param(
+        "probe_rate",
+        "rate",
+        "50000/s",
+        help="Device walks of kernel addresses per IOMMU (speculation or a malicious device).",
+        unit="/s",
+        min=0.0,
+        max=1e9,
+    ),
+    Param(
+        "probe_target",
+        "choice",
+        "uniform",
+        choices=("uniform", "adversarial"),
+        help="uniform: any kernel slot; adversarial: re-probe recently unlinked slots half the time.",
+    ),
+    Param(
+        "probe_mms",
+        "int",
+        1,
+        help="How many of the SVA-bound mms have a device that probes kernel addresses (their PASIDs "
+        "tag the cached kernel entries).",
+        min=1,
+        max=100_000,
+    ),
+    Param("user_slots", "int", 1024, help="Distinct user-address slots a device walks.", min=1, max=10**8),
+)

@@ -1,0 +1,322 @@
+"""Build a simulation from a validated config and the plugin classes, and run it.
+
+The config is plain data (see ``explorer.config``); the registry maps plugin names to classes.
+Everything random is drawn from named streams seeded from ``run.seed``, so a workload's draws do
+not depend on the strategy or the IOMMU model: two strategies compared on the same seed see the
+identical sequence of unlinks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, Protocol
+
+from explorer.api import FreeStrategy, IommuModel, WorkloadSource
+from explorer.sim.engine import Engine, PluginError
+from explorer.sim.iommu import IommuUnit
+from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext, stream_seed
+from explorer.sim.memory import STATE_NAMES
+
+
+class PluginTables(Protocol):
+    strategies: Mapping[str, type[FreeStrategy]]
+    iommu_models: Mapping[str, type[IommuModel]]
+    workloads: Mapping[str, type[WorkloadSource]]
+
+
+class BuildError(ValueError):
+    """The config names a plugin that is not loaded (the config layer normally catches this)."""
+
+
+def _params(cls: type[Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    out = {p.name: p.canonical_default() for p in cls.params}
+    out.update({k: v for k, v in given.items() if k in out})
+    return out
+
+
+def _instantiate(kind: str, name: str, cls: type[Any], params: Mapping[str, Any]) -> Any:
+    try:
+        return cls(_params(cls, params))
+    except Exception as exc:
+        raise PluginError(kind, name, exc) from exc
+
+
+def async_enabled(kernel_cfg: Mapping[str, Any]) -> bool:
+    """CONFIG_ASYNC_KERNEL_PGTABLE_FREE: x86 selects it if IOMMU_SVA; 'y'/'n' force it."""
+    choice = kernel_cfg.get("async_kernel_pgtable_free", "auto")
+    if choice == "y":
+        return True
+    if choice == "n":
+        return False
+    return kernel_cfg.get("arch", "x86_64") == "x86_64" and bool(kernel_cfg.get("iommu_sva", True))
+
+
+class Simulation:
+    """One run: advance it in steps (the TUI) or all at once (the CLI); read snapshots and metrics."""
+
+    def __init__(self, config: Mapping[str, Any], registry: PluginTables) -> None:
+        self.config = config
+        run = config["run"]
+        kcfg = config["kernel"]
+        icfg = config["iommu"]
+        scfg = config["strategy"]
+        self.seed = int(run["seed"])
+        self.duration = int(run["duration"])
+        self.drain = int(run["drain"])
+        self.end_ns = self.duration + self.drain
+        self.finished = False
+        self.failed: PluginError | None = None
+
+        for kind, name, table in (
+            ("strategy", scfg["name"], registry.strategies),
+            ("iommu", icfg["model"], registry.iommu_models),
+            *(("workload", w["name"], registry.workloads) for w in config.get("workload", [])),
+        ):
+            if name not in table:
+                raise BuildError(f"{kind} {name!r} is not loaded; available: {', '.join(sorted(table))}")
+
+        strategy = _instantiate("strategy", scfg["name"], registry.strategies[scfg["name"]], scfg.get("params", {}))
+        model_cls = registry.iommu_models[icfg["model"]]
+        model = _instantiate("iommu", icfg["model"], model_cls, icfg.get("params", {}))
+        arch = kcfg["arch"]
+        walks_kernel_half = model_cls.walks_kernel_half
+        if walks_kernel_half is None:
+            walks_kernel_half = arch == "x86_64"
+
+        self.engine = Engine()
+        k = self.kernel = Kernel(
+            engine=self.engine,
+            seed=self.seed,
+            cpus=int(kcfg["cpus"]),
+            pages=int(kcfg["pages"]),
+            kernel_slots=int(kcfg["kernel_slots"]),
+            slot_refill_ns=int(kcfg["slot_refill"]),
+            async_free=async_enabled(kcfg),
+            sva_enabled=bool(kcfg["iommu_sva"]),
+            walks_kernel_half=walks_kernel_half,
+            workqueue_delay=int(kcfg["workqueue_delay"]),
+            spinlock_ns=int(kcfg["spinlock_ns"]),
+            free_page_ns=int(kcfg["free_page_ns"]),
+            strategy=strategy,
+            strategy_name=scfg["name"],
+            iommu_model=model,
+            iommu_model_name=icfg["model"],
+            iommu_count=int(icfg["count"]),
+            sva_mms=int(icfg["sva_mms"]),
+            pasids_per_mm=int(icfg["pasids_per_mm"]),
+        )
+        # Half the memory starts out as other people's data, so background frees have work.
+        for i in range(int(kcfg["pages"]) // 2):
+            k.memory.alloc_data(i % k.cpus)
+
+        try:
+            geometry = tuple(model.cache_geometry())
+        except Exception as exc:
+            raise PluginError("iommu", icfg["model"], exc) from exc
+        if k.sva_present:
+            for i in range(int(icfg["count"])):
+                unit = IommuUnit(
+                    k,
+                    i,
+                    geometry,
+                    walk_rate=float(icfg["walk_rate"]),
+                    probe_rate=float(icfg["probe_rate"]),
+                    probe_target=str(icfg["probe_target"]),
+                    probe_mms=int(icfg["probe_mms"]),
+                    user_slots=int(icfg["user_slots"]),
+                    walks_kernel_half=walks_kernel_half,
+                    seed=self.seed,
+                )
+                k.iommus.append(unit)
+                unit.start()
+        k.start_background(float(kcfg["background_alloc_rate"]))
+
+        setup_ctx = KernelContext(k, 0, False, "setup")
+        try:
+            strategy.setup(setup_ctx)
+        except Exception as exc:
+            raise PluginError("strategy", scfg["name"], exc) from exc
+
+        self.workloads: list[tuple[str, WorkloadContext]] = []
+        names_seen: dict[str, int] = {}
+        for w in config.get("workload", []):
+            name = w["name"]
+            params = {key: v for key, v in w.items() if key != "name"}
+            src = _instantiate("workload", name, registry.workloads[name], params)
+            n = names_seen.get(name, 0)
+            names_seen[name] = n + 1
+            label = name if n == 0 else f"{name}#{n}"
+            wctx = WorkloadContext(k, label, stream_seed(self.seed, "workload/" + label))
+            self.workloads.append((label, wctx))
+            self.engine.start(self._drive(src, label, wctx))
+
+    def _drive(self, src: WorkloadSource, label: str, w: WorkloadContext) -> Generator[Any, Any, None]:
+        """Run a workload's process until the duration, never cutting an operation in half."""
+        try:
+            gen = src.process(w)
+        except Exception as exc:
+            raise PluginError("workload", label, exc) from exc
+        value: Any = None
+        while True:
+            try:
+                y = gen.send(value)
+            except StopIteration:
+                return
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError("workload", label, exc) from exc
+            if type(y) is int and not w.in_op and self.engine.now + y >= self.duration:
+                gen.close()
+                return
+            value = yield y
+
+    # -- running ------------------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        return self.engine.now
+
+    def enable_trace(self, size: int = 2000) -> None:
+        """Keep the last ``size`` kernel trace events for :meth:`trace_lines` (off by default)."""
+        self.kernel.tracer = deque(maxlen=size)
+
+    def advance(self, until: int) -> None:
+        """Run events up to simulated time ``until`` (capped at the end of the run)."""
+        if self.finished:
+            return
+        until = min(until, self.end_ns)
+        try:
+            if self.engine.now < self.duration:
+                self.engine.run(min(until, self.duration))
+            if until > self.duration:
+                self._drain(until)
+        except PluginError as err:
+            self.failed = err
+            self.finished = True
+            raise
+        if self.engine.now >= self.end_ns or (self.engine.now >= self.duration and self._quiet()):
+            self._finish()
+
+    def _quiet(self) -> bool:
+        return self.kernel.quiescent() and not any(w.in_op for _, w in self.workloads)
+
+    def _drain(self, until: int) -> None:
+        # After the workloads stop, stop as soon as nothing is left queued; check in small steps.
+        step = max(10_000, self.drain // 200)
+        while self.engine.now < until and not self._quiet():
+            self.engine.run(min(until, self.engine.now + step))
+
+    def _finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.kernel.report_leaks()
+
+    def run(self, progress: Callable[[float], None] | None = None, steps: int = 100) -> dict[str, Any]:
+        """Run to the end and return the metrics. ``progress(fraction)`` is called as it goes."""
+        step = max(1, self.end_ns // steps)
+        while not self.finished:
+            self.advance(self.engine.now + step)
+            if progress is not None:
+                progress(1.0 if self.finished else min(1.0, self.engine.now / self.end_ns))
+        return self.metrics()
+
+    # -- reading ------------------------------------------------------------------------------
+    def metrics(self) -> dict[str, Any]:
+        k = self.kernel
+        page_ns = k.page_ns + len(k.pending) * (self.engine.now - k._last_change)
+        hits = sum(u.hits for u in k.iommus)
+        misses = sum(u.misses for u in k.iommus)
+        model_metrics: dict[str, Any] = {}
+        try:
+            model_metrics = dict(k.iommu_model.metrics())
+        except Exception as exc:
+            raise PluginError("iommu", k.iommu_model_name, exc) from exc
+        return {
+            "sim_time_ns": self.engine.now,
+            "events": self.engine.events,
+            "flushes": k.flushes,
+            "flush_time_ns": k.flush_time_ns,
+            "flush_ns": k.flush_hist.summary(),
+            "iommu_commands": dict(sorted(k.flush_commands.items())),
+            "iommu_queue_stalls": k.flush_stalls,
+            "iommu_stall_ns": k.flush_stall_ns,
+            "iommu_wait_ns": k.flush_wait_ns,
+            "iommu_model": model_metrics,
+            "worker_runs": sum(w.runs for w in k.work_items),
+            "worker_cpu_ns": k.worker_cpu_ns,
+            "strategy_calls": k.strategy_calls,
+            "kernel_tables_unlinked": k.kernel_unlinked,
+            "kernel_tables_freed": k.kernel_freed,
+            "user_tables_freed": k.user_freed,
+            "tables_pending": len(k.pending),
+            "queue": {"peak": k.peak_pending, "page_seconds": round(page_ns / 1e9, 9)},
+            "latency_ns": k.latency.summary(),
+            "caller_ns": k.caller.summary(),
+            "cache": {
+                "hits": hits,
+                "misses": misses,
+                "hit_rate": round(hits / (hits + misses), 6) if hits + misses else 0.0,
+            },
+            "violations": k.checker.as_dict(),
+            "stale_walk_queued": k.checker.stale_walk_queued.as_dict(),
+            "freed_by_source": k.freed_by_source.as_dict(),
+            "unlinked_by_source": k.unlinked_by_source.as_dict(),
+            "bypassed_pagetable_free": k.bypassed.as_dict(),
+            "starved": k.starved.as_dict(),
+            "spinlock_contended": 0,
+            "sva_mutex_contended": k.mutex_contended,
+            "async_kernel_pgtable_free": k.async_free,
+            "sva_present": k.sva_present,
+            "iommus": [u.occupancy() for u in k.iommus],
+            "examples": list(k.checker.examples),
+            "series": {
+                "queue_depth": k.queue_series.as_dict(),
+                "flushes": k.flush_series.as_dict(),
+                "frees": k.free_series.as_dict(),
+            },
+        }
+
+    def snapshot(self, pending_limit: int = 50) -> dict[str, Any]:
+        """What a live view shows: metrics plus the queues themselves."""
+        k = self.kernel
+        now = self.engine.now
+        pending = list(k.pending.values())[:pending_limit]
+        snap = self.metrics()
+        snap.update(
+            {
+                "now_ns": now,
+                "end_ns": self.end_ns,
+                "duration_ns": self.duration,
+                "finished": self.finished,
+                "pending_list": [
+                    {"pfn": pt.page, "slot": pt.slot, "level": pt.level, "source": pt.source, "age_ns": now - pt.unlinked_at}
+                    for pt in pending
+                ],
+                "work_items": [{"name": w.name, "state": w.state, "runs": w.runs} for w in k.work_items],
+            }
+        )
+        return snap
+
+    def trace_lines(self) -> list[str]:
+        """The kept trace events as kernel trace lines: ``  kworker/0-  [000]  1.000020: flush_start: ...``."""
+        if self.kernel.tracer is None:
+            return []
+        out = []
+        for t, what, fields in self.kernel.tracer:
+            cpu = fields.get("cpu", 0)
+            rest = " ".join(f"{k}={v}" for k, v in fields.items() if k != "cpu")
+            out.append(f"[{cpu:03d}] {t / 1e9:12.6f}: {what}: {rest}")
+        return out
+
+    def invariant_problems(self) -> list[str]:
+        """Conservation and allocator consistency; empty when everything holds."""
+        return self.kernel.conservation_problems()
+
+
+def build_simulation(config: Mapping[str, Any], registry: PluginTables) -> Simulation:
+    """Construct a ready-to-run :class:`Simulation` from a validated config."""
+    return Simulation(config, registry)
+
+
+__all__ = ["STATE_NAMES", "BuildError", "Simulation", "build_simulation"]

@@ -1,0 +1,125 @@
+"""A discrete-event engine in integer nanoseconds with generator processes.
+
+A process is a generator. It yields an ``int`` to spend that many nanoseconds, or a waitable
+(anything with ``add_waiter(callback)``) to block until the waitable wakes it. Plain callbacks can
+be scheduled with :meth:`Engine.call_at`. Ties are broken by insertion order, so a run is fully
+determined by its inputs.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Generator
+from heapq import heappop, heappush
+from typing import Any
+
+
+class PluginError(Exception):
+    """A plugin raised while the simulation ran: the run failed (CLI exit status 1)."""
+
+    def __init__(self, kind: str, name: str, exc: BaseException) -> None:
+        self.kind = kind
+        self.name = name
+        self.error = f"{type(exc).__name__}: {exc}"
+        self.traceback_text = "".join(traceback.format_exception(exc))
+        super().__init__(f"{kind} {name!r} raised {self.error}")
+
+
+class Engine:
+    """Heap of ``(time, seq, callback, argument)``; ``run(until)`` dispatches in order."""
+
+    __slots__ = ("_heap", "_seq", "events", "now")
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.events = 0
+        self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
+        self._seq = 0
+
+    def call_at(self, t: int, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` at simulated time ``t`` (not before ``now``)."""
+        self._seq += 1
+        heappush(self._heap, (t, self._seq, fn, arg))
+
+    def call_in(self, dt: int, fn: Callable[[Any], None], arg: Any = None) -> None:
+        self._seq += 1
+        heappush(self._heap, (self.now + dt, self._seq, fn, arg))
+
+    def start(
+        self,
+        gen: Generator[Any, Any, Any],
+        on_done: Callable[[Any], None] | None = None,
+    ) -> Process:
+        """Start a generator process now (its first step runs at once)."""
+        p = Process(self, gen, on_done)
+        p.resume(None)
+        return p
+
+    def next_time(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    def run(self, until: int) -> None:
+        """Dispatch every event with time <= ``until``; ``now`` ends at ``until``."""
+        heap = self._heap
+        pop = heappop
+        n = 0
+        try:
+            while heap and heap[0][0] <= until:
+                t, _, fn, arg = pop(heap)
+                self.now = t
+                fn(arg)
+                n += 1
+        finally:
+            self.events += n
+        if self.now < until:
+            self.now = until
+
+
+class Process:
+    """Drives one generator: ints are delays, other yielded objects are waited on."""
+
+    __slots__ = ("engine", "gen", "on_done")
+
+    def __init__(self, engine: Engine, gen: Generator[Any, Any, Any], on_done: Callable[[Any], None] | None) -> None:
+        self.engine = engine
+        self.gen = gen
+        self.on_done = on_done
+
+    def resume(self, value: Any = None) -> None:
+        try:
+            y = self.gen.send(value)
+        except StopIteration as stop:
+            if self.on_done is not None:
+                self.on_done(stop.value)
+            return
+        if type(y) is int:
+            eng = self.engine
+            eng._seq += 1
+            heappush(eng._heap, (eng.now + y, eng._seq, self.resume, None))
+        else:
+            y.add_waiter(self.resume)
+
+
+class Mutex:
+    """A sleeping lock: ``yield from mutex.lock()`` blocks (in FIFO order) while it is held."""
+
+    __slots__ = ("_waiters", "held", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.held = False
+        self._waiters: list[Callable[[Any], None]] = []
+
+    def add_waiter(self, wake: Callable[[Any], None]) -> None:
+        self._waiters.append(wake)
+
+    def lock(self) -> Generator[Any, Any, None]:
+        while self.held:
+            yield self
+        self.held = True
+
+    def unlock(self, engine: Engine) -> None:
+        self.held = False
+        if self._waiters:
+            wake = self._waiters.pop(0)
+            engine.call_in(0, wake)

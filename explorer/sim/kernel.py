@@ -1,0 +1,548 @@
+"""The simulated kernel: page tables, ``pagetable_free()`` dispatch, contexts and the IOMMU flush.
+
+The dispatch is the seed patch's::
+
+    pagetable_free(pt):
+        if ptdesc_test_kernel(pt):
+            ptdesc_clear_kernel(pt)
+            pagetable_free_kernel(pt)      # the strategy, or __pagetable_free with the option off
+        else:
+            __pagetable_free(pt)           # user tables: straight to the allocator
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import deque
+from collections.abc import Callable, Generator
+from types import GeneratorType
+from typing import Any
+
+from explorer.api import FlushCost, FreeStrategy, IommuModel, SvaTopology
+from explorer.sim.checker import Checker
+from explorer.sim.engine import Engine, Mutex, PluginError
+from explorer.sim.iommu import IommuUnit
+from explorer.sim.memory import UNLINKED, Memory, PageTable
+from explorer.sim.metrics import BySource, LogHistogram, TimeSeries
+from explorer.sim.workqueue import Timer, WorkItem
+
+KWORKER = "kworker"
+
+
+def stream_seed(seed: int, name: str) -> int:
+    """A seed for one named random stream: independent of every other stream and of hash salt."""
+    return (seed * 1_000_003) ^ zlib.crc32(name.encode())
+
+
+def guard(gen: Generator[Any, Any, Any], kind: str, name: str) -> Generator[Any, Any, Any]:
+    """Run a plugin's generator, turning its exceptions into :class:`PluginError`."""
+    try:
+        return (yield from gen)
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(kind, name, exc) from exc
+
+
+class SpinLock:
+    __slots__ = ("contended", "holder", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.holder: KernelContext | None = None
+        self.contended = 0
+
+
+class _Held:
+    """``with k.spin_lock(lock):`` — atomic inside; the lock/unlock cost is charged to the CPU."""
+
+    __slots__ = ("ctx", "lock", "prev")
+
+    def __init__(self, ctx: KernelContext, lock: SpinLock) -> None:
+        self.ctx = ctx
+        self.lock = lock
+        self.prev: KernelContext | None = None
+
+    def __enter__(self) -> SpinLock:
+        ctx = self.ctx
+        if self.lock.holder is not None and self.lock.holder is not ctx:
+            self.lock.contended += 1
+        self.prev = self.lock.holder
+        self.lock.holder = ctx
+        ctx.atomic_depth += 1
+        ctx.debt += ctx.kernel.spinlock_ns
+        return self.lock
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.atomic_depth -= 1
+        self.lock.holder = self.prev
+
+
+class KernelContext:
+    """Implements :class:`explorer.api.KernelServices` for one CPU in one context."""
+
+    __slots__ = ("atomic_depth", "base_atomic", "cpu", "debt", "kernel", "source")
+
+    def __init__(self, kernel: Kernel, cpu: int, atomic: bool, source: str) -> None:
+        self.kernel = kernel
+        self.cpu = cpu
+        self.base_atomic = atomic
+        self.atomic_depth = 0
+        self.source = source
+        self.debt = 0  # CPU time owed (lock/free costs), paid when the kernel call returns
+
+    @property
+    def now(self) -> int:
+        return self.kernel.engine.now
+
+    @property
+    def in_atomic(self) -> bool:
+        return self.base_atomic or self.atomic_depth > 0
+
+    def spinlock(self, name: str) -> SpinLock:
+        return SpinLock(name)
+
+    def spin_lock(self, lock: SpinLock) -> _Held:
+        return _Held(self, lock)
+
+    def work(self, name: str, func: Callable[..., Any]) -> WorkItem:
+        item = WorkItem(self.kernel, name, func)
+        self.kernel.work_items.append(item)
+        return item
+
+    def schedule_work(self, work: WorkItem) -> bool:
+        queued = work.schedule(self.cpu)
+        self.kernel.trace("schedule_work", cpu=self.cpu, work=work.name, queued=queued)
+        return queued
+
+    def start_timer(self, delay_ns: int, func: Callable[..., Any]) -> Timer:
+        t = Timer(self.kernel, func, self.cpu, self.source)
+        self.kernel.engine.call_in(int(delay_ns), t.fire)
+        return t
+
+    def might_sleep(self) -> None:
+        if self.in_atomic:
+            self.kernel.checker.sleep_in_atomic(self.source, self.cpu, "might_sleep")
+
+    def iommu_sva_invalidate_kva_range(self) -> Generator[Any, Any, None]:
+        return self.kernel.iommu_sva_invalidate_kva_range(self)
+
+    def free_now(self, pt: PageTable) -> None:
+        self.kernel.free_table(self, pt)
+
+
+class WorkloadContext:
+    """Implements :class:`explorer.api.WorkloadServices` for one workload source."""
+
+    def __init__(self, kernel: Kernel, name: str, seed: int) -> None:
+        self.kernel = kernel
+        self.name = name
+        self.rng = random.Random(seed)
+        # Arrival times, CPUs and table picks each draw from their own stream, and arrivals are
+        # open-loop (measured from the previous arrival, not from when the last operation ended):
+        # the same seed gives the same workload whatever the strategy does with it.
+        self._rng_time = random.Random(seed ^ 0x5EED_0001)
+        self._rng_cpu = random.Random(seed ^ 0x5EED_0002)
+        self._rng_pick = random.Random(seed ^ 0x5EED_0003)
+        self._next_arrival = 0
+        self.in_op = 0
+
+    @property
+    def now(self) -> int:
+        return self.kernel.engine.now
+
+    @property
+    def cpus(self) -> int:
+        return self.kernel.cpus
+
+    def interarrival(self, rate_per_s: float) -> int:
+        if rate_per_s <= 0:
+            return 1 << 62
+        self._next_arrival += self.kernel.exp_gap(self._rng_time, rate_per_s)
+        return max(0, self._next_arrival - self.kernel.engine.now)
+
+    def pick_cpu(self, spec: str) -> int:
+        return self.kernel.pick_cpu(self._rng_cpu, spec)
+
+    def free_kernel_tables(
+        self,
+        count: int,
+        *,
+        cpu: int,
+        atomic: bool,
+        level: int = 1,
+        marked: bool = True,
+        via_pagetable_free: bool = True,
+        cpu_flush_ns: int = 0,
+        after_flush_ns: int = 0,
+    ) -> Generator[Any, Any, int]:
+        k = self.kernel
+        self.in_op += 1
+        done = 0
+        try:
+            ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
+            for _ in range(count):
+                pt = k.pick_linked_table(self._rng_pick, level)
+                if pt is None:
+                    k.starved.add(self.name)
+                    break
+                if not marked:
+                    pt.marked = False
+                k.unlink(pt, self.name, ctx.cpu)
+                if cpu_flush_ns:
+                    yield cpu_flush_ns
+                if via_pagetable_free:
+                    yield from k.pagetable_free(ctx, pt)
+                else:
+                    # Bootmem pages: freed straight to the allocator, pagetable_free() never sees them.
+                    k.bypassed.add(self.name)
+                    k.free_table(ctx, pt)
+                done += 1
+            if after_flush_ns:
+                yield after_flush_ns
+            if ctx.debt:
+                debt, ctx.debt = ctx.debt, 0
+                yield debt
+        finally:
+            self.in_op -= 1
+        return done
+
+    def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Generator[Any, Any, int]:
+        k = self.kernel
+        self.in_op += 1
+        try:
+            ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
+            tables = [k.memory.alloc_table(ctx.cpu, 1, False, -1, self.name) for _ in range(count)]
+            for pt in tables:
+                k.unlink(pt, self.name, ctx.cpu)
+                yield from k.pagetable_free(ctx, pt)
+            if ctx.debt:
+                debt, ctx.debt = ctx.debt, 0
+                yield debt
+        finally:
+            self.in_op -= 1
+        return count
+
+
+class Kernel:
+    """State of the simulated machine, and the kernel paths that act on it."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        seed: int,
+        cpus: int,
+        pages: int,
+        kernel_slots: int,
+        slot_refill_ns: int,
+        async_free: bool,
+        sva_enabled: bool,
+        walks_kernel_half: bool,
+        workqueue_delay: int,
+        spinlock_ns: int,
+        free_page_ns: int,
+        strategy: FreeStrategy,
+        strategy_name: str,
+        iommu_model: IommuModel,
+        iommu_model_name: str,
+        iommu_count: int,
+        sva_mms: int,
+        pasids_per_mm: int,
+    ) -> None:
+        self.engine = engine
+        self.seed = seed
+        self.cpus = cpus
+        self.memory = Memory(pages, cpus)
+        self.kernel_slots = kernel_slots
+        self.slot_refill_ns = slot_refill_ns
+        self.async_free = async_free
+        self.workqueue_delay = workqueue_delay
+        self.spinlock_ns = spinlock_ns
+        self.free_page_ns = free_page_ns
+        self.strategy = strategy
+        self.strategy_name = strategy_name
+        self.iommu_model = iommu_model
+        self.iommu_model_name = iommu_model_name
+        self.iommu_count = iommu_count
+        self.sva_mms = sva_mms
+        self.pasids_per_mm = pasids_per_mm
+        self.sva_present = bool(sva_enabled and iommu_model.present and iommu_count > 0 and sva_mms > 0)
+        self.walks_kernel_half = walks_kernel_half
+        self.checker = Checker(self)
+        self.sva_mutex = Mutex("iommu_sva_lock")
+        self.work_items: list[WorkItem] = []
+        self.iommus: list[IommuUnit] = []
+        self.rng_refill = random.Random(stream_seed(seed, "kernel/refill"))
+        self.rng_bg = random.Random(stream_seed(seed, "kernel/background"))
+        self.recent_unlinked: deque[int] = deque(maxlen=64)
+        self.tracer: deque[tuple[Any, ...]] | None = None
+
+        # Kernel address space: one table per slot; every 32nd slot is mapped through a PMD table.
+        self.slot_level = [2 if s % 32 == 31 else 1 for s in range(kernel_slots)]
+        self.slot_table: list[PageTable | None] = [None] * kernel_slots
+        self.linked_slots: list[int] = []
+        self.slot_pos: list[int] = [-1] * kernel_slots
+        for s in range(kernel_slots):
+            self._populate(s, s % cpus)
+
+        # Metrics.
+        self.pending: dict[int, PageTable] = {}  # page -> table unlinked, not yet freed
+        self.unlinked_total = 0
+        self.freed_total = 0
+        self.kernel_freed = 0
+        self.user_freed = 0
+        self.kernel_unlinked = 0
+        self.strategy_calls = 0
+        self.worker_cpu_ns = 0
+        self.flushes = 0
+        self.flush_time_ns = 0
+        self.flush_commands: dict[str, int] = {}
+        self.flush_stalls = 0
+        self.flush_stall_ns = 0
+        self.flush_wait_ns = 0
+        self.mutex_contended = 0
+        self.peak_pending = 0
+        self.page_ns = 0  # integral of pending tables over time
+        self._last_change = 0
+        self.latency = LogHistogram()
+        self.caller = LogHistogram()
+        self.flush_hist = LogHistogram()
+        self.freed_by_source = BySource()
+        self.unlinked_by_source = BySource()
+        self.starved = BySource()
+        self.bypassed = BySource()
+        self.queue_series = TimeSeries(mode="max")
+        self.flush_series = TimeSeries(mode="sum")
+        self.free_series = TimeSeries(mode="sum")
+
+    # -- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def exp_gap(rng: random.Random, rate_per_s: float) -> int:
+        return int(rng.expovariate(rate_per_s) * 1e9) + 1
+
+    def pick_cpu(self, rng: random.Random, spec: str) -> int:
+        spec = spec.strip()
+        if spec in ("", "all"):
+            return int(rng.random() * self.cpus)
+        if "-" in spec:
+            lo_s, hi_s = spec.split("-", 1)
+            lo, hi = int(lo_s), min(int(hi_s), self.cpus - 1)
+            return lo + int(rng.random() * (hi - lo + 1))
+        return int(spec) % self.cpus
+
+    def trace(self, event: str, /, **fields: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.append((self.engine.now, event, fields))
+
+    def _pending_changed(self, delta: int) -> None:
+        now = self.engine.now
+        n = len(self.pending)
+        self.page_ns += (n - delta) * (now - self._last_change)
+        self._last_change = now
+        if n > self.peak_pending:
+            self.peak_pending = n
+        self.queue_series.add(now, n)
+
+    # -- kernel address space ----------------------------------------------------------------
+    def _populate(self, slot: int, cpu: int) -> None:
+        table = self.memory.alloc_table(cpu, self.slot_level[slot], True, slot, "kernel")
+        self.slot_table[slot] = table
+        self.slot_pos[slot] = len(self.linked_slots)
+        self.linked_slots.append(slot)
+
+    def _refill(self, slot: int) -> None:
+        if self.slot_table[slot] is None:
+            self._populate(slot, int(self.rng_refill.random() * self.cpus))
+
+    def pick_linked_table(self, rng: random.Random, level: int = 0) -> PageTable | None:
+        linked = self.linked_slots
+        if not linked:
+            return None
+        slot = linked[int(rng.random() * len(linked))]
+        if level and self.slot_level[slot] != level:
+            for _ in range(7):
+                cand = linked[int(rng.random() * len(linked))]
+                if self.slot_level[cand] == level:
+                    slot = cand
+                    break
+        return self.slot_table[slot]
+
+    def unlink(self, pt: PageTable, source: str, cpu: int) -> None:
+        """Clear the parent entry: no walk from the root reaches ``pt`` any more."""
+        pt.linked = False
+        pt.source = source
+        pt.unlinked_at = self.engine.now
+        pt.cpu = cpu
+        self.memory.state[pt.page] = UNLINKED
+        self.unlinked_total += 1
+        self.unlinked_by_source.add(source)
+        slot = pt.slot
+        if slot >= 0 and self.slot_table[slot] is pt:
+            self.kernel_unlinked += 1
+            self.slot_table[slot] = None
+            pos = self.slot_pos[slot]
+            last = self.linked_slots.pop()
+            if last != slot:
+                self.linked_slots[pos] = last
+                self.slot_pos[last] = pos
+            self.slot_pos[slot] = -1
+            self.recent_unlinked.append(slot)
+            self.engine.call_in(self.exp_gap(self.rng_refill, 1e9 / self.slot_refill_ns) if self.slot_refill_ns else 0, self._refill, slot)
+        self.pending[pt.page] = pt
+        self._pending_changed(+1)
+        self.trace("unlink", cpu=cpu, pfn=pt.page, slot=slot, level=pt.level, source=source)
+
+    # -- the free path -----------------------------------------------------------------------
+    def pagetable_free(self, ctx: KernelContext, pt: PageTable) -> Generator[Any, Any, None]:
+        t0 = self.engine.now
+        if pt.marked:  # ptdesc_test_kernel()
+            pt.marked = False  # ptdesc_clear_kernel()
+            if self.async_free:
+                self.strategy_calls += 1
+                self.trace("pagetable_free_kernel", cpu=ctx.cpu, pfn=pt.page, source=ctx.source, strategy=self.strategy_name)
+                try:
+                    res = self.strategy.pagetable_free_kernel(ctx, pt)
+                except PluginError:
+                    raise
+                except Exception as exc:
+                    raise PluginError("strategy", self.strategy_name, exc) from exc
+                if isinstance(res, GeneratorType):
+                    yield from guard(res, "strategy", self.strategy_name)
+            else:
+                self.free_table(ctx, pt)
+        else:
+            self.free_table(ctx, pt)
+        if ctx.debt:
+            debt, ctx.debt = ctx.debt, 0
+            yield debt
+        self.caller.record(self.engine.now - t0)
+
+    def free_table(self, ctx: KernelContext, pt: PageTable) -> None:
+        """``__pagetable_free()``: the page goes on the current CPU's free list."""
+        if pt.freed:
+            self.checker.double_free(pt, ctx.source)
+            return
+        if pt.linked:
+            self.checker.freed_while_linked(pt, ctx.source)
+            self.unlink(pt, ctx.source, ctx.cpu)
+        pt.freed = True
+        now = self.engine.now
+        del self.pending[pt.page]
+        self._pending_changed(-1)
+        self.memory.free(pt.page, ctx.cpu)
+        self.freed_total += 1
+        self.freed_by_source.add(pt.source)
+        ctx.debt += self.free_page_ns
+        if pt.kernel:
+            self.kernel_freed += 1
+            self.latency.record(now - pt.unlinked_at)
+            self.free_series.add(now, 1)
+        else:
+            self.user_freed += 1
+        self.trace("free", cpu=ctx.cpu, pfn=pt.page, source=pt.source, age_ns=now - pt.unlinked_at)
+
+    # -- workqueue and timers ------------------------------------------------------------------
+    def run_work(self, work: WorkItem) -> None:
+        ctx = KernelContext(self, work.cpu, False, KWORKER)
+        self.trace("worker_start", cpu=work.cpu, work=work.name)
+        self.engine.start(self._work_process(work, ctx), lambda _: work.done())
+
+    def _work_process(self, work: WorkItem, ctx: KernelContext) -> Generator[Any, Any, None]:
+        t0 = self.engine.now
+        try:
+            res = work.func(ctx)
+        except Exception as exc:
+            raise PluginError("strategy", self.strategy_name, exc) from exc
+        if isinstance(res, GeneratorType):
+            yield from guard(res, "strategy", self.strategy_name)
+        if ctx.debt:
+            debt, ctx.debt = ctx.debt, 0
+            yield debt
+        self.worker_cpu_ns += self.engine.now - t0
+        self.trace("worker_end", cpu=work.cpu, work=work.name)
+
+    def run_timer(self, timer: Timer) -> None:
+        ctx = KernelContext(self, timer.cpu, True, "timer")
+        try:
+            res = timer.func(ctx)
+        except Exception as exc:
+            raise PluginError("strategy", self.strategy_name, exc) from exc
+        if isinstance(res, GeneratorType):
+            self.engine.start(guard(res, "strategy", self.strategy_name))
+
+    # -- the IOMMU flush -----------------------------------------------------------------------
+    def iommu_sva_invalidate_kva_range(self, ctx: KernelContext) -> Generator[Any, Any, None]:
+        """The kernel's iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL)."""
+        ctx.might_sleep()  # mutex_lock(&iommu_sva_lock)
+        if self.sva_mutex.held:
+            self.mutex_contended += 1
+        yield from self.sva_mutex.lock()
+        try:
+            if not self.sva_present:  # iommu_sva_present()
+                return
+            t0 = self.engine.now
+            self.flushes += 1
+            self.trace("flush_start", cpu=ctx.cpu, mms=self.sva_mms, source=ctx.source)
+            for unit in self.iommus:
+                topo = SvaTopology(self.sva_mms, self.pasids_per_mm, self.iommu_count, unit.index)
+                try:
+                    cost: FlushCost = self.iommu_model.invalidate_kernel_range(self.engine.now, topo)
+                except Exception as exc:
+                    raise PluginError("iommu", self.iommu_model_name, exc) from exc
+                duration = max(0, int(cost.duration_ns))
+                effective = min(max(0, int(cost.effective_ns)), duration)
+                self.engine.call_in(effective, unit.invalidate, cost.scope)
+                for name, n in cost.commands.items():
+                    self.flush_commands[name] = self.flush_commands.get(name, 0) + n
+                self.flush_stalls += cost.stalls
+                self.flush_stall_ns += cost.stall_ns
+                self.flush_wait_ns += cost.wait_ns
+                if duration:
+                    yield duration
+            elapsed = self.engine.now - t0
+            self.flush_time_ns += elapsed
+            self.flush_hist.record(elapsed)
+            self.flush_series.add(self.engine.now, 1)
+            self.trace("flush_end", cpu=ctx.cpu, took_ns=elapsed)
+        finally:
+            self.sva_mutex.unlock(self.engine)
+
+    # -- background page traffic ---------------------------------------------------------------
+    def start_background(self, rate: float) -> None:
+        if rate <= 0:
+            return
+        self._bg_rate = rate
+        self.engine.call_in(self.exp_gap(self.rng_bg, rate), self._bg_alloc)
+        self.engine.call_in(self.exp_gap(self.rng_bg, rate), self._bg_free)
+
+    def _bg_alloc(self, _: Any = None) -> None:
+        rng = self.rng_bg
+        self.memory.alloc_data(int(rng.random() * self.cpus))
+        self.engine.call_in(self.exp_gap(rng, self._bg_rate), self._bg_alloc)
+
+    def _bg_free(self, _: Any = None) -> None:
+        rng = self.rng_bg
+        self.memory.free_oldest_data(int(rng.random() * self.cpus))
+        self.engine.call_in(self.exp_gap(rng, self._bg_rate), self._bg_free)
+
+    # -- end of run ----------------------------------------------------------------------------
+    def quiescent(self) -> bool:
+        return not self.pending and not any(w.pending or w.running for w in self.work_items)
+
+    def report_leaks(self) -> None:
+        for pt in self.pending.values():
+            self.checker.leaked(pt)
+
+    def conservation_problems(self) -> list[str]:
+        problems = []
+        if self.unlinked_total != self.freed_total + len(self.pending):
+            problems.append(
+                f"tables unlinked {self.unlinked_total} != freed {self.freed_total} + pending {len(self.pending)}"
+            )
+        for page, pt in self.pending.items():
+            if self.memory.state[page] != UNLINKED or pt.freed:
+                problems.append(f"pending table pfn={page} is not in the unlinked state")
+                break
+        return problems + self.memory.check()

@@ -1,0 +1,83 @@
+"""The system workqueue with the kernel's ``schedule_work()`` semantics, and one-shot timers.
+
+``schedule_work()`` on a pending item does nothing and returns False. On an idle item it makes the
+item pending and a kworker starts it after the scheduling delay. On a running item it makes it
+pending again, so it runs once more after the current run: work queued while the function runs
+is never lost, and never runs twice concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from explorer.sim.kernel import Kernel
+
+
+class WorkItem:
+    """A ``struct work_struct``: a function plus the PENDING bit and whether a kworker runs it."""
+
+    __slots__ = ("cpu", "func", "kernel", "name", "pending", "running", "runs")
+
+    def __init__(self, kernel: Kernel, name: str, func: Callable[..., Any]) -> None:
+        self.kernel = kernel
+        self.name = name
+        self.func = func
+        self.pending = False
+        self.running = False
+        self.runs = 0
+        self.cpu = 0
+
+    @property
+    def state(self) -> str:
+        if self.running:
+            return "running+pending" if self.pending else "running"
+        return "pending" if self.pending else "idle"
+
+    def schedule(self, cpu: int) -> bool:
+        if self.pending:
+            return False
+        self.pending = True
+        self.cpu = cpu
+        if not self.running:
+            self.kernel.engine.call_in(self.kernel.workqueue_delay, self._start)
+        return True
+
+    def _start(self, _: Any = None) -> None:
+        self.pending = False
+        self.running = True
+        self.runs += 1
+        self.kernel.run_work(self)
+
+    def done(self) -> None:
+        self.running = False
+        if self.pending:
+            self.kernel.engine.call_in(self.kernel.workqueue_delay, self._start)
+
+
+class Timer:
+    """An armed one-shot timer whose function runs in atomic (softirq) context."""
+
+    __slots__ = ("_armed", "cpu", "func", "kernel", "source")
+
+    def __init__(self, kernel: Kernel, func: Callable[..., Any], cpu: int, source: str) -> None:
+        self.kernel = kernel
+        self.func = func
+        self.cpu = cpu
+        self.source = source
+        self._armed = True
+
+    @property
+    def armed(self) -> bool:
+        return self._armed
+
+    def cancel(self) -> bool:
+        was = self._armed
+        self._armed = False
+        return was
+
+    def fire(self, _: Any = None) -> None:
+        if self._armed:
+            self._armed = False
+            self.kernel.run_timer(self)
