@@ -111,6 +111,12 @@ class IommuUnit:
         self.walks = 0
         self.invalidations = 0
         self.dropped = 0
+        # Filled by the kernel from each FlushCost: what the invalidations cost on this IOMMU.
+        self.commands: dict[str, int] = {}
+        self.stalls = 0
+        self.stall_ns = 0
+        self.wait_ns = 0
+        self.flush_ns = 0
 
     # -- device traffic -----------------------------------------------------------------------
     def start(self) -> None:
@@ -217,6 +223,12 @@ class IommuUnit:
             "probes": self.probes,
             "walks": self.walks,
             "invalidations": self.invalidations,
+            "dropped_entries": self.dropped,
+            "commands": dict(sorted(self.commands.items())),
+            "queue_stalls": self.stalls,
+            "stall_ns": self.stall_ns,
+            "wait_ns": self.wait_ns,
+            "flush_ns": self.flush_ns,
         }
 
 

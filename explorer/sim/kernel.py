@@ -496,6 +496,11 @@ class Kernel:
                 self.engine.call_in(effective, unit.invalidate, cost.scope)
                 for name, n in cost.commands.items():
                     self.flush_commands[name] = self.flush_commands.get(name, 0) + n
+                    unit.commands[name] = unit.commands.get(name, 0) + n
+                unit.stalls += cost.stalls
+                unit.stall_ns += cost.stall_ns
+                unit.wait_ns += cost.wait_ns
+                unit.flush_ns += duration
                 self.flush_stalls += cost.stalls
                 self.flush_stall_ns += cost.stall_ns
                 self.flush_wait_ns += cost.wait_ns
