@@ -309,6 +309,7 @@ class WorkloadServices(Protocol):
         via_pagetable_free: bool = True,
         cpu_flush_ns: int = 0,
         after_flush_ns: int = 0,
+        unlink: bool = True,
     ) -> Step:
         """Unlink ``count`` linked kernel tables and free each.
 
@@ -316,7 +317,9 @@ class WorkloadServices(Protocol):
         precedes the free), then call ``pagetable_free`` (or, with ``via_pagetable_free=False``,
         hand the page straight to the allocator as bootmem pages do). ``marked=False`` models
         tables allocated without ``ptdesc_set_kernel``. ``after_flush_ns`` is spent once after
-        the whole group (``flush_tlb_all()`` after a CPA collapse). Yields; use ``yield from``.
+        the whole group (``flush_tlb_all()`` after a CPA collapse). ``unlink=False`` models a
+        kernel bug that frees a table its parent still points to (``freed_while_linked``).
+        Yields; use ``yield from``; returns the number of tables freed.
         """
 
     def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Step:

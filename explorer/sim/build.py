@@ -189,23 +189,17 @@ class Simulation:
         try:
             if self.engine.now < self.duration:
                 self.engine.run(min(until, self.duration))
-            if until > self.duration:
-                self._drain(until)
+            if self.engine.now >= self.duration and until >= self.duration:
+                # After the workloads stop, end as soon as nothing is left queued.
+                if self.engine.run_until_true(until, self._quiet) or self.engine.now >= self.end_ns:
+                    self._finish()
         except PluginError as err:
             self.failed = err
             self.finished = True
             raise
-        if self.engine.now >= self.end_ns or (self.engine.now >= self.duration and self._quiet()):
-            self._finish()
 
     def _quiet(self) -> bool:
         return self.kernel.quiescent() and not any(w.in_op for _, w in self.workloads)
-
-    def _drain(self, until: int) -> None:
-        # After the workloads stop, stop as soon as nothing is left queued; check in small steps.
-        step = max(10_000, self.drain // 200)
-        while self.engine.now < until and not self._quiet():
-            self.engine.run(min(until, self.engine.now + step))
 
     def _finish(self) -> None:
         if not self.finished:

@@ -60,8 +60,8 @@ class Checker:
         self._example("double_free", table.source or by, pfn=table.page, slot=table.slot)
 
     def freed_while_linked(self, table: PageTable, by: str) -> None:
-        self.violations["freed_while_linked"].add(by)
-        self._example("freed_while_linked", by, pfn=table.page, slot=table.slot)
+        self.violations["freed_while_linked"].add(table.source or by)
+        self._example("freed_while_linked", table.source or by, pfn=table.page, slot=table.slot)
 
     def sleep_in_atomic(self, source: str, cpu: int, what: str) -> None:
         self.violations["sleep_in_atomic"].add(source)

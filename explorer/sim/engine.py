@@ -75,6 +75,31 @@ class Engine:
             self.now = until
 
 
+    def run_until_true(self, until: int, done: Callable[[], bool]) -> bool:
+        """Like :meth:`run`, but stop right after the first event that makes ``done()`` true.
+
+        Returns whether ``done()`` became true; ``now`` is then that event's time, so where a run
+        stops does not depend on how it was stepped.
+        """
+        if done():
+            return True
+        heap = self._heap
+        n = 0
+        try:
+            while heap and heap[0][0] <= until:
+                t, _, fn, arg = heappop(heap)
+                self.now = t
+                fn(arg)
+                n += 1
+                if done():
+                    return True
+        finally:
+            self.events += n
+        if self.now < until:
+            self.now = until
+        return done()
+
+
 class Process:
     """Drives one generator: ints are delays, other yielded objects are waited on."""
 

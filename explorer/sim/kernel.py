@@ -176,6 +176,7 @@ class WorkloadContext:
         via_pagetable_free: bool = True,
         cpu_flush_ns: int = 0,
         after_flush_ns: int = 0,
+        unlink: bool = True,
     ) -> Generator[Any, Any, int]:
         k = self.kernel
         self.in_op += 1
@@ -189,7 +190,10 @@ class WorkloadContext:
                     break
                 if not marked:
                     pt.marked = False
-                k.unlink(pt, self.name, ctx.cpu)
+                if unlink:
+                    k.unlink(pt, self.name, ctx.cpu)
+                else:
+                    pt.source = self.name
                 if cpu_flush_ns:
                     yield cpu_flush_ns
                 if via_pagetable_free:
@@ -426,7 +430,7 @@ class Kernel:
             return
         if pt.linked:
             self.checker.freed_while_linked(pt, ctx.source)
-            self.unlink(pt, ctx.source, ctx.cpu)
+            self.unlink(pt, pt.source or ctx.source, ctx.cpu)
         pt.freed = True
         now = self.engine.now
         del self.pending[pt.page]

@@ -67,6 +67,7 @@ class LogHistogram:
     def summary(self) -> dict[str, int]:
         return {
             "count": self.count,
+            "min": self.min,
             "p50": self.percentile(50),
             "p99": self.percentile(99),
             "max": self.max,
