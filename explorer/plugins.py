@@ -9,6 +9,7 @@ rest keeps working. ``PGTABLE_EXPLORER_NO_ENTRYPOINTS=1`` turns off entry-point 
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import importlib.util
 import os
@@ -83,12 +84,13 @@ class Registry:
 
     def table(self, kind: str) -> dict[str, Any]:
         """The registrations of one kind: ``strategy``, ``iommu``, ``workload`` or ``scenario``."""
-        return {
+        tables: dict[str, dict[str, Any]] = {
             "strategy": self.strategies,
             "iommu": self.iommu_models,
             "workload": self.workloads,
             "scenario": self.scenarios,
-        }[kind]
+        }
+        return tables[kind]
 
     def version_of(self, kind: str, name: str) -> str:
         obj = self.table(kind).get(name)
@@ -119,7 +121,46 @@ def _load_module_from_path(path: Path, modname: str) -> ModuleType:
 
 
 def _iter_py_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.py") if not p.name.startswith("_") and "__pycache__" not in p.parts)
+    """The plugin files under ``root``: ``*.py``, skipping any file or folder whose name starts
+    with ``_`` or ``.`` (helpers, ``__pycache__``, a ``.venv`` or ``.git`` inside the folder)."""
+    return sorted(
+        p for p in root.rglob("*.py") if not any(part.startswith(("_", ".")) for part in p.relative_to(root).parts)
+    )
+
+
+#: The method each kind must override (an IOMMU model only when it is ``present``).
+_REQUIRED_METHOD = {
+    "strategy": "pagetable_free_kernel",
+    "iommu": "invalidate_kernel_range",
+    "workload": "process",
+}
+
+
+def _validate_params(owner: str, params: Any) -> None:
+    if isinstance(params, Param):
+        raise ValueError(
+            f"{owner}: params must be a tuple of Param objects, got a single Param "
+            "(a one-element tuple needs a trailing comma: params = (Param(...),))"
+        )
+    try:
+        declared = list(params)
+    except TypeError:
+        raise ValueError(f"{owner}: params must be a tuple of Param objects, got {params!r}") from None
+    seen: set[str] = set()
+    for p in declared:
+        if not isinstance(p, Param):
+            raise ValueError(f"{owner}: params must be Param objects, got {p!r}")
+        if not (isinstance(p.name, str) and p.name.isidentifier()):
+            raise ValueError(f"{owner}: parameter name {p.name!r} is not an identifier (letters, digits, _)")
+        if p.name in seen:
+            raise ValueError(f"{owner}: parameter {p.name!r} declared twice")
+        seen.add(p.name)
+        if p.min is not None and p.max is not None and p.min > p.max:
+            raise ValueError(f"{owner}: parameter {p.name!r}: min {p.min} is above max {p.max}")
+        try:
+            p.canonical_default()  # a default that does not validate is a plugin bug
+        except ValueError as exc:
+            raise ValueError(f"{owner}: parameter {p.name!r}: default {p.default!r}: {exc}") from None
 
 
 def _validate_registration(kind: str, obj: Any) -> str:
@@ -127,21 +168,24 @@ def _validate_registration(kind: str, obj: Any) -> str:
     if kind == "scenario":
         if not isinstance(obj, Scenario):
             raise ValueError(f"register_scenarios expects Scenario objects, got {obj!r}")
+        if not (isinstance(obj.name, str) and obj.name):
+            raise ValueError(f"a Scenario needs a non-empty string name, got {obj.name!r}")
         return obj.name
-    base = KINDS[kind]
+    base: Any = KINDS[kind]
+    if isinstance(obj, base):
+        raise ValueError(f"expected a subclass of {base.__name__}: register the class, not an instance ({obj!r})")
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise ValueError(f"expected a subclass of {base.__name__}, got {obj!r}")
-    if not obj.name:
-        raise ValueError(f"{obj.__name__} has no 'name'")
-    seen: set[str] = set()
-    for p in obj.params:
-        if not isinstance(p, Param):
-            raise ValueError(f"{obj.name}: params must be Param objects, got {p!r}")
-        if p.name in seen:
-            raise ValueError(f"{obj.name}: parameter {p.name!r} declared twice")
-        seen.add(p.name)
-        p.canonical_default()  # a default that does not validate is a plugin bug
-    return str(obj.name)
+    cls: Any = obj  # a subclass of one of the declared bases: has name, params, ...
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no 'name'")
+    if not isinstance(cls.name, str):
+        raise ValueError(f"{cls.__name__}: name must be a string, got {cls.name!r}")
+    method = _REQUIRED_METHOD[kind]
+    if getattr(cls, method) is getattr(base, method) and getattr(cls, "present", True):
+        raise ValueError(f"{cls.name} ({cls.__name__}) does not implement {method}()")
+    _validate_params(cls.name, cls.params)
+    return cls.name
 
 
 class _Loader:
@@ -149,37 +193,65 @@ class _Loader:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
+        self.loaded_files: set[Path] = set()
 
     def add(self, module: object, info: PluginInfo) -> None:
-        """Register one plugin module and collect what it offers; on any error, skip it."""
+        """Register one plugin module and collect what it offers; on any error, skip it whole."""
+        pm_name = f"{info.origin}:{info.location}:{info.name}"
         try:
-            self.pm.register(module, name=f"{info.origin}:{info.location}:{info.name}")
-        except Exception as exc:  # pluggy rejects duplicate names and bad hookimpls
+            self.pm.register(module, name=pm_name)
+        except BaseException as exc:  # pluggy rejects duplicate names and bad hookimpls
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            # pluggy < 1.7 could leave a plugin half-registered when one of its hookimpls failed
+            # validation; what it left would make check_pending() fail for every later plugin.
+            if self.pm.get_name(module) == pm_name:
+                self.pm.unregister(module, name=pm_name)
             self._fail(info, exc)
             return
         try:
+            self._check_hook_names(module)
             self.pm.check_pending()
-            collected: list[tuple[str, str, Any]] = []
+            collected: dict[tuple[str, str], Any] = {}
             for hook_name, kind in _HOOK_KIND.items():
                 impls = [i for i in getattr(self.pm.hook, hook_name).get_hookimpls() if i.plugin is module]
                 for impl in impls:
                     found: list[Any] = []
-                    impl.function(register=found.append)
+                    # call with the arguments it declares, as pluggy would (it may take none)
+                    impl.function(**{a: found.append for a in impl.argnames})
                     for obj in found:
-                        collected.append((kind, _validate_registration(kind, obj), obj))
-            for kind, name, _ in collected:
+                        key = (kind, _validate_registration(kind, obj))
+                        if key in collected:
+                            raise ValueError(f"{kind} {key[1]!r} is registered twice by {info.name}")
+                        collected[key] = obj
+            for kind, name in collected:
                 if (kind, name) in self.registry.provider:
                     other = self.registry.provider[(kind, name)]
-                    raise ValueError(f"{kind} {name!r} is already registered by {other.name} ({other.origin})")
-        except Exception as exc:
-            self.pm.unregister(module)
+                    raise ValueError(
+                        f"{kind} {name!r} of {info.name} ({info.origin}) is already registered by "
+                        f"{other.name} ({other.origin}, {other.location})"
+                    )
+        except BaseException as exc:  # a hook may even call sys.exit()
+            self.pm.unregister(module, name=pm_name)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             self._fail(info, exc)
             return
-        for kind, name, obj in collected:
+        for (kind, name), obj in collected.items():
             self.registry.table(kind)[name] = obj
             self.registry.provider[(kind, name)] = info
             info.registers.append((kind, name))
         self.registry.plugins.append(info)
+
+    def _check_hook_names(self, module: object) -> None:
+        """What ``check_pending()`` checks, for this module only, with a did-you-mean."""
+        for caller in self.pm.get_hookcallers(module) or ():
+            if caller.has_spec():
+                continue
+            if any(i.plugin is module and not i.optionalhook for i in caller.get_hookimpls()):
+                close = difflib.get_close_matches(caller.name, _HOOK_KIND, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; the hooks are {', '.join(_HOOK_KIND)}"
+                raise ValueError(f"unknown hook {caller.name!r}{hint}")
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         info.error = f"{type(exc).__name__}: {exc}"
@@ -187,6 +259,10 @@ class _Loader:
         self.registry.failures.append(info)
 
     def load_file(self, path: Path, origin: str, modname: str) -> None:
+        path = path.resolve()
+        if path in self.loaded_files:  # the same folder given twice, or the built-in folder again
+            return
+        self.loaded_files.add(path)
         info = PluginInfo(name=path.stem, origin=origin, location=str(path))
         try:
             module = _load_module_from_path(path, modname)
@@ -223,7 +299,12 @@ def load_registry(
     if entry_points is None:
         entry_points = os.environ.get(NO_ENTRYPOINTS_ENV, "") in ("", "0")
     if entry_points:
-        for ep in _entry_points():
+        try:
+            eps = list(_entry_points())
+        except Exception as exc:  # unreadable metadata of some installed distribution
+            eps = []
+            loader._fail(PluginInfo(name=ENTRY_POINT_GROUP, origin="installed package", location="entry points"), exc)
+        for ep in eps:
             dist = getattr(ep, "dist", None)
             info = PluginInfo(
                 name=ep.name,
@@ -245,7 +326,10 @@ def load_registry(
         root = Path(d)
         dirs.append(str(root.resolve()))
         if not root.is_dir():
-            loader._fail(PluginInfo(name=str(d), origin="directory", location=str(root)), NotADirectoryError(f"no such directory: {d}"))
+            loader._fail(
+                PluginInfo(name=str(d), origin="directory", location=str(root)),
+                NotADirectoryError(f"no such directory: {d}"),
+            )
             continue
         for path in _iter_py_files(root):
             rel = path.relative_to(root).with_suffix("")
