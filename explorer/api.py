@@ -92,8 +92,10 @@ class Param:
         if t == "bool":
             if isinstance(value, bool):
                 return value
-            if isinstance(value, str) and value.lower() in ("y", "yes", "true", "on", "1", "n", "no", "false", "off", "0"):
-                return value.lower() in ("y", "yes", "true", "on", "1")
+            words = {"y": True, "yes": True, "true": True, "on": True, "1": True}
+            words |= {"n": False, "no": False, "false": False, "off": False, "0": False}
+            if isinstance(value, str) and value.lower() in words:
+                return words[value.lower()]
             raise ParamError(f"expected true or false, got {value!r}")
         if t == "int":
             if isinstance(value, bool):
@@ -335,11 +337,12 @@ class _Declared:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0"
     help: ClassVar[str] = ""
-    params: ClassVar[tuple[Param, ...]] = ()
+    #: On the class: the declared parameters (a tuple of :class:`Param`). On an instance: the
+    #: validated values in canonical units, keyed by parameter name (``self.params["batch"]``).
+    params: Any = ()
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        #: The validated parameter values, in canonical units, keyed by parameter name.
-        self.params: Mapping[str, Any] = dict(params)  # type: ignore[misc]
+        self.params = dict(params)
 
 
 class FreeStrategy(_Declared):
@@ -474,4 +477,4 @@ def workload_params(
 
 def iter_params(obj: type[_Declared] | _Declared) -> Iterator[Param]:
     """The parameters a plugin class declares, in declaration order."""
-    yield from obj.params
+    yield from (type(obj) if isinstance(obj, _Declared) else obj).params

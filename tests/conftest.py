@@ -10,8 +10,8 @@ import pytest
 
 os.environ.setdefault("PGTABLE_EXPLORER_NO_ENTRYPOINTS", "1")
 
-from explorer.config import apply_overrides, default_config  # noqa: E402
-from explorer.plugins import Registry, load_registry  # noqa: E402
+from explorer.config import apply_overrides, default_config
+from explorer.plugins import Registry, load_registry
 
 TESTS = Path(__file__).resolve().parent
 RUNTIME_PLUGINS = TESTS / "plugins" / "runtime"

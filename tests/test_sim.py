@@ -13,11 +13,14 @@ from explorer.plugins import Registry, load_registry
 from explorer.sim.build import Simulation, build_simulation
 from tests.conftest import make_config
 
+
 def run(registry: Registry, *overrides: str, scenario: str | None = None) -> dict[str, Any]:
     return build_simulation(make_config(registry, *overrides, scenario=scenario), registry).run()
 
 
-def with_workloads(registry: Registry, names: list[str], *overrides: str, scenario: str | None = None) -> dict[str, Any]:
+def with_workloads(
+    registry: Registry, names: list[str], *overrides: str, scenario: str | None = None
+) -> dict[str, Any]:
     cfg = make_config(registry, *overrides, scenario=scenario)
     cfg["workload"] = [w for w in cfg["workload"] if w["name"] in names]
     return cfg
@@ -260,7 +263,9 @@ def test_freed_while_linked_is_caught(tmp_path: Path) -> None:
 
 
 def test_bootmem_tables_bypass_the_strategy(registry: Registry) -> None:
-    cfg = with_workloads(registry, ["hot-remove"], "workload.hot-remove.bootmem_fraction=1", "workload.hot-remove.rate=500/s")
+    cfg = with_workloads(
+        registry, ["hot-remove"], "workload.hot-remove.bootmem_fraction=1", "workload.hot-remove.rate=500/s"
+    )
     m = run_cfg(registry, cfg)
     assert m["kernel_tables_freed"] > 0
     assert m["strategy_calls"] == 0

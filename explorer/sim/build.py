@@ -189,10 +189,13 @@ class Simulation:
         try:
             if self.engine.now < self.duration:
                 self.engine.run(min(until, self.duration))
-            if self.engine.now >= self.duration and until >= self.duration:
-                # After the workloads stop, end as soon as nothing is left queued.
-                if self.engine.run_until_true(until, self._quiet) or self.engine.now >= self.end_ns:
-                    self._finish()
+            # After the workloads stop, end as soon as nothing is left queued.
+            if (
+                self.engine.now >= self.duration
+                and until >= self.duration
+                and (self.engine.run_until_true(until, self._quiet) or self.engine.now >= self.end_ns)
+            ):
+                self._finish()
         except PluginError as err:
             self.failed = err
             self.finished = True
@@ -284,7 +287,13 @@ class Simulation:
                 "duration_ns": self.duration,
                 "finished": self.finished,
                 "pending_list": [
-                    {"pfn": pt.page, "slot": pt.slot, "level": pt.level, "source": pt.source, "age_ns": now - pt.unlinked_at}
+                    {
+                        "pfn": pt.page,
+                        "slot": pt.slot,
+                        "level": pt.level,
+                        "source": pt.source,
+                        "age_ns": now - pt.unlinked_at,
+                    }
                     for pt in pending
                 ],
                 "work_items": [{"name": w.name, "state": w.state, "runs": w.runs} for w in k.work_items],

@@ -17,9 +17,9 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Generator
 from types import GeneratorType
-from typing import Any
+from typing import Any, cast
 
-from explorer.api import FlushCost, FreeStrategy, IommuModel, SvaTopology
+from explorer.api import FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
 from explorer.sim.checker import Checker
 from explorer.sim.engine import Engine, Mutex, PluginError
 from explorer.sim.iommu import IommuUnit
@@ -393,7 +393,8 @@ class Kernel:
                 self.slot_pos[last] = pos
             self.slot_pos[slot] = -1
             self.recent_unlinked.append(slot)
-            self.engine.call_in(self.exp_gap(self.rng_refill, 1e9 / self.slot_refill_ns) if self.slot_refill_ns else 0, self._refill, slot)
+            refill = self.exp_gap(self.rng_refill, 1e9 / self.slot_refill_ns) if self.slot_refill_ns else 0
+            self.engine.call_in(refill, self._refill, slot)
         self.pending[pt.page] = pt
         self._pending_changed(+1)
         self.trace("unlink", cpu=cpu, pfn=pt.page, slot=slot, level=pt.level, source=source)
@@ -405,9 +406,11 @@ class Kernel:
             pt.marked = False  # ptdesc_clear_kernel()
             if self.async_free:
                 self.strategy_calls += 1
-                self.trace("pagetable_free_kernel", cpu=ctx.cpu, pfn=pt.page, source=ctx.source, strategy=self.strategy_name)
+                self.trace("pagetable_free_kernel", cpu=ctx.cpu, pfn=pt.page, source=ctx.source)
                 try:
-                    res = self.strategy.pagetable_free_kernel(ctx, pt)
+                    # KernelContext is the KernelServices implementation; its methods take the
+                    # simulator's own objects, which are all a strategy is ever handed.
+                    res = self.strategy.pagetable_free_kernel(cast(KernelServices, ctx), pt)
                 except PluginError:
                     raise
                 except Exception as exc:
