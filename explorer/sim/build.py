@@ -20,9 +20,16 @@ from explorer.sim.memory import STATE_NAMES
 
 
 class PluginTables(Protocol):
-    strategies: Mapping[str, type[FreeStrategy]]
-    iommu_models: Mapping[str, type[IommuModel]]
-    workloads: Mapping[str, type[WorkloadSource]]
+    """What the simulator needs of a plugin registry (``explorer.plugins.Registry`` has it)."""
+
+    @property
+    def strategies(self) -> Mapping[str, type[FreeStrategy]]: ...
+
+    @property
+    def iommu_models(self) -> Mapping[str, type[IommuModel]]: ...
+
+    @property
+    def workloads(self) -> Mapping[str, type[WorkloadSource]]: ...
 
 
 class BuildError(ValueError):

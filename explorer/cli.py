@@ -1,0 +1,864 @@
+"""The command line: ``run``, ``compare``, ``plugins``, ``scenarios``, ``config``; no command opens the TUI.
+
+Start-up is kept light: this module imports only the standard library at import time. The config
+layer, the plugins, the simulator and Textual are imported inside the commands that need them, so
+``--version`` and ``run --help`` stay fast.
+
+Exit status: 0 success, 1 a run failed (a plugin raised), 2 a user error (a bad file, key, value or
+plugin name; argparse errors are 2 as well).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from explorer import __version__
+
+if TYPE_CHECKING:
+    from explorer.api import Param, Scenario
+    from explorer.config import Problem
+    from explorer.plugins import Registry
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+
+PROG = "pgtable-explorer"
+
+
+class UserError(Exception):
+    """A mistake on the command line: printed as ``error: ...``, exit status 2."""
+
+
+class RunFailed(Exception):
+    """A plugin raised during a run: printed with the plugin's traceback, exit status 1."""
+
+    def __init__(self, message: str, traceback_text: str = "") -> None:
+        super().__init__(message)
+        self.traceback_text = traceback_text
+
+
+# --------------------------------------------------------------------------- argument parsing
+
+
+def _add_config_source(p: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("config", nargs="?", metavar="CONFIG", help="a TOML config file")
+        p.add_argument("--scenario", metavar="NAME", help="start from a scenario (see `scenarios`) instead of a file")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="override one value, e.g. kernel.cpus=4, strategy.params.batch=64, workload.vmalloc-huge.rate=1000/s "
+        "(repeatable)",
+    )
+    p.add_argument("--seed", type=int, metavar="N", help="the seed (same as --set run.seed=N)")
+    p.add_argument("--duration", metavar="TIME", help="simulated time, e.g. 50ms (same as --set run.duration=TIME)")
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of standard output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--plugins-dir",
+        action="append",
+        default=[],
+        dest="sub_plugins_dirs",
+        metavar="DIR",
+        help="also load plugins from the .py files in DIR (repeatable)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Simulate how the Linux kernel frees kernel page-table pages and flushes IOMMUs. "
+        "Without a command, opens the interactive explorer (TUI).",
+        epilog="Run `pgtable-explorer COMMAND --help` for a command's options. Exit status: 0 ok, 1 a run "
+        "failed (a plugin raised), 2 a usage or config error.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--plugins-dir",
+        action="append",
+        default=[],
+        dest="plugins_dirs",
+        metavar="DIR",
+        help="also load plugins from the .py files in DIR (repeatable)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", parents=[common], help="run one simulation and print its metrics",
+                       description="Run one simulation: from CONFIG, a --scenario, or the default "
+                       "(linux-6.19), with overrides; print the metrics.")
+    _add_config_source(p)
+    _add_output(p)
+
+    p = sub.add_parser(
+        "compare",
+        parents=[common],
+        help="run several strategies, IOMMU models or configs on the same workload and seed",
+        description="Run the same workload and seed under each --strategy (or each --iommu, or each "
+        "CONFIG) and print one table with a column each; '*' marks the best value where lower is better.",
+    )
+    p.add_argument("configs", nargs="*", metavar="CONFIG",
+                   help="the base config (with --strategy/--iommu) or the configs to compare")
+    p.add_argument("--scenario", metavar="NAME", help="start from a scenario instead of a file")
+    p.add_argument("--strategy", action="append", default=[], dest="strategies", metavar="NAME[:K=V,...]",
+                   help="a strategy to compare, optionally with parameters, e.g. batched:batch=64 (repeatable)")
+    p.add_argument("--iommu", action="append", default=[], dest="iommus", metavar="MODEL[:K=V,...]",
+                   help="an IOMMU model to compare, optionally with parameters (repeatable)")
+    _add_config_source(p, positional=False)
+    _add_output(p)
+
+    p = sub.add_parser("plugins", parents=[common], help="list the loaded plugins and those that failed to load")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--verbose", "-v", action="store_true", help="also list every parameter and where plugins live")
+
+    p = sub.add_parser("scenarios", parents=[common], help="list the scenarios (named preset configs)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("config", parents=[common], help="print, check and describe config files",
+                       description="Print, check and describe config files.")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = csub.add_parser("default", parents=[common], help="print the default config (or a scenario's) as TOML")
+    c.add_argument("--scenario", metavar="NAME", help="the config of this scenario")
+    c.add_argument("--minimal", action="store_true", help="only what differs from the defaults")
+    c = csub.add_parser("show", parents=[common], help="print the effective config of CONFIG with overrides")
+    c.add_argument("config", metavar="CONFIG", help="a TOML config file")
+    _add_config_source(c, positional=False)
+    c.add_argument("--minimal", action="store_true", help="only what differs from the defaults")
+    c = csub.add_parser("validate", parents=[common], help="check CONFIG: print 'ok' or every problem (exit 2)")
+    c.add_argument("config", metavar="CONFIG", help="a TOML config file")
+    c.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="also check these overrides")
+    c = csub.add_parser("schema", parents=[common], help="print the JSON Schema of config files (for editors)")
+    c.add_argument("--draft", choices=("2020-12", "7"), default="2020-12",
+                   help="the JSON Schema draft to declare (the keywords used are the same; default: 2020-12)")
+
+    p = sub.add_parser("tui", parents=[common], help="open the interactive explorer (the default)")
+    p.add_argument("config", nargs="?", metavar="FILE.toml", help="a config file to open")
+    return parser
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+def _plugins_dirs(args: argparse.Namespace) -> list[str]:
+    return [*getattr(args, "plugins_dirs", []), *getattr(args, "sub_plugins_dirs", [])]
+
+
+def _load_registry(args: argparse.Namespace, *, report_failures: bool = True) -> Registry:
+    from explorer.plugins import load_registry
+
+    registry = load_registry(plugins_dirs=_plugins_dirs(args))
+    if report_failures:
+        for info in registry.failures:
+            print(f"warning: plugin {info.name} ({info.origin}, {info.location}) failed to load: {info.error}",
+                  file=sys.stderr)
+    return registry
+
+
+def _print_warnings(warnings: Sequence[Problem]) -> None:
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    out = list(getattr(args, "overrides", []) or [])
+    if getattr(args, "seed", None) is not None:
+        out.append(f"run.seed={args.seed}")
+    if getattr(args, "duration", None) is not None:
+        out.append(f"run.duration={args.duration}")
+    return out
+
+
+def _base_config(
+    registry: Registry, path: str | None, scenario: str | None, warnings: list[Problem]
+) -> tuple[dict[str, Any], str | None]:
+    """The config from a file, a scenario, or the default; and the scenario it is (if any)."""
+    from explorer.config import DEFAULT_SCENARIO, default_config, load_config
+
+    if path and scenario:
+        raise UserError("give a CONFIG file or --scenario, not both")
+    if path:
+        return load_config(path, registry, warnings=warnings), None
+    if scenario:
+        return default_config(registry, scenario), scenario
+    return default_config(registry), (DEFAULT_SCENARIO if DEFAULT_SCENARIO in registry.scenarios else None)
+
+
+def _effective_config(
+    args: argparse.Namespace, registry: Registry, path: str | None, scenario: str | None
+) -> tuple[dict[str, Any], str | None]:
+    from explorer.config import apply_overrides
+
+    warnings: list[Problem] = []
+    config, scen = _base_config(registry, path, scenario, warnings)
+    overrides = _overrides(args)
+    if overrides:
+        config = apply_overrides(config, overrides, registry, warnings=warnings)
+    _print_warnings(warnings)
+    return config, scen
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _dumps_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+class _Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.label = label
+        self.last = -1
+
+    def __call__(self, fraction: float) -> None:
+        if not self.enabled:
+            return
+        pct = max(0, min(100, int(fraction * 100)))
+        if pct == self.last:
+            return
+        self.last = pct
+        width = 30
+        filled = pct * width // 100
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {pct:3d}%")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.last >= 0:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+        self.last = -1
+
+
+def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[[float], None]) -> dict[str, Any]:
+    from explorer.sim.build import BuildError, build_simulation
+    from explorer.sim.engine import PluginError
+
+    try:
+        sim = build_simulation(config, registry)
+        return sim.run(progress=progress)
+    except PluginError as exc:
+        raise RunFailed(f"{exc.kind} {exc.name!r} raised: {getattr(exc, 'error', exc)}",
+                        getattr(exc, "traceback_text", "")) from None
+    except BuildError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _dig(metrics: Mapping[str, Any], path: str) -> Any:
+    node: Any = metrics
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, Mapping) and "total" in node:
+        return node["total"]
+    return node
+
+
+def check_expectations(scenario: Scenario, metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Check a scenario's ``expect`` (metric path -> zero/nonzero) and ``only_source`` against metrics."""
+    checks: list[dict[str, Any]] = []
+    for path, want in scenario.expect.items():
+        value = _dig(metrics, path)
+        ok = None
+        if isinstance(value, (int, float)):
+            ok = value == 0 if want == "zero" else value > 0 if want == "nonzero" else None
+        checks.append({"metric": path, "expect": want, "value": value, "ok": ok})
+    if scenario.only_source:
+        others = sorted({
+            src
+            for v in (metrics.get("violations") or {}).values()
+            if isinstance(v, Mapping)
+            for src, n in (v.get("by_source") or {}).items()
+            if n and src != scenario.only_source
+        })
+        checks.append({"metric": "violations.by_source", "expect": f"only {scenario.only_source}",
+                       "value": others, "ok": not others})
+    return checks
+
+
+def _scenario_doc(registry: Registry, name: str | None, metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if name is None or name not in registry.scenarios:
+        return None
+    sc = registry.scenarios[name]
+    doc: dict[str, Any] = {"name": sc.name, "description": sc.description, "expected": sc.expected}
+    if metrics is not None and (sc.expect or sc.only_source):
+        doc["checks"] = check_expectations(sc, metrics)
+    return doc
+
+
+# --------------------------------------------------------------------------- text formatting
+
+
+def _scenario_line(scenario: Mapping[str, Any], color: bool) -> list[str]:
+    import textwrap
+
+    text = f"scenario  {scenario['name']}" + (f": {scenario['description']}" if scenario.get("description") else "")
+    lines = textwrap.wrap(text, 100, subsequent_indent=" " * 10)
+    head = f"scenario  {scenario['name']}"
+    return [_bold(head, color) + lines[0][len(head):], *lines[1:]]
+
+
+def _use_color(output: str | None) -> bool:
+    return output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _red(text: str, color: bool) -> str:
+    return f"\033[31m{text}\033[0m" if color else text
+
+
+def _bold(text: str, color: bool) -> str:
+    return f"\033[1m{text}\033[0m" if color else text
+
+
+def _visible_len(text: str) -> int:
+    import re
+
+    return len(re.sub(r"\033\[[0-9;]*m", "", text))
+
+
+def _align(rows: Sequence[Sequence[str]], right: Sequence[bool], indent: str = "  ", gap: str = "  ") -> list[str]:
+    widths = [0] * max(len(r) for r in rows)
+    for r in rows:
+        for i, cell in enumerate(r):
+            widths[i] = max(widths[i], _visible_len(cell))
+    out = []
+    for r in rows:
+        cells = []
+        for i, cell in enumerate(r):
+            pad = " " * (widths[i] - _visible_len(cell))
+            cells.append(pad + cell if (right[i] if i < len(right) else True) else cell + pad)
+        out.append((indent + gap.join(cells)).rstrip())
+    return out
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v == 0:
+            return "0"
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _rate(v: Any) -> str:
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return "-"
+    return f"{int(v):,}/s" if float(v).is_integer() else f"{v:.3g}/s"
+
+
+def _dur(v: Any) -> str:
+    from explorer.units import human_duration
+
+    return "-" if v is None else human_duration(float(v))
+
+
+VIOLATIONS = ("use_after_free", "stale_walk_free", "double_free", "freed_while_linked", "leaked", "sleep_in_atomic")
+VIOLATION_HELP = {
+    "use_after_free": "device walked through a stale entry into a reused page",
+    "stale_walk_free": "device walked into a page already back in the allocator",
+    "double_free": "a table freed twice",
+    "freed_while_linked": "a table freed while still reachable",
+    "leaked": "a table never freed by the end of the run",
+    "sleep_in_atomic": "a sleeping call in atomic context",
+}
+
+
+def _by_source(v: Any) -> str:
+    if not isinstance(v, Mapping):
+        return ""
+    parts = [f"{src} {n:,}" for src, n in sorted((v.get("by_source") or {}).items()) if n]
+    return ", ".join(parts)
+
+
+def _describe_config(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    k, io, st = config["kernel"], config["iommu"], config["strategy"]
+    from explorer.units import format_duration
+
+    params = ", ".join(f"{key}={val}" for key, val in st["params"].items())
+    strategy = st["name"] + (f" ({params})" if params else "")
+    afree = metrics.get("async_kernel_pgtable_free")
+    lines = [
+        f"strategy  {strategy}",
+        f"iommu     {io['model']}: {io['count']} IOMMU(s), {io['sva_mms']} SVA mm(s), probes "
+        f"{_rate(io['probe_rate'])} ({io['probe_target']})" + ("" if metrics.get("sva_present", True) else
+                                                                   " - no SVA mm bound"),
+        f"kernel    {k['arch']}, {k['cpus']} CPUs, IOMMU_SVA={'y' if k['iommu_sva'] else 'n'}, "
+        f"ASYNC_KERNEL_PGTABLE_FREE={k['async_kernel_pgtable_free']}"
+        + (f" ({'y' if afree else 'n'})" if afree is not None and k["async_kernel_pgtable_free"] == "auto" else ""),
+        "workload  " + (", ".join(f"{w['name']} {_rate(w.get('rate'))}" for w in config["workload"]) or "(none)"),
+        f"run       {format_duration(config['run']['duration'])} simulated (+ up to "
+        f"{format_duration(config['run']['drain'])} drain), seed {config['run']['seed']}, "
+        f"{_num(metrics.get('events'))} events",
+    ]
+    return lines
+
+
+def format_run_table(
+    config: Mapping[str, Any], metrics: Mapping[str, Any], scenario: Mapping[str, Any] | None, color: bool
+) -> str:
+    out: list[str] = []
+    if scenario:
+        out += _scenario_line(scenario, color)
+    out += _describe_config(config, metrics)
+    out.append("")
+
+    kfreed = metrics.get("kernel_tables_freed") or 0
+    flushes = metrics.get("flushes")
+    per = f"{flushes / kfreed:.2f} per kernel table freed" if isinstance(flushes, int) and kfreed else ""
+    queue = metrics.get("queue") or {}
+    rows = [
+        ["kernel tables freed", _num(metrics.get("kernel_tables_freed")),
+         f"of {_num(metrics.get('kernel_tables_unlinked'))} unlinked" if "kernel_tables_unlinked" in metrics else ""],
+        ["user tables freed", _num(metrics.get("user_tables_freed")), "never enter a strategy"],
+        ["IOMMU flushes", _num(flushes), per],
+        ["worker runs", _num(metrics.get("worker_runs")), ""],
+        ["queue peak", _num(queue.get("peak")), "tables waiting at once"],
+        ["queue page-seconds", _num(queue.get("page_seconds")), "memory held while waiting"],
+    ]
+    out.append(_bold("Frees", color))
+    out += _align(rows, [False, True, False])
+    out.append("")
+
+    lat, caller = metrics.get("latency_ns") or {}, metrics.get("caller_ns") or {}
+    rows = [["", "p50", "p99", "max"],
+            ["unlink -> free", _dur(lat.get("p50")), _dur(lat.get("p99")), _dur(lat.get("max"))],
+            ["caller in free path", _dur(caller.get("p50")), _dur(caller.get("p99")), _dur(caller.get("max"))]]
+    out.append(_bold("Latency", color))
+    out += _align(rows, [False, True, True, True])
+    out.append("")
+
+    violations = metrics.get("violations") or {}
+    rows = []
+    total_bad = 0
+    for name in VIOLATIONS:
+        v = violations.get(name)
+        total = v.get("total", 0) if isinstance(v, Mapping) else v
+        total_bad += total or 0
+        cell = _num(total)
+        rows.append([_red(name, color) if total else name, _red(cell, color) if total else cell,
+                     _by_source(v) or ("" if total else VIOLATION_HELP.get(name, ""))])
+    for name, v in violations.items():  # anything the checker adds later
+        if name not in VIOLATIONS:
+            total = v.get("total", 0) if isinstance(v, Mapping) else v
+            total_bad += total or 0
+            rows.append([name, _red(_num(total), color) if total else _num(total), _by_source(v)])
+    swq = metrics.get("stale_walk_queued")
+    swq_total = swq.get("total") if isinstance(swq, Mapping) else swq
+    rows.append(["stale_walk_queued", _num(swq_total), "harmless: the page was still queued, not yet freed"])
+    out.append(_bold("Violations", color) + ("  none" if not total_bad else _red(f"  {total_bad:,} in total", color)))
+    out += _align(rows, [False, True, False])
+
+    if scenario and scenario.get("expected"):
+        out.append("")
+        out.append(_bold("Expected", color) + f"  {scenario['expected']}")
+        for c in scenario.get("checks", []):
+            mark = "ok  " if c["ok"] else ("??  " if c["ok"] is None else _red("FAIL", color))
+            value = c["value"]
+            got = (", ".join(value) or "none") if isinstance(value, list) else _num(value)
+            out.append(f"  {mark} {c['metric']} {c['expect']} (got {got})")
+    return "\n".join(out) + "\n"
+
+
+# (label, metric path, lower is better, formatter)
+COMPARE_ROWS: tuple[tuple[str, str, bool, Callable[[Any], str]], ...] = (
+    ("violations (all kinds)", "@violations", True, _num),
+    ("kernel tables freed", "kernel_tables_freed", False, _num),
+    ("user tables freed", "user_tables_freed", False, _num),
+    ("IOMMU flushes", "flushes", True, _num),
+    ("flushes per kernel table", "@flushes_per_table", True, lambda v: "-" if v is None else f"{v:.2f}"),
+    ("IOMMU commands", "@commands", True, _num),
+    ("flush time (all CPUs)", "flush_time_ns", True, _dur),
+    ("worker runs", "worker_runs", False, _num),
+    ("worker CPU time", "worker_cpu_ns", True, _dur),
+    ("queue peak", "queue.peak", True, _num),
+    ("queue page-seconds", "queue.page_seconds", True, _num),
+    ("latency p50", "latency_ns.p50", True, _dur),
+    ("latency p99", "latency_ns.p99", True, _dur),
+    ("latency max", "latency_ns.max", True, _dur),
+    ("caller p50", "caller_ns.p50", True, _dur),
+    ("caller p99", "caller_ns.p99", True, _dur),
+    ("caller max", "caller_ns.max", True, _dur),
+    *((name, f"violations.{name}", True, _num) for name in VIOLATIONS),
+    ("stale_walk_queued (harmless)", "stale_walk_queued", False, _num),
+    ("events", "events", False, _num),
+)
+
+
+def _row_value(metrics: Mapping[str, Any], path: str) -> Any:
+    if path == "@violations":
+        v = metrics.get("violations")
+        if not isinstance(v, Mapping):
+            return None
+        return sum((x.get("total", 0) if isinstance(x, Mapping) else x) or 0 for x in v.values())
+    if path == "@commands":
+        commands = metrics.get("iommu_commands")
+        return sum(commands.values()) if isinstance(commands, Mapping) else None
+    if path == "@flushes_per_table":
+        f, k = metrics.get("flushes"), metrics.get("kernel_tables_freed")
+        return f / k if isinstance(f, (int, float)) and isinstance(k, (int, float)) and k else None
+    return _dig(metrics, path)
+
+
+def format_compare_table(columns: Sequence[Mapping[str, Any]], color: bool) -> str:
+    header = ["", *(str(c["label"]) for c in columns)]
+    rows: list[list[str]] = [header]
+    for label, path, lower, fmt in COMPARE_ROWS:
+        values = [_row_value(c["metrics"], path) for c in columns]
+        numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        best = min(numeric) if lower and numeric and len(set(numeric)) > 1 else None
+        cells = [label]
+        for v in values:
+            cell = fmt(v)
+            is_bad = path.startswith(("violations.", "@violations")) and isinstance(v, (int, float)) and v > 0
+            if is_bad:
+                cell = _red(cell, color)
+            cells.append(cell + ("*" if best is not None and v == best else " "))
+        rows.append(cells)
+    lines = _align(rows, [False, *([True] * len(columns))], indent="", gap="   ")
+    lines.insert(1, "-" * max(_visible_len(line) for line in lines))
+    lines.append("")
+    lines.append("* best (lower is better) where the columns differ")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from explorer.config import to_toml_dict
+
+    registry = _load_registry(args)
+    config, scen = _effective_config(args, registry, args.config, args.scenario)
+    progress = _Progress("running")
+    try:
+        metrics = _simulate(config, registry, progress)
+    finally:
+        progress.close()
+    scenario = _scenario_doc(registry, scen, metrics)
+    if args.format == "json":
+        doc: dict[str, Any] = {"config": to_toml_dict(config, registry), "metrics": metrics}
+        if scenario is not None:
+            doc["scenario"] = scenario
+        _write_output(_dumps_json(doc), args.output)
+    else:
+        _write_output(format_run_table(config, metrics, scenario, _use_color(args.output)), args.output)
+    return EXIT_OK
+
+
+def _variant(spec: str, kind: str) -> tuple[str, list[str]]:
+    """``batched:batch=64,max_delay=1ms`` -> the name and the overrides that select it."""
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if not name:
+        raise UserError(f"--{kind}: expected NAME or NAME:KEY=VALUE,..., got {spec!r}")
+    key = "strategy.name" if kind == "strategy" else "iommu.model"
+    prefix = "strategy.params." if kind == "strategy" else "iommu.params."
+    sets = [f"{key}={name}"]
+    for kv in filter(None, (s.strip() for s in rest.split(","))):
+        sets.append(prefix + kv)
+    return name, sets
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from explorer.config import apply_overrides, load_config, to_toml_dict
+
+    if args.strategies and args.iommus:
+        raise UserError("compare either strategies (--strategy) or IOMMU models (--iommu), not both at once")
+    registry = _load_registry(args)
+    overrides = _overrides(args)
+    warnings: list[Problem] = []
+    variants: list[tuple[str, dict[str, Any]]] = []
+    scen: str | None = None
+    if args.strategies or args.iommus:
+        axis = "strategy" if args.strategies else "iommu"
+        if len(args.configs) > 1:
+            raise UserError(f"with --{axis}, give at most one CONFIG (the base); got {len(args.configs)}")
+        base, scen = _base_config(registry, args.configs[0] if args.configs else None, args.scenario, warnings)
+        if overrides:
+            base = apply_overrides(base, overrides, registry, warnings=warnings)
+        for spec in (args.strategies or args.iommus):
+            _, sets = _variant(spec, axis)
+            variants.append((spec, apply_overrides(base, sets, registry, source=f"--{axis} {spec}")))
+    else:
+        axis = "config"
+        if args.scenario:
+            raise UserError("--scenario needs --strategy or --iommu to compare against")
+        if not args.configs:
+            raise UserError("nothing to compare: give --strategy A --strategy B, --iommu X --iommu Y, "
+                            "or two or more CONFIG files")
+        for path in args.configs:
+            cfg = load_config(path, registry, warnings=warnings)
+            if overrides:
+                cfg = apply_overrides(cfg, overrides, registry, warnings=warnings)
+            variants.append((os.path.splitext(os.path.basename(path))[0], cfg))
+    _print_warnings(warnings)
+
+    labels: list[str] = []
+    for label, _ in variants:
+        n, candidate = 2, label
+        while candidate in labels:
+            candidate, n = f"{label}#{n}", n + 1
+        labels.append(candidate)
+
+    columns: list[dict[str, Any]] = []
+    for i, (label, cfg) in enumerate(zip(labels, (c for _, c in variants), strict=True)):
+        progress = _Progress(f"[{i + 1}/{len(variants)}] {label}")
+        try:
+            metrics = _simulate(cfg, registry, progress)
+        finally:
+            progress.close()
+        columns.append({"label": label, "config": to_toml_dict(cfg, registry), "metrics": metrics})
+
+    scenario = _scenario_doc(registry, scen, None)
+    if args.format == "json":
+        doc: dict[str, Any] = {"axis": axis, "columns": columns}
+        if scenario is not None:
+            doc["scenario"] = scenario
+        _write_output(_dumps_json(doc), args.output)
+        return EXIT_OK
+    color = _use_color(args.output)
+    head = []
+    if scenario:
+        head += _scenario_line(scenario, color)
+    first = variants[0][1]
+    head.append(f"compare   {axis}: {', '.join(labels)}; the same workload and seed {first['run']['seed']}")
+    text = "\n".join(head) + "\n\n" + format_compare_table(columns, color)
+    _write_output(text, args.output)
+    return EXIT_OK
+
+
+def _param_doc(p: Param) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "type": p.describe_type(),
+        "default": p.to_toml(p.canonical_default()),
+        "unit": p.unit,
+        "min": p.min,
+        "max": p.max,
+        "choices": list(p.choices),
+        "help": p.help,
+    }
+
+
+def _param_line(p: Param) -> list[str]:
+    rng = ""
+    if p.min is not None or p.max is not None:
+        rng = f"{p.show(p.min) if p.min is not None else ''}..{p.show(p.max) if p.max is not None else ''}"
+    return [p.name, p.describe_type(), p.show(p.canonical_default()), rng, p.help]
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    import textwrap
+
+    registry = _load_registry(args, report_failures=False)
+
+    def registered(kind: str, name: str) -> dict[str, Any]:
+        obj = registry.table(kind)[name]
+        doc: dict[str, Any] = {"kind": kind, "name": name, "version": str(getattr(obj, "version", ""))}
+        if kind == "scenario":
+            doc["description"] = obj.description
+        else:
+            doc["help"] = obj.help
+            doc["params"] = [_param_doc(p) for p in obj.params]
+        return doc
+
+    if args.json:
+        plugins = []
+        for info in registry.plugins:
+            d = info.as_dict()
+            d["registered"] = [registered(k, n) for k, n in info.registers]
+            plugins.append(d)
+        failed = [{**info.as_dict(), "traceback": info.traceback} for info in registry.failures]
+        _write_output(_dumps_json({"plugins": plugins, "failed": failed}), None)
+        return EXIT_OK
+
+    out: list[str] = []
+    rows = [["PLUGIN", "ORIGIN", "VERSION", "PROVIDES"]]
+    for info in registry.plugins:
+        provides = ", ".join(f"{k} {n}" for k, n in info.registers) or "(nothing)"
+        rows.append([info.name, info.origin, info.version or "-", provides])
+    out.append(f"Loaded plugins ({len(registry.plugins)})")
+    out += _align(rows, [False, False, False, False])
+    if args.verbose:
+        for info in registry.plugins:
+            out.append("")
+            out.append(f"{info.name}  ({info.origin}: {info.location})")
+            for kind, name in info.registers:
+                obj = registry.table(kind)[name]
+                if kind == "scenario":
+                    out.append(f"  scenario {name}: {obj.description}")
+                    continue
+                out += textwrap.wrap(f"{kind} {name} {getattr(obj, 'version', '')}: {obj.help}".rstrip(": "), 100,
+                                     initial_indent="  ", subsequent_indent="    ")
+                if obj.params:
+                    table = _align([_param_line(p)[:4] for p in obj.params], [False, False, True, False],
+                                   indent="      ")
+                    for line, p in zip(table, obj.params, strict=True):
+                        out.append(line)
+                        out += textwrap.wrap(p.help, 100, initial_indent=" " * 10, subsequent_indent=" " * 10)
+    if registry.failures:
+        out.append("")
+        out.append(f"Failed to load ({len(registry.failures)})")
+        for info in registry.failures:
+            out.append(f"  {info.name}  ({info.origin}: {info.location})")
+            out.append(f"      {info.error}")
+    _write_output("\n".join(out) + "\n", None)
+    return EXIT_OK
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    import textwrap
+
+    from explorer.config import plain_data
+
+    registry = _load_registry(args)
+    if args.json:
+        docs = [
+            {
+                "name": sc.name,
+                "version": sc.version,
+                "description": sc.description,
+                "expected": sc.expected,
+                "expect": dict(sc.expect),
+                "only_source": sc.only_source,
+                "config": plain_data(sc.config),
+            }
+            for _, sc in sorted(registry.scenarios.items())
+        ]
+        _write_output(_dumps_json(docs), None)
+        return EXIT_OK
+    out: list[str] = []
+    if not registry.scenarios:
+        out.append("no scenarios loaded")
+    for name, sc in sorted(registry.scenarios.items()):
+        out.append(name + ("  (the default)" if name == "linux-6.19" else ""))
+        out += textwrap.wrap(sc.description, 96, initial_indent="    ", subsequent_indent="    ")
+        if sc.expected:
+            out += textwrap.wrap("expected: " + sc.expected, 96, initial_indent="    ", subsequent_indent="    ")
+        out.append("")
+    out.append("Run one with: pgtable-explorer run --scenario NAME")
+    _write_output("\n".join(out) + "\n", None)
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from explorer.config import default_config, dumps_config, json_schema
+
+    registry = _load_registry(args)
+    action = args.config_command
+    if action == "default":
+        config = default_config(registry, args.scenario)
+        _write_output(dumps_config(config, registry, minimal=args.minimal), None)
+    elif action == "show":
+        config, _ = _effective_config(args, registry, args.config, None)
+        _write_output(dumps_config(config, registry, minimal=args.minimal), None)
+    elif action == "validate":
+        _effective_config(args, registry, args.config, None)
+        _write_output(f"{args.config}: ok\n", None)
+    elif action == "schema":
+        _write_output(json.dumps(json_schema(registry, args.draft), indent=2, ensure_ascii=False) + "\n", None)
+    return EXIT_OK
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from explorer.tui.app import main as tui_main
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (exc.name == "explorer.tui" or exc.name.startswith("explorer.tui.")):
+            _err("the interactive explorer (explorer.tui) is not available in this build; "
+                 "use `pgtable-explorer run` (see `pgtable-explorer --help`)")
+            return EXIT_USAGE
+        raise
+    result = tui_main(config_path=getattr(args, "config", None), plugins_dirs=_plugins_dirs(args))
+    return int(result or 0)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "compare": cmd_compare,
+    "plugins": cmd_plugins,
+    "scenarios": cmd_scenarios,
+    "config": cmd_config,
+    "tui": cmd_tui,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``pgtable-explorer`` command; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    command = args.command or "tui"
+    from explorer.config import ConfigError
+
+    try:
+        return COMMANDS[command](args)
+    except ConfigError as exc:
+        for p in exc.problems:
+            _err(str(p))
+        return EXIT_USAGE
+    except UserError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except RunFailed as exc:
+        _err(str(exc))
+        if exc.traceback_text:
+            print("\nplugin traceback:\n" + exc.traceback_text.rstrip(), file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except BrokenPipeError:  # pragma: no cover - e.g. `| head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_RUN_FAILED
+    except FileNotFoundError as exc:
+        _err(f"{exc.filename or exc}: no such file")
+        return EXIT_USAGE
+    except IsADirectoryError as exc:
+        _err(f"{exc.filename or exc}: is a directory, not a config file")
+        return EXIT_USAGE
+    except PermissionError as exc:
+        _err(f"{exc.filename or exc}: permission denied")
+        return EXIT_USAGE
+    except OSError as exc:
+        _err(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

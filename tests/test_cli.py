@@ -1,0 +1,449 @@
+"""The command line: every command, its output and its exit status (0 ok, 1 run failed, 2 user error).
+
+Runs are short (10-20 ms of simulated time). Most tests call ``main([...])`` in-process; a few run
+``python -m explorer`` to check what a user's shell sees.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import types
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from explorer import __version__
+from explorer import config as C
+from explorer.cli import _Progress, main
+from explorer.plugins import Registry
+
+SHORT = ["--duration", "10ms"]
+
+RAISING_STRATEGY = '''
+from explorer.api import FreeStrategy, hookimpl
+
+
+class Boom(FreeStrategy):
+    name = "boom"
+    version = "1.0"
+    help = "Raises on the first kernel table."
+
+    def pagetable_free_kernel(self, k, pt):
+        raise RuntimeError("boom on purpose")
+
+
+@hookimpl
+def register_strategies(register):
+    register(Boom)
+'''
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_main(capsys, "--version")
+    assert rc == 0
+    assert out.strip() == f"pgtable-explorer {__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["run", "--help"], ["compare", "--help"]])
+def test_light_commands_import_neither_textual_nor_the_simulator(argv: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from explorer.cli import main\n"
+        f"rc = main({argv!r})\n"
+        "heavy = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'explorer.sim', "
+        "'explorer.tui', 'explorer.config', 'pluggy')))\n"
+        "assert rc == 0 and not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run_main(capsys, "run", "--format", "yaml")
+    assert rc == 2
+    assert "invalid choice: 'yaml'" in err
+    assert run_main(capsys, "frobnicate")[0] == 2
+
+
+# --------------------------------------------------------------------------- run
+
+
+def test_run_table(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run_main(capsys, "run", *SHORT)
+    assert rc == 0, err
+    for heading in ("Frees", "Latency", "Violations", "IOMMU flushes", "use_after_free", "stale_walk_queued"):
+        assert heading in out
+    assert "scenario  linux-6.19" in out  # the default is that scenario, and says what to expect
+    assert "Expected" in out
+    assert "\033[" not in out  # no colour when stdout is not a terminal
+    assert "\r" not in err  # no progress bar when stderr is not a terminal
+
+
+def test_run_json_is_byte_identical_for_the_same_seed(capsys: pytest.CaptureFixture[str], registry: Registry) -> None:
+    outs = [run_main(capsys, "run", *SHORT, "--seed", "7", "--format", "json")[1] for _ in range(2)]
+    assert outs[0] == outs[1]
+    other = run_main(capsys, "run", *SHORT, "--seed", "8", "--format", "json")[1]
+    assert other != outs[0]  # the seed matters
+    doc = json.loads(outs[0])
+    assert doc["config"]["run"]["seed"] == 7 and doc["config"]["run"]["duration"] == "10ms"
+    # the config part is the TOML form: it loads back to the config that ran
+    config = C.validate(doc["config"], registry)
+    assert C.to_toml_dict(config, registry) == doc["config"]
+    m = doc["metrics"]
+    for key in ("events", "flushes", "worker_runs", "kernel_tables_freed", "user_tables_freed", "stale_walk_queued"):
+        assert key in m
+    assert set(m["queue"]) >= {"peak", "page_seconds"}
+    for key in ("latency_ns", "caller_ns"):
+        assert set(m[key]) >= {"p50", "p99", "max"}
+    for v in ("use_after_free", "stale_walk_free", "double_free", "freed_while_linked", "leaked", "sleep_in_atomic"):
+        assert set(m["violations"][v]) >= {"total", "by_source"}
+    assert doc["scenario"]["name"] == "linux-6.19"
+    assert doc["scenario"]["expected"]
+    assert outs[0] == json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_run_scenario_json_reports_its_expectations(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_main(capsys, "run", "--scenario", "before-fix", "--duration", "20ms", "--format", "json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["scenario"]["name"] == "before-fix"
+    assert doc["config"]["strategy"]["name"] == "sync-unsafe"
+    checks = doc["scenario"]["checks"]
+    assert checks and all(c["ok"] for c in checks), checks
+    for c in checks:  # each check reads the metric it names
+        node = doc["metrics"]
+        for part in c["metric"].split("."):
+            node = node[part]
+        assert c["value"] == (node["total"] if isinstance(node, dict) else node)
+
+
+def test_run_from_a_file_with_overrides_and_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[run]\nduration = "10ms"\n[kernel]\ncpus = 2\n[strategy]\nname = "sync"\n')
+    out_file = tmp_path / "out.json"
+    rc, out, err = run_main(capsys, "run", str(cfg), "--set", "kernel.cpus=3", "--seed", "5",
+                            "--format", "json", "--output", str(out_file))
+    assert rc == 0, err
+    assert out == ""
+    doc = json.loads(out_file.read_text())
+    assert doc["config"]["kernel"]["cpus"] == 3
+    assert doc["config"]["strategy"]["name"] == "sync"
+    assert doc["config"]["run"]["seed"] == 5
+    assert "scenario" not in doc
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "missing.toml"], "missing.toml: no such file"),
+        (["run", "--scenario", "linux-9"], "unknown scenario 'linux-9'"),
+        (["run", "--set", "kernel.cpu=4"], "--set: kernel.cpu: unknown key (did you mean 'cpus'?)"),
+        (["run", "--set", "strategy.name=nope"], "unknown strategy 'nope'"),
+        (["run", "--duration", "5 parsecs"], "run.duration: expected a duration"),
+        (["run", "--output", "/nonexistent-dir/x.json", "--duration", "1ms"], "cannot write /nonexistent-dir/x.json"),
+        (["compare"], "nothing to compare"),
+        (["compare", "--strategy", "sync", "--iommu", "none"], "not both"),
+        (["compare", "--strategy", "sinc", "--strategy", "sync"], "unknown strategy 'sinc' (did you mean 'sync'?)"),
+        (["config", "validate", "missing.toml"], "missing.toml: no such file"),
+        (["config", "default", "--scenario", "nope"], "unknown scenario 'nope'"),
+    ],
+)
+def test_user_errors_exit_2_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run_main(capsys, *argv)
+    assert rc == 2
+    assert out == ""
+    assert message in err
+    assert err.startswith("error: ")
+    assert "Traceback" not in err
+
+
+def test_file_and_scenario_together_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("")
+    rc, _, err = run_main(capsys, "run", str(cfg), "--scenario", "before-fix")
+    assert rc == 2 and "not both" in err
+
+
+def test_syntax_error_shows_line_column_and_caret(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[kernel]\ncpus = = 4\n")
+    rc, _, err = run_main(capsys, "run", str(cfg))
+    assert rc == 2
+    assert f"error: {cfg}:2:8: TOML syntax error" in err
+    assert "    cpus = = 4\n           ^" in err
+
+
+def test_a_plugin_that_raises_fails_the_run_with_exit_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "boom.py").write_text(RAISING_STRATEGY)
+    rc, out, err = run_main(capsys, "--plugins-dir", str(tmp_path), "run", "--set", "strategy.name=boom", *SHORT)
+    assert rc == 1
+    assert out == ""
+    assert err.startswith("error: strategy 'boom' raised: RuntimeError: boom on purpose")
+    assert "plugin traceback:" in err and "pagetable_free_kernel" in err
+    # --plugins-dir works after the command too
+    rc, _, err = run_main(capsys, "run", "--plugins-dir", str(tmp_path), "--set", "strategy.name=boom", *SHORT)
+    assert rc == 1
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _table_rows(out: str) -> tuple[list[str], dict[str, list[str]]]:
+    lines = out.splitlines()
+    sep = next(i for i, line in enumerate(lines) if line and set(line) == {"-"})
+    header = lines[sep - 1].split()
+    rows: dict[str, list[str]] = {}
+    for line in lines[sep + 1:]:
+        if not line.strip():
+            break
+        cells = line.split()
+        rows[" ".join(cells[: -len(header)])] = cells[-len(header):]
+    return header, rows
+
+
+def test_compare_has_one_column_per_strategy(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run_main(capsys, "compare", "--scenario", "linux-6.19", "--strategy", "sync", "--strategy",
+                            "deferred", "--strategy", "batched", *SHORT)
+    assert rc == 0, err
+    header, rows = _table_rows(out)
+    assert header == ["sync", "deferred", "batched"]
+    assert all(len(cells) == 3 for cells in rows.values())
+    for row in ("IOMMU flushes", "kernel tables freed", "use_after_free", "latency p99", "queue peak"):
+        assert row in rows
+    # the best (lowest) value of a lower-is-better row is marked, and only it
+    values = [int(c.rstrip("*").replace(",", "")) for c in rows["IOMMU flushes"]]
+    marked = [c.endswith("*") for c in rows["IOMMU flushes"]]
+    if len(set(values)) > 1:
+        assert marked == [v == min(values) for v in values]
+    else:
+        assert not any(marked)
+    # the workload is the same in every column, so the same tables are freed
+    assert len(set(rows["kernel tables freed"])) == 1
+
+
+def test_compare_json_columns_differ_only_in_the_strategy(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_main(capsys, "compare", "--strategy", "sync", "--strategy", "batched:batch=4", "--seed", "3",
+                          *SHORT, "--format", "json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["axis"] == "strategy"
+    assert [c["label"] for c in doc["columns"]] == ["sync", "batched:batch=4"]
+    a, b = (c["config"] for c in doc["columns"])
+    assert b["strategy"] == {"name": "batched", "params": {**b["strategy"]["params"], "batch": 4}}
+    for key in ("run", "kernel", "iommu", "workload"):
+        assert a[key] == b[key]
+    assert a["run"]["seed"] == 3
+    again = run_main(capsys, "compare", "--strategy", "sync", "--strategy", "batched:batch=4", "--seed", "3",
+                     *SHORT, "--format", "json")[1]
+    assert again == out
+
+
+def test_compare_iommu_models_and_config_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc, out, _ = run_main(capsys, "compare", "--iommu", "generic", "--iommu", "none", *SHORT)
+    assert rc == 0
+    assert _table_rows(out)[0] == ["generic", "none"]
+    one, two = tmp_path / "one.toml", tmp_path / "two.toml"
+    one.write_text('[strategy]\nname = "sync"\n')
+    two.write_text('[strategy]\nname = "deferred"\n')
+    rc, out, _ = run_main(capsys, "compare", str(one), str(two), *SHORT, "--format", "json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["axis"] == "config"
+    assert [(c["label"], c["config"]["strategy"]["name"]) for c in doc["columns"]] == [("one", "sync"),
+                                                                                        ("two", "deferred")]
+    assert {c["config"]["run"]["duration"] for c in doc["columns"]} == {"10ms"}
+
+
+def test_compare_fails_with_exit_1_when_a_column_raises(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "boom.py").write_text(RAISING_STRATEGY)
+    rc, _, err = run_main(capsys, "--plugins-dir", str(tmp_path), "compare", "--strategy", "sync",
+                          "--strategy", "boom", *SHORT)
+    assert rc == 1
+    assert "error: strategy 'boom' raised" in err
+
+
+# --------------------------------------------------------------------------- plugins, scenarios
+
+
+def test_plugins_lists_origins_and_failures(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "boom.py").write_text(RAISING_STRATEGY)
+    (tmp_path / "broken.py").write_text("raise ImportError('needs a library that is not installed')\n")
+    rc, out, _ = run_main(capsys, "--plugins-dir", str(tmp_path), "plugins")
+    assert rc == 0
+    assert "built-in" in out and "strategy deferred" in out
+    assert "boom" in out and "directory" in out
+    failed = out[out.index("Failed to load (1)"):]
+    assert "broken" in failed and "ImportError: needs a library that is not installed" in failed
+
+    rc, out, _ = run_main(capsys, "--plugins-dir", str(tmp_path), "plugins", "--json")
+    assert rc == 0
+    doc = json.loads(out)
+    names = {p["name"]: p for p in doc["plugins"]}
+    assert names["boom"]["origin"] == "directory"
+    assert {"kind": "strategy", "name": "boom"} in names["boom"]["registers"]
+    assert [f["name"] for f in doc["failed"]] == ["broken"]
+    assert "ImportError" in doc["failed"][0]["error"]
+    batched = next(r for p in doc["plugins"] for r in p["registered"] if r["name"] == "batched")
+    assert batched["params"] and {"name", "type", "default", "help"} <= set(batched["params"][0])
+
+
+def test_plugins_verbose_lists_parameters(capsys: pytest.CaptureFixture[str], registry: Registry) -> None:
+    rc, out, _ = run_main(capsys, "plugins", "-v")
+    assert rc == 0
+    for p in registry.workloads["vmalloc-huge"].params:
+        assert p.name in out
+
+
+def test_scenarios(capsys: pytest.CaptureFixture[str], registry: Registry) -> None:
+    rc, out, _ = run_main(capsys, "scenarios")
+    assert rc == 0
+    for sc in registry.scenarios.values():
+        assert sc.name in out
+        assert sc.expected.split()[0] in out
+    rc, out, _ = run_main(capsys, "scenarios", "--json")
+    doc = json.loads(out)
+    assert {d["name"] for d in doc} == set(registry.scenarios)
+    assert all(d["description"] and "expected" in d for d in doc)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_default_show_validate(capsys: pytest.CaptureFixture[str], tmp_path: Path, registry: Registry) -> None:
+    rc, out, _ = run_main(capsys, "config", "default")
+    assert rc == 0
+    assert C.loads_config(out, registry) == C.default_config(registry)
+    rc, out, _ = run_main(capsys, "config", "default", "--scenario", "before-fix", "--minimal")
+    assert tomllib.loads(out)["strategy"] == {"name": "sync-unsafe"}
+    assert C.loads_config(out, registry) == C.default_config(registry, "before-fix")
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(out)
+    rc, out, _ = run_main(capsys, "config", "show", str(cfg), "--set", "kernel.cpus=3", "--seed", "4")
+    assert rc == 0
+    shown = tomllib.loads(out)
+    assert shown["kernel"]["cpus"] == 3 and shown["run"]["seed"] == 4
+    assert shown["strategy"]["name"] == "sync-unsafe"
+
+    rc, out, _ = run_main(capsys, "config", "validate", str(cfg))
+    assert (rc, out) == (0, f"{cfg}: ok\n")
+
+
+def test_config_validate_lists_every_problem(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[kernel]\ncpu = 4\narch = "sparc"\n[strategy]\nname = "defered"\n')
+    rc, out, err = run_main(capsys, "config", "validate", str(cfg))
+    assert rc == 2 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 3
+    assert f"error: {cfg}: kernel.cpu: unknown key (did you mean 'cpus'?)" in lines[0]
+    assert any("kernel.arch: expected one of x86_64, arm64; got 'sparc'" in line for line in lines)
+    assert any("strategy.name: unknown strategy 'defered' (did you mean 'deferred'?)" in line for line in lines)
+
+
+def test_config_version_mismatch_is_a_warning(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "old.toml"
+    cfg.write_text('[plugins]\ndeferred = "0.1"\n')
+    rc, out, err = run_main(capsys, "config", "validate", str(cfg))
+    assert rc == 0 and out.endswith("ok\n")
+    assert "warning: " in err and "plugins.deferred: the config was saved with deferred 0.1" in err
+    cfg.write_text('[plugins]\nnot-installed = "1.0"\n')
+    rc, _, err = run_main(capsys, "config", "validate", str(cfg))
+    assert rc == 2 and "not loaded; install it or pass --plugins-dir" in err
+
+
+def test_config_schema(capsys: pytest.CaptureFixture[str], registry: Registry) -> None:
+    rc, out, _ = run_main(capsys, "config", "schema")
+    assert rc == 0
+    schema = json.loads(out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(
+        C.to_toml_dict(C.default_config(registry), registry)))
+
+
+# --------------------------------------------------------------------------- TUI entry and progress
+
+
+def test_no_command_without_the_tui_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "explorer.tui", None)  # as if the package were not there
+    rc, _, err = run_main(capsys)
+    assert rc == 2
+    assert "error: the interactive explorer (explorer.tui) is not available" in err
+
+
+def test_no_command_opens_the_tui(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    pkg = types.ModuleType("explorer.tui")
+    pkg.__path__ = []
+    app = types.ModuleType("explorer.tui.app")
+
+    def fake_main(**kwargs: Any) -> int:
+        calls.append(kwargs)
+        return 0
+
+    app.main = fake_main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "explorer.tui", pkg)
+    monkeypatch.setitem(sys.modules, "explorer.tui.app", app)
+    assert main([]) == 0
+    assert main(["--plugins-dir", "d1", "tui", "x.toml", "--plugins-dir", "d2"]) == 0
+    assert calls == [{"config_path": None, "plugins_dirs": []}, {"config_path": "x.toml", "plugins_dirs": ["d1", "d2"]}]
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    tty = FakeTty()
+    bar = _Progress("running", stream=tty)
+    for f in (0.0, 0.004, 0.5, 1.0):
+        bar(f)
+    bar.close()
+    text = tty.getvalue()
+    assert text.count("\r") == 4  # 0%, 50%, 100% and the clearing; 0.4% is still 0%
+    assert "100%" in text and text.endswith("\r\033[K")
+    plain = io.StringIO()
+    bar = _Progress("running", stream=plain)
+    bar(0.5)
+    bar.close()
+    assert plain.getvalue() == ""
+
+
+# --------------------------------------------------------------------------- python -m explorer
+
+
+def test_python_m_explorer(tmp_path: Path) -> None:
+    env = {**os.environ, "PGTABLE_EXPLORER_NO_ENTRYPOINTS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "explorer", "run", "--scenario", "before-fix", "--duration", "10ms", "--format", "json"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["scenario"]["name"] == "before-fix"
+    proc = subprocess.run([sys.executable, "-m", "explorer", "run", "--set", "kernel.cpus=0"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --set: kernel.cpus: 0 is below the minimum 1")
+    assert "Traceback" not in proc.stderr
