@@ -81,7 +81,7 @@ class Param:
         except UnitError as exc:
             raise ParamError(str(exc)) from None
         if self.type in ("float", "rate") and not math.isfinite(out):
-            raise ParamError(f"expected a finite number, got {value!r}")
+            raise ParamError(f"expected a finite value, got {value!r}")
         if self.type in ("int", "float", "duration", "rate"):
             if self.min is not None and out < self.min:
                 raise ParamError(f"{self.show(out)} is below the minimum {self.show(self.min)}")

@@ -4,6 +4,11 @@ A process is a generator. It yields an ``int`` to spend that many nanoseconds, o
 (anything with ``add_waiter(callback)``) to block until the waitable wakes it. Plain callbacks can
 be scheduled with :meth:`Engine.call_at`. Ties are broken by insertion order, so a run is fully
 determined by its inputs.
+
+A *lane* (:meth:`Engine.set_lane`) is a stream of events that only change state of their own and
+schedule nothing (the background page traffic): instead of one heap entry each, the lane's events
+are run in a tight loop just before the next heap event that follows them, in exactly the order
+they would have had in the heap (see :class:`Lane`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Generator
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Protocol
+
+#: a time later than any event
+NEVER = 1 << 100
 
 
 class PluginError(Exception):
@@ -25,16 +33,36 @@ class PluginError(Exception):
         super().__init__(f"{kind} {name!r} raised {self.error}")
 
 
+class Lane(Protocol):
+    """Events kept out of the heap, run by the engine in their exact heap order.
+
+    Each lane event was, in effect, scheduled at some moment of the run; its place among heap
+    events at the same nanosecond is that moment, which the lane records as the engine's
+    ``_seq`` counter at the time (``c``): it comes before a heap event of the same time iff
+    ``c < seq`` of that event. A lane event may change only state that is read by heap events
+    (never schedule events, never end a run), so running it late, just before the next heap
+    event, is the same as running it on time.
+    """
+
+    #: time of the lane's next event (:data:`NEVER` when it has none)
+    next_t: int
+
+    def advance(self, t: int, seq: int) -> int:
+        """Run every lane event ordered before a heap event ``(t, seq)``; return how many ran."""
+        ...
+
+
 class Engine:
     """Heap of ``(time, seq, callback, argument)``; ``run(until)`` dispatches in order."""
 
-    __slots__ = ("_heap", "_seq", "events", "now")
+    __slots__ = ("_heap", "_lane", "_seq", "events", "now")
 
     def __init__(self) -> None:
         self.now = 0
         self.events = 0
         self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._seq = 0
+        self._lane: Lane | None = None
 
     def call_at(self, t: int, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` at simulated time ``t`` (not before ``now``)."""
@@ -44,6 +72,10 @@ class Engine:
     def call_in(self, dt: int, fn: Callable[[Any], None], arg: Any = None) -> None:
         self._seq += 1
         heappush(self._heap, (self.now + dt, self._seq, fn, arg))
+
+    def set_lane(self, lane: Lane | None) -> None:
+        """Run ``lane``'s events in order with the heap's (one lane; set it before running)."""
+        self._lane = lane
 
     def start(
         self,
@@ -56,43 +88,59 @@ class Engine:
         return p
 
     def next_time(self) -> int | None:
-        return self._heap[0][0] if self._heap else None
+        t = self._heap[0][0] if self._heap else None
+        if self._lane is not None and self._lane.next_t < NEVER and (t is None or self._lane.next_t < t):
+            t = self._lane.next_t
+        return t
 
     def run(self, until: int) -> None:
         """Dispatch every event with time <= ``until``; ``now`` ends at ``until``."""
         heap = self._heap
         pop = heappop
+        lane = self._lane
+        lane_t = NEVER if lane is None else lane.next_t
         n = 0
         try:
             while heap and heap[0][0] <= until:
-                t, _, fn, arg = pop(heap)
+                t, s, fn, arg = pop(heap)
+                if t >= lane_t:
+                    n += lane.advance(t, s)  # type: ignore[union-attr]
+                    lane_t = lane.next_t  # type: ignore[union-attr]
                 self.now = t
                 fn(arg)
                 n += 1
+            if lane_t <= until:
+                n += lane.advance(until + 1, 0)  # type: ignore[union-attr]
         finally:
             self.events += n
         if self.now < until:
             self.now = until
 
-
     def run_until_true(self, until: int, done: Callable[[], bool]) -> bool:
         """Like :meth:`run`, but stop right after the first event that makes ``done()`` true.
 
         Returns whether ``done()`` became true; ``now`` is then that event's time, so where a run
-        stops does not depend on how it was stepped.
+        stops does not depend on how it was stepped. (Lane events never change ``done()``.)
         """
         if done():
             return True
         heap = self._heap
+        lane = self._lane
+        lane_t = NEVER if lane is None else lane.next_t
         n = 0
         try:
             while heap and heap[0][0] <= until:
-                t, _, fn, arg = heappop(heap)
+                t, s, fn, arg = heappop(heap)
+                if t >= lane_t:
+                    n += lane.advance(t, s)  # type: ignore[union-attr]
+                    lane_t = lane.next_t  # type: ignore[union-attr]
                 self.now = t
                 fn(arg)
                 n += 1
                 if done():
                     return True
+            if lane_t <= until:
+                n += lane.advance(until + 1, 0)  # type: ignore[union-attr]
         finally:
             self.events += n
         if self.now < until:

@@ -23,7 +23,7 @@ from explorer.api import FlushCost, FreeStrategy, IommuModel, KernelServices, Sv
 from explorer.sim.checker import Checker
 from explorer.sim.engine import Engine, Mutex, PluginError
 from explorer.sim.iommu import IommuUnit
-from explorer.sim.memory import UNLINKED, Memory, PageTable
+from explorer.sim.memory import UNLINKED, BackgroundTraffic, Memory, PageTable
 from explorer.sim.metrics import BySource, LogHistogram, TimeSeries
 from explorer.sim.workqueue import Timer, WorkItem
 
@@ -523,21 +523,9 @@ class Kernel:
 
     # -- background page traffic ---------------------------------------------------------------
     def start_background(self, rate: float) -> None:
-        if rate <= 0:
-            return
-        self._bg_rate = rate
-        self.engine.call_in(self.exp_gap(self.rng_bg, rate), self._bg_alloc)
-        self.engine.call_in(self.exp_gap(self.rng_bg, rate), self._bg_free)
-
-    def _bg_alloc(self, _: Any = None) -> None:
-        rng = self.rng_bg
-        self.memory.alloc_data(int(rng.random() * self.cpus))
-        self.engine.call_in(self.exp_gap(rng, self._bg_rate), self._bg_alloc)
-
-    def _bg_free(self, _: Any = None) -> None:
-        rng = self.rng_bg
-        self.memory.free_oldest_data(int(rng.random() * self.cpus))
-        self.engine.call_in(self.exp_gap(rng, self._bg_rate), self._bg_free)
+        """Data pages allocated and freed at ``rate`` each (an engine lane: see memory.py)."""
+        if rate > 0:
+            self.background = BackgroundTraffic(self.memory, self.engine, self.rng_bg, rate, self.cpus)
 
     # -- end of run ----------------------------------------------------------------------------
     def quiescent(self) -> bool:

@@ -7,7 +7,10 @@ entry dangerous.
 
 from __future__ import annotations
 
+import random
 from collections import deque
+from math import log as _log
+from typing import Any
 
 # Page states.
 FREE = 0
@@ -117,3 +120,99 @@ class Memory:
         if self.state.count(FREE) != len(listed):
             problems.append("a page in state free is on no free list (leaked by the allocator)")
         return problems
+
+
+class BackgroundTraffic:
+    """The rest of the kernel allocating and freeing data pages: what reuses a freed table.
+
+    Two Poisson streams at the same rate, one allocating a page on a random CPU and one freeing
+    the oldest data page to a random CPU's list, drawing (CPU, then the gap to its next event)
+    from one random stream in the order the events happen. They are an engine *lane*
+    (:class:`explorer.sim.engine.Lane`): hundreds of thousands of events per simulated second run
+    in one tight loop instead of through the heap, in exactly the order the heap would have given
+    them, so a run's results are the same bit for bit. ``alloc`` and ``free`` below are
+    :meth:`Memory.alloc_data` and :meth:`Memory.free_oldest_data` inlined; keep them in step.
+    """
+
+    __slots__ = ("_ca", "_cf", "_k", "_ka", "_kf", "_ta", "_tf", "cpus", "engine", "memory", "next_t", "rate", "rng")
+
+    def __init__(self, memory: Memory, engine: Any, rng: random.Random, rate: float, cpus: int) -> None:
+        self.memory = memory
+        self.engine = engine
+        self.rng = rng
+        self.rate = rate
+        self.cpus = cpus
+        now = engine.now
+        c = engine._seq
+        # Each pending event: time, the engine counter when it was scheduled, own order.
+        self._ta = now + int(rng.expovariate(rate) * 1e9) + 1
+        self._ca = c
+        self._ka = 0
+        self._tf = now + int(rng.expovariate(rate) * 1e9) + 1
+        self._cf = c
+        self._kf = 1
+        self._k = 2
+        self.next_t = min(self._ta, self._tf)
+        engine.set_lane(self)
+
+    def advance(self, t: int, seq: int) -> int:
+        mem = self.memory
+        state = mem.state
+        owner = mem.owner
+        allocated_by = mem.allocated_by
+        free_lists = mem.free_lists
+        zone = mem.zone
+        data_pages = mem.data_pages
+        rnd = self.rng.random
+        rate = self.rate
+        cpus = self.cpus
+        c = self.engine._seq
+        ta, ca, ka, tf, cf, kf, k = self._ta, self._ca, self._ka, self._tf, self._cf, self._kf, self._k
+        n = 0
+        delta = 0
+        try:
+            while True:
+                if ta < tf or (ta == tf and (ca < cf or (ca == cf and ka < kf))):
+                    if ta > t or (ta == t and ca >= seq):
+                        break
+                    # alloc_data(cpu)
+                    fl = free_lists[int(rnd() * cpus)]
+                    if fl:
+                        page = fl.pop()
+                    elif zone:
+                        page = zone.pop()
+                    else:
+                        donor = max(free_lists, key=len)
+                        if not donor:
+                            self.engine.now = ta
+                            raise OutOfMemory("no free page left in the simulated machine")
+                        page = donor.pop()
+                    delta -= 1
+                    state[page] = DATA
+                    owner[page] = None
+                    allocated_by[page] = "data"
+                    data_pages.append(page)
+                    ta += int(-_log(1.0 - rnd()) / rate * 1e9) + 1  # exp_gap(): expovariate() inlined
+                    ca = c
+                    ka = k
+                else:
+                    if tf > t or (tf == t and cf >= seq):
+                        break
+                    # free_oldest_data(cpu)
+                    cpu = int(rnd() * cpus)
+                    if data_pages:
+                        page = data_pages.popleft()
+                        state[page] = FREE
+                        owner[page] = None
+                        free_lists[cpu].append(page)
+                        delta += 1
+                    tf += int(-_log(1.0 - rnd()) / rate * 1e9) + 1
+                    cf = c
+                    kf = k
+                k += 1
+                n += 1
+        finally:
+            mem.free_count += delta
+            self._ta, self._ca, self._ka, self._tf, self._cf, self._kf, self._k = ta, ca, ka, tf, cf, kf, k
+            self.next_t = ta if ta < tf else tf
+        return n
