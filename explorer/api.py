@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import pluggy
 
+from explorer.cmdqueue import CommandQueue
 from explorer.units import (
     UnitError,
     format_duration,
@@ -40,6 +41,30 @@ from explorer.units import (
     parse_duration,
     parse_rate,
 )
+
+__all__ = [
+    "CacheLevel",
+    "CommandQueue",
+    "FlushCost",
+    "FreeStrategy",
+    "IommuModel",
+    "KernelServices",
+    "Param",
+    "ParamError",
+    "Scenario",
+    "SpinLock",
+    "Step",
+    "SvaTopology",
+    "Table",
+    "Timer",
+    "Waitable",
+    "WorkItem",
+    "WorkloadServices",
+    "WorkloadSource",
+    "hookimpl",
+    "iter_params",
+    "workload_params",
+]
 
 PROJECT = "pgtable_explorer"
 hookimpl = pluggy.HookimplMarker(PROJECT)

@@ -257,6 +257,9 @@ class Simulation:
             "queue": {"peak": k.peak_pending, "page_seconds": round(page_ns / 1e9, 9)},
             "latency_ns": k.latency.summary(),
             "caller_ns": k.caller.summary(),
+            "latency_ns_by_source": {s: h.summary() for s, h in sorted(k.latency_by_source.items())},
+            "caller_ns_by_source": {s: h.summary() for s, h in sorted(k.caller_by_source.items())},
+            "flushes_by_source": k.flushes_by_source.as_dict(),
             "cache": {
                 "hits": hits,
                 "misses": misses,

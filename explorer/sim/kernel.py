@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator
 from types import GeneratorType
 from typing import Any, cast
 
-from explorer.api import FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
+from explorer.api import FlushCost, FreeStrategy, IommuModel, KernelServices
 from explorer.sim.checker import Checker
 from explorer.sim.engine import Engine, Mutex, PluginError
 from explorer.sim.iommu import IommuUnit
@@ -113,7 +113,8 @@ class KernelContext:
 
     def schedule_work(self, work: WorkItem) -> bool:
         queued = work.schedule(self.cpu)
-        self.kernel.trace("schedule_work", cpu=self.cpu, work=work.name, queued=queued)
+        if self.kernel.tracer is not None:  # tracing is off unless asked: skip building the fields
+            self.kernel.trace("schedule_work", cpu=self.cpu, work=work.name, queued=queued)
         return queued
 
     def start_timer(self, delay_ns: int, func: Callable[..., Any]) -> Timer:
@@ -313,6 +314,10 @@ class Kernel:
         self.latency = LogHistogram()
         self.caller = LogHistogram()
         self.flush_hist = LogHistogram()
+        # The same, per workload source (the caller's source; a table's own source for latency).
+        self.latency_by_source: dict[str, LogHistogram] = {}
+        self.caller_by_source: dict[str, LogHistogram] = {}
+        self.flushes_by_source = BySource()
         self.freed_by_source = BySource()
         self.unlinked_by_source = BySource()
         self.starved = BySource()
@@ -397,7 +402,8 @@ class Kernel:
             self.engine.call_in(refill, self._refill, slot)
         self.pending[pt.page] = pt
         self._pending_changed(+1)
-        self.trace("unlink", cpu=cpu, pfn=pt.page, slot=slot, level=pt.level, source=source)
+        if self.tracer is not None:  # tracing is off unless asked: skip building the fields
+            self.trace("unlink", cpu=cpu, pfn=pt.page, slot=slot, level=pt.level, source=source)
 
     # -- the free path -----------------------------------------------------------------------
     def pagetable_free(self, ctx: KernelContext, pt: PageTable) -> Generator[Any, Any, None]:
@@ -406,7 +412,8 @@ class Kernel:
             pt.marked = False  # ptdesc_clear_kernel()
             if self.async_free:
                 self.strategy_calls += 1
-                self.trace("pagetable_free_kernel", cpu=ctx.cpu, pfn=pt.page, source=ctx.source)
+                if self.tracer is not None:  # tracing is off unless asked: skip building the fields
+                    self.trace("pagetable_free_kernel", cpu=ctx.cpu, pfn=pt.page, source=ctx.source)
                 try:
                     # KernelContext is the KernelServices implementation; its methods take the
                     # simulator's own objects, which are all a strategy is ever handed.
@@ -424,7 +431,12 @@ class Kernel:
         if ctx.debt:
             debt, ctx.debt = ctx.debt, 0
             yield debt
-        self.caller.record(self.engine.now - t0)
+        took = self.engine.now - t0
+        self.caller.record(took)
+        h = self.caller_by_source.get(ctx.source)
+        if h is None:
+            h = self.caller_by_source[ctx.source] = LogHistogram()
+        h.record(took)
 
     def free_table(self, ctx: KernelContext, pt: PageTable) -> None:
         """``__pagetable_free()``: the page goes on the current CPU's free list."""
@@ -445,15 +457,21 @@ class Kernel:
         if pt.kernel:
             self.kernel_freed += 1
             self.latency.record(now - pt.unlinked_at)
+            h = self.latency_by_source.get(pt.source)
+            if h is None:
+                h = self.latency_by_source[pt.source] = LogHistogram()
+            h.record(now - pt.unlinked_at)
             self.free_series.add(now, 1)
         else:
             self.user_freed += 1
-        self.trace("free", cpu=ctx.cpu, pfn=pt.page, source=pt.source, age_ns=now - pt.unlinked_at)
+        if self.tracer is not None:  # tracing is off unless asked: skip building the fields
+            self.trace("free", cpu=ctx.cpu, pfn=pt.page, source=pt.source, age_ns=now - pt.unlinked_at)
 
     # -- workqueue and timers ------------------------------------------------------------------
     def run_work(self, work: WorkItem) -> None:
         ctx = KernelContext(self, work.cpu, False, KWORKER)
-        self.trace("worker_start", cpu=work.cpu, work=work.name)
+        if self.tracer is not None:  # tracing is off unless asked: skip building the fields
+            self.trace("worker_start", cpu=work.cpu, work=work.name)
         self.engine.start(self._work_process(work, ctx), lambda _: work.done())
 
     def _work_process(self, work: WorkItem, ctx: KernelContext) -> Generator[Any, Any, None]:
@@ -468,7 +486,8 @@ class Kernel:
             debt, ctx.debt = ctx.debt, 0
             yield debt
         self.worker_cpu_ns += self.engine.now - t0
-        self.trace("worker_end", cpu=work.cpu, work=work.name)
+        if self.tracer is not None:  # tracing is off unless asked: skip building the fields
+            self.trace("worker_end", cpu=work.cpu, work=work.name)
 
     def run_timer(self, timer: Timer) -> None:
         ctx = KernelContext(self, timer.cpu, True, "timer")
@@ -491,9 +510,11 @@ class Kernel:
                 return
             t0 = self.engine.now
             self.flushes += 1
-            self.trace("flush_start", cpu=ctx.cpu, mms=self.sva_mms, source=ctx.source)
+            self.flushes_by_source.add(ctx.source)
+            if self.tracer is not None:  # tracing is off unless asked: skip building the fields
+                self.trace("flush_start", cpu=ctx.cpu, mms=self.sva_mms, source=ctx.source)
             for unit in self.iommus:
-                topo = SvaTopology(self.sva_mms, self.pasids_per_mm, self.iommu_count, unit.index)
+                topo = unit.topology(self.sva_mms, self.pasids_per_mm, self.iommu_count)
                 try:
                     cost: FlushCost = self.iommu_model.invalidate_kernel_range(self.engine.now, topo)
                 except Exception as exc:
@@ -517,7 +538,8 @@ class Kernel:
             self.flush_time_ns += elapsed
             self.flush_hist.record(elapsed)
             self.flush_series.add(self.engine.now, 1)
-            self.trace("flush_end", cpu=ctx.cpu, took_ns=elapsed)
+            if self.tracer is not None:  # tracing is off unless asked: skip building the fields
+                self.trace("flush_end", cpu=ctx.cpu, took_ns=elapsed)
         finally:
             self.sva_mutex.unlock(self.engine)
 

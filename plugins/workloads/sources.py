@@ -5,25 +5,32 @@ from explorer.api import Param, WorkloadSource, hookimpl, workload_params
 
 class VmallocHuge(WorkloadSource):
     name = "vmalloc-huge"
-    version = "1.0"
+    version = "1.1"
     help = (
         "A huge vmalloc/ioremap mapping replaces a PTE table (vmap_try_huge_pmd -> "
-        "pmd_free_pte_page). Sleepable; the CPU TLB is flushed (flush_tlb_kernel_range) before the free."
+        "pmd_free_pte_page) or, for a PUD mapping, a PMD table (vmap_try_huge_pud -> "
+        "pud_free_pmd_page). Sleepable; the CPU TLB is flushed (flush_tlb_kernel_range) before the free."
     )
     params = workload_params(
         "5000/s",
         extra=(
             Param("cpu_flush", "duration", "2us", min=0, max=10**9,
-                  help="CPU TLB flush before each free (flush_tlb_kernel_range; assumed)."),
+                  help="CPU TLB flush before each free (flush_tlb_kernel_range, an IPI to every CPU; "
+                       "assumed)."),
+            Param("pud_fraction", "float", 0.0, min=0.0, max=1.0,
+                  help="Fraction of events that map a 1 GiB page and so free a PMD table "
+                       "(pud_free_pmd_page) instead of a PTE table (assumed: rare)."),
         ),
     )
 
     def process(self, w):
         p = self.params
+        pud = p["pud_fraction"]
         while True:
             yield w.interarrival(p["rate"])
+            level = 2 if pud and w.rng.random() < pud else 1
             yield from w.free_kernel_tables(
-                p["burst"], cpu=w.pick_cpu(p["cpus"]), atomic=False, level=1, cpu_flush_ns=p["cpu_flush"]
+                p["burst"], cpu=w.pick_cpu(p["cpus"]), atomic=False, level=level, cpu_flush_ns=p["cpu_flush"]
             )
 
 
@@ -42,7 +49,7 @@ class CpaCollapse(WorkloadSource):
                   help="Whether the collapsed tables carry the kernel mark. In 2026 it was found that "
                        "tables allocated by CPA splits never do (false): they skip the deferred path."),
             Param("tlb_flush_all", "duration", "10us", min=0, max=10**9,
-                  help="flush_tlb_all() after the collapse (assumed)."),
+                  help="flush_tlb_all() after the collapse, an IPI to every CPU (assumed)."),
         ),
     )
 
@@ -58,10 +65,12 @@ class CpaCollapse(WorkloadSource):
 
 class HotRemove(WorkloadSource):
     name = "hot-remove"
-    version = "1.0"
+    version = "1.1"
     help = (
-        "Memory hot-remove (remove_pagetable -> free_pagetable): rare bursts of many tables. "
-        "Tables that came from bootmem bypass pagetable_free() and get no IOMMU flush."
+        "Memory hot-remove (remove_pagetable -> free_pagetable): rare bursts of many tables (removing "
+        "a few GiB mapped with 4 KiB pages frees thousands; see the hotremove-bootmem scenario, which "
+        "raises kernel.kernel_slots for that), then flush_tlb_all(). Tables that came from bootmem "
+        "bypass pagetable_free() and get no IOMMU flush."
     )
     params = workload_params(
         "20/s",
@@ -69,6 +78,8 @@ class HotRemove(WorkloadSource):
         extra=(
             Param("bootmem_fraction", "float", 0.0, min=0.0, max=1.0,
                   help="Fraction of bursts whose tables came from bootmem (freed without pagetable_free)."),
+            Param("tlb_flush_all", "duration", "10us", min=0, max=10**9,
+                  help="flush_tlb_all() at the end of remove_pagetable() (assumed)."),
         ),
     )
 
@@ -78,7 +89,8 @@ class HotRemove(WorkloadSource):
             yield w.interarrival(p["rate"])
             bootmem = w.rng.random() < p["bootmem_fraction"]
             yield from w.free_kernel_tables(
-                p["burst"], cpu=w.pick_cpu(p["cpus"]), atomic=False, via_pagetable_free=not bootmem
+                p["burst"], cpu=w.pick_cpu(p["cpus"]), atomic=False, via_pagetable_free=not bootmem,
+                after_flush_ns=p["tlb_flush_all"],
             )
 
 

@@ -1,0 +1,185 @@
+"""IOMMU model ``amd-vi``: the AMD-Vi command buffer, as the 6.19 SVA notifier drives it.
+
+What one ``iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL)`` costs on one IOMMU
+(kernel-model.md, section 4; drivers/iommu/amd/{pasid,iommu}.c):
+
+* For every SVA-bound mm the mm's notifier (``sva_arch_invalidate_secondary_tlbs``) walks the
+  devices bound to the SVA domain and calls ``amd_iommu_dev_flush_pasid_pages`` for each: one
+  ``INVALIDATE_IOMMU_PAGES`` for the PASID, an ``INVALIDATE_IOTLB_PAGES`` when the device has ATS,
+  then ``iommu_completion_wait``: a ``COMPLETION_WAIT`` that stores to a semaphore, polled with
+  ``udelay(1)``. So every (mm, PASID) pays its own completion wait.
+* For SVA a range larger than one page becomes a whole-PASID flush (the address
+  ``CMD_INV_IOMMU_ALL_PAGES_ADDRESS`` with the S bit), which drops user entries of the PASID too
+  (``range_flush`` = ``aligned`` models a power-of-two range over the kernel half instead).
+* The command buffer holds 512 16-byte entries. ``iommu_queue_command`` writes one command and the
+  tail register each time; when no more than two entries (0x20 bytes) would be left it re-reads
+  the head, then polls with ``udelay(1)`` (a queue-full stall). Other submitters on the same IOMMU
+  are modelled as a periodic ``background_burst``; the hardware executes commands in order.
+
+Every latency except the 1us polling step of the driver is assumed (section 4).
+"""
+
+
+from explorer.api import CacheLevel, CommandQueue, FlushCost, IommuModel, Param, hookimpl
+
+INV_PAGES = "INVALIDATE_IOMMU_PAGES"
+INV_IOTLB = "INVALIDATE_IOTLB_PAGES"
+COMPLETION_WAIT = "COMPLETION_WAIT"
+
+
+def _polled(start, ready, step):
+    """When a loop that checks at ``start`` and then every ``step`` first sees ``ready``."""
+    if ready <= start or step <= 0:
+        return max(start, ready)
+    return start + -(-(ready - start) // step) * step
+
+
+class AmdVi(IommuModel):
+    name = "amd-vi"
+    version = "1.0"
+    help = (
+        "AMD-Vi command buffer: per SVA mm and PASID, INVALIDATE_IOMMU_PAGES (whole PASID: any SVA "
+        "range above one page), INVALIDATE_IOTLB_PAGES with ATS, then COMPLETION_WAIT polled with "
+        "udelay(1); 512-entry buffer. Latencies are assumed."
+    )
+    params = (
+        Param("queue_entries", "int", 512, unit="commands", min=4, max=1 << 20,
+              help="Command buffer entries (CMD_BUFFER_SIZE 8192 bytes / 16-byte commands = 512, "
+                   "drivers/iommu/amd/amd_iommu_types.h)."),
+        Param("ats", "bool", True,
+              help="The SVA devices have ATS enabled, so each PASID also gets INVALIDATE_IOTLB_PAGES "
+                   "(assumed: AMD SVA needs ATS and PRI on the device)."),
+        Param("range_flush", "choice", "whole-pasid", choices=("whole-pasid", "aligned"),
+              help="How INVALIDATE_IOMMU_PAGES covers the kernel range: whole-pasid (kernel-model.md "
+                   "section 4: for SVA any range above one page flushes the whole PASID, user entries "
+                   "too) or aligned (build_inv_address: a power-of-two range with the S bit, kernel "
+                   "half only)."),
+        Param("write_cmd", "duration", "20ns", min=0, max=10**7,
+              help="CPU time to write one command into the buffer (assumed)."),
+        Param("doorbell", "duration", "100ns", min=0, max=10**7,
+              help="CPU time of the MMIO write of the tail register, once per command as "
+                   "iommu_queue_command does (assumed)."),
+        Param("exec_inv_pages", "duration", "130ns", min=0, max=10**9,
+              help="Hardware time of one INVALIDATE_IOMMU_PAGES (assumed; the only public figure, SMMUv2 "
+                   "on a Qualcomm SoC, is about 0.13us per TLB invalidation)."),
+        Param("exec_inv_iotlb", "duration", "1500ns", min=0, max=10**9,
+              help="Hardware time of one INVALIDATE_IOTLB_PAGES: an ATS invalidation request to the "
+                   "device and its completion (assumed)."),
+        Param("exec_completion_wait", "duration", "20ns", min=0, max=10**9,
+              help="Hardware time to execute COMPLETION_WAIT and store the semaphore (assumed)."),
+        Param("poll_step", "duration", "1us", min=0, max=10**9,
+              help="Polling step of the completion wait and of a full buffer (udelay(1) in wait_on_sem "
+                   "and __iommu_queue_command_sync)."),
+        Param("background_burst", "int", 0, unit="commands", min=0, max=1 << 20,
+              help="Other submitters on the same IOMMU (DMA unmaps, user munmap notifiers): commands "
+                   "queued in one burst every background_period; 0 = none (assumed)."),
+        Param("background_period", "duration", "100us", min=1, max=10**12,
+              help="Time between two background bursts; each command takes exec_inv_pages (assumed)."),
+        Param("cache_l1", "int", 128, unit="entries", min=1, max=1 << 20,
+              help="Page-directory cache entries pointing at PTE tables (assumed, AMD publishes no sizes)."),
+        Param("cache_l2", "int", 32, unit="entries", min=1, max=1 << 20,
+              help="Entries pointing at PMD tables (assumed)."),
+        Param("cache_l3", "int", 8, unit="entries", min=1, max=1 << 20,
+              help="Entries pointing at PUD tables (assumed)."),
+        Param("cache_ways", "int", 4, min=0, max=1 << 20,
+              help="Associativity of each level (0 = fully associative; assumed)."),
+    )
+
+    def __init__(self, params):
+        super().__init__(params)
+        self.rings = {}
+
+    def cache_geometry(self):
+        p = self.params
+        w = p["cache_ways"]
+        return (CacheLevel(1, p["cache_l1"], w), CacheLevel(2, p["cache_l2"], w), CacheLevel(3, p["cache_l3"], w))
+
+    def ring(self, index):
+        r = self.rings.get(index)
+        if r is None:
+            p = self.params
+            r = self.rings[index] = CommandQueue(
+                p["queue_entries"], p["background_burst"], p["background_period"], p["exec_inv_pages"]
+            )
+        return r
+
+    def invalidate_kernel_range(self, now, topo):
+        p = self.params
+        ring = self.ring(topo.iommu_index)
+        per_pasid = [(INV_PAGES, p["exec_inv_pages"])]
+        if p["ats"]:
+            per_pasid.append((INV_IOTLB, p["exec_inv_iotlb"]))
+        per_pasid.append((COMPLETION_WAIT, p["exec_completion_wait"]))
+        acc = {"commands": {}, "stalls": 0, "stall_ns": 0, "wait_ns": 0, "waits": 0}
+        mms = topo.sva_mms
+        if mms > 1 and ring.bg_next < 0 and ring.hw_free <= now:
+            # Nothing else uses the buffer and each mm ends with the hardware idle (its last
+            # COMPLETION_WAIT is the last command queued): every mm costs what the first does.
+            t, eff = self._flush_mm(ring, now, topo.pasids_per_mm, per_pasid, acc)
+            per_mm = t - now
+            for key in ("stalls", "stall_ns", "wait_ns", "waits"):
+                acc[key] *= mms
+            acc["commands"] = {k: n * mms for k, n in acc["commands"].items()}
+            ring.hw_free += (mms - 1) * per_mm
+            ring.retire(ring.hw_free)
+            t, eff = now + mms * per_mm, eff + (mms - 1) * per_mm
+        else:
+            t = eff = now
+            for _mm in range(mms):
+                t, eff = self._flush_mm(ring, t, topo.pasids_per_mm, per_pasid, acc, eff)
+        ring.waits += acc["waits"]
+        return FlushCost(
+            duration_ns=t - now,
+            effective_ns=eff - now,
+            commands=acc["commands"],
+            stall_ns=acc["stall_ns"],
+            stalls=acc["stalls"],
+            wait_ns=acc["wait_ns"],
+            scope="pasid" if p["range_flush"] == "whole-pasid" else "kernel",
+        )
+
+    def _flush_mm(self, ring, t, pasids, per_pasid, acc, eff=0):
+        """One mm's notifier: amd_iommu_dev_flush_pasid_pages() for each PASID of the domain."""
+        p = self.params
+        write, doorbell, step = p["write_cmd"], p["doorbell"], p["poll_step"]
+        commands = acc["commands"]
+        for _pasid in range(pasids):
+            done = t
+            for kind, ex in per_pasid:  # iommu_queue_command() each
+                ring.catch_up(t)
+                # Full when no more than 0x20 bytes (2 entries) would be left after this one.
+                ready = ring.room(t, 3)
+                if ready > t:
+                    ready = _polled(t, ready, step)
+                    acc["stalls"] += 1
+                    acc["stall_ns"] += ready - t
+                    t = ready
+                t += write + doorbell
+                done = ring.push(t, ex)
+                commands[kind] = commands.get(kind, 0) + 1
+                if kind == INV_PAGES:
+                    eff = done
+            acc["waits"] += 1
+            seen = _polled(t, done, step)  # wait_on_sem(): udelay(1) until the store lands
+            acc["wait_ns"] += seen - t
+            t = seen
+        return t, eff
+
+    def metrics(self):
+        return {
+            "queue_entries": self.params["queue_entries"],
+            "per_iommu": [
+                {
+                    "index": i,
+                    "completion_waits": r.waits,
+                    "peak_occupancy": r.peak,
+                    "background_commands": r.bg_commands,
+                }
+                for i, r in sorted(self.rings.items())
+            ],
+        }
+
+
+@hookimpl
+def register_iommu_models(register):
+    register(AmdVi)
