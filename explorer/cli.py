@@ -1,4 +1,4 @@
-"""The command line: ``run``, ``compare``, ``plugins``, ``scenarios``, ``config``; no command opens the TUI.
+"""The command line: ``run``, ``compare``, ``sweep``, ``plugins``, ``scenarios``, ``config``; no command opens the TUI.
 
 Start-up is kept light: this module imports only the standard library at import time. The config
 layer, the plugins, the simulator and Textual are imported inside the commands that need them, so
@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = csub.add_parser("schema", parents=[common], help="print the JSON Schema of config files (for editors)")
     c.add_argument("--draft", choices=("2020-12", "7"), default="2020-12",
                    help="the JSON Schema draft to declare (the keywords used are the same; default: 2020-12)")
+
+    from explorer.cli_sweep import add_sweep_parser  # standard library only, like this module
+
+    add_sweep_parser(sub, common)
 
     p = sub.add_parser("tui", parents=[common], help="open the interactive explorer (the default)")
     p.add_argument("config", nargs="?", metavar="FILE.toml", help="a config file to open")
@@ -504,6 +508,9 @@ COMPARE_ROWS: tuple[tuple[str, str, bool, Callable[[Any], str]], ...] = (
     ("flushes per kernel table", "@flushes_per_table", True, lambda v: "-" if v is None else f"{v:.2f}"),
     ("IOMMU commands", "@commands", True, _num),
     ("flush time (all CPUs)", "flush_time_ns", True, _dur),
+    ("one flush p50", "flush_ns.p50", True, _dur),
+    ("one flush max", "flush_ns.max", True, _dur),
+    ("IOMMU queue-full stalls", "iommu_queue_stalls", True, _num),
     ("worker runs", "worker_runs", False, _num),
     ("worker CPU time", "worker_cpu_ns", True, _dur),
     ("queue peak", "queue.peak", True, _num),
@@ -809,12 +816,19 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return int(result or 0)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from explorer.cli_sweep import cmd_sweep as sweep
+
+    return sweep(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "compare": cmd_compare,
     "plugins": cmd_plugins,
     "scenarios": cmd_scenarios,
     "config": cmd_config,
+    "sweep": cmd_sweep,
     "tui": cmd_tui,
 }
 
