@@ -44,22 +44,29 @@ class Lane(Protocol):
     event, is the same as running it on time.
     """
 
-    #: time of the lane's next event (:data:`NEVER` when it has none)
-    next_t: int
+    #: ``advance(t, seq)``: run every lane event ordered before a heap event ``(t, seq)`` and
+    #: return the time of the lane's next event (a plain function: it is called very often)
+    advance: Callable[[int, int], int]
 
-    def advance(self, t: int, seq: int) -> int:
-        """Run every lane event ordered before a heap event ``(t, seq)``; return how many ran."""
+    @property
+    def next_t(self) -> int:
+        """Time of the lane's next event (:data:`NEVER` when it has none)."""
+        ...
+
+    @property
+    def events(self) -> int:
+        """How many lane events have run."""
         ...
 
 
 class Engine:
     """Heap of ``(time, seq, callback, argument)``; ``run(until)`` dispatches in order."""
 
-    __slots__ = ("_heap", "_lane", "_seq", "events", "now")
+    __slots__ = ("_events", "_heap", "_lane", "_seq", "now")
 
     def __init__(self) -> None:
         self.now = 0
-        self.events = 0
+        self._events = 0
         self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._seq = 0
         self._lane: Lane | None = None
@@ -72,6 +79,11 @@ class Engine:
     def call_in(self, dt: int, fn: Callable[[Any], None], arg: Any = None) -> None:
         self._seq += 1
         heappush(self._heap, (self.now + dt, self._seq, fn, arg))
+
+    @property
+    def events(self) -> int:
+        """Events dispatched so far (lane events included)."""
+        return self._events + (self._lane.events if self._lane is not None else 0)
 
     def set_lane(self, lane: Lane | None) -> None:
         """Run ``lane``'s events in order with the heap's (one lane; set it before running)."""
@@ -98,21 +110,21 @@ class Engine:
         heap = self._heap
         pop = heappop
         lane = self._lane
+        advance = lane.advance if lane is not None else None
         lane_t = NEVER if lane is None else lane.next_t
         n = 0
         try:
             while heap and heap[0][0] <= until:
                 t, s, fn, arg = pop(heap)
                 if t >= lane_t:
-                    n += lane.advance(t, s)  # type: ignore[union-attr]
-                    lane_t = lane.next_t  # type: ignore[union-attr]
+                    lane_t = advance(t, s)  # type: ignore[misc]
                 self.now = t
                 fn(arg)
                 n += 1
             if lane_t <= until:
-                n += lane.advance(until + 1, 0)  # type: ignore[union-attr]
+                advance(until + 1, 0)  # type: ignore[misc]
         finally:
-            self.events += n
+            self._events += n
         if self.now < until:
             self.now = until
 
@@ -126,23 +138,23 @@ class Engine:
             return True
         heap = self._heap
         lane = self._lane
+        advance = lane.advance if lane is not None else None
         lane_t = NEVER if lane is None else lane.next_t
         n = 0
         try:
             while heap and heap[0][0] <= until:
                 t, s, fn, arg = heappop(heap)
                 if t >= lane_t:
-                    n += lane.advance(t, s)  # type: ignore[union-attr]
-                    lane_t = lane.next_t  # type: ignore[union-attr]
+                    lane_t = advance(t, s)  # type: ignore[misc]
                 self.now = t
                 fn(arg)
                 n += 1
                 if done():
                     return True
             if lane_t <= until:
-                n += lane.advance(until + 1, 0)  # type: ignore[union-attr]
+                advance(until + 1, 0)  # type: ignore[misc]
         finally:
-            self.events += n
+            self._events += n
         if self.now < until:
             self.now = until
         return done()
@@ -151,12 +163,13 @@ class Engine:
 class Process:
     """Drives one generator: ints are delays, other yielded objects are waited on."""
 
-    __slots__ = ("engine", "gen", "on_done")
+    __slots__ = ("_wake", "engine", "gen", "on_done")
 
     def __init__(self, engine: Engine, gen: Generator[Any, Any, Any], on_done: Callable[[Any], None] | None) -> None:
         self.engine = engine
         self.gen = gen
         self.on_done = on_done
+        self._wake = self.resume  # one bound method, not a new one per step
 
     def resume(self, value: Any = None) -> None:
         try:
@@ -168,9 +181,9 @@ class Process:
         if type(y) is int:
             eng = self.engine
             eng._seq += 1
-            heappush(eng._heap, (eng.now + y, eng._seq, self.resume, None))
+            heappush(eng._heap, (eng.now + y, eng._seq, self._wake, None))
         else:
-            y.add_waiter(self.resume)
+            y.add_waiter(self._wake)
 
 
 class Mutex:

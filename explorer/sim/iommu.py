@@ -16,10 +16,12 @@ from __future__ import annotations
 import random
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from heapq import heappush
+from math import log as _log
 from typing import TYPE_CHECKING, Any
 
-from explorer.api import CacheLevel
-from explorer.sim.memory import PageTable
+from explorer.api import CacheLevel, SvaTopology
+from explorer.sim.memory import EXPOVARIATE_INLINE, PageTable
 
 if TYPE_CHECKING:
     from explorer.sim.kernel import Kernel
@@ -117,9 +119,32 @@ class IommuUnit:
         self.stall_ns = 0
         self.wait_ns = 0
         self.flush_ns = 0
+        # For the hot paths: the caches' sets as the walks use them, and the cache each table
+        # level maps to (cache_for()).
+        self._walk_levels = [(self.caches[lv].sets, self.caches[lv].nsets, self.caches[lv].ways, 9 * i)
+                             for i, lv in enumerate(self._levels)]
+        self._cache_of = {lv: self.cache_for(lv) for lv in kernel.slot_level} if self.caches else {}
+        self._topo: SvaTopology | None = None
+        self._walk_ctx: tuple[Any, ...] = ()
+        self._probe_ctx: tuple[Any, ...] = ()
+        self._contexts()
+
+    def _contexts(self) -> None:
+        """What the hot paths read, in one tuple each (one load instead of a dozen attribute loads).
+
+        The kernel's lists and deque are changed in place, never replaced; the unit's parameters are
+        fixed once it has started.
+        """
+        k = self.kernel
+        self._walk_ctx = (self.rng_walk.random, self.rng_walk.expovariate, self.user_slots, self.walk_rate,
+                          self._walk_levels)
+        self._probe_ctx = (self.rng_probe.random, self.rng_probe.expovariate, self.probe_mms, self.adversarial,
+                           k.recent_unlinked, self.walks_kernel_half, k.slot_level, self._cache_of, k.slot_table,
+                           self.probe_rate, k.engine, self.probe)
 
     # -- device traffic -----------------------------------------------------------------------
     def start(self) -> None:
+        self._contexts()
         k = self.kernel
         if self.walk_rate > 0:
             self.next_walk = k.exp_gap(self.rng_walk, self.walk_rate)
@@ -128,27 +153,31 @@ class IommuUnit:
 
     def catch_up(self, t: int) -> None:
         """Replay the user-address walks up to time ``t``."""
-        if self.next_walk < 0 or self.next_walk > t:
-            return
-        rng = self.rng_walk
-        mms = self.kernel.sva_mms
-        slots = self.user_slots
-        rate = self.walk_rate
         nxt = self.next_walk
-        caches = [(self.caches[lv], 9 * (i)) for i, lv in enumerate(self._levels)]
+        if nxt < 0 or nxt > t:
+            return
+        rnd, expo, slots, rate, levels = self._walk_ctx
+        mms = self.kernel.sva_mms
         hits = misses = walks = 0
-        expo = rng.expovariate
         while nxt <= t:
-            uslot = int(rng.random() * mms) * slots + int(rng.random() * slots)
-            for cache, shift in caches:
+            uslot = int(rnd() * mms) * slots + int(rnd() * slots)
+            for sets, nsets, ways, shift in levels:
+                # SetAssocLRU.lookup() / insert() inlined; user entries are negative keys.
                 key = -1 - (uslot >> shift)
-                if cache.lookup(key) is None:
-                    cache.insert(key, True)
-                    misses += 1
-                else:
+                st = sets[key % nsets]
+                if key in st:
+                    st.move_to_end(key)
                     hits += 1
+                else:
+                    st[key] = True
+                    if len(st) > ways:
+                        st.popitem(last=False)
+                    misses += 1
             walks += 1
-            nxt += int(expo(rate) * 1e9) + 1
+            if EXPOVARIATE_INLINE:
+                nxt += int(-_log(1.0 - rnd()) / rate * 1e9) + 1
+            else:
+                nxt += int(expo(rate) * 1e9) + 1
         self.next_walk = nxt
         self.hits += hits
         self.misses += misses
@@ -161,31 +190,54 @@ class IommuUnit:
         return c
 
     def probe(self, _: Any = None) -> None:
-        k = self.kernel
-        now = k.engine.now
-        self.catch_up(now)
-        rng = self.rng_probe
+        (rnd, expo, probe_mms, adversarial, recent, walks_kernel_half, slot_level, cache_of, slot_table, rate, eng,
+         again) = self._probe_ctx
+        now = eng.now
+        if 0 <= self.next_walk <= now:
+            self.catch_up(now)
         self.probes += 1
-        mm = int(rng.random() * self.probe_mms)
-        recent = k.recent_unlinked
-        if self.adversarial and recent and rng.random() < 0.5:
-            slot = recent[int(rng.random() * len(recent))]
+        mm = int(rnd() * probe_mms)
+        k = self.kernel
+        kslots = k.kernel_slots
+        if adversarial:
+            slot = recent[int(rnd() * len(recent))] if recent and rnd() < 0.5 else int(rnd() * kslots)
         else:
-            slot = int(rng.random() * k.kernel_slots)
-        if self.walks_kernel_half:
-            key = mm * k.kernel_slots + slot
-            cache = self.cache_for(k.slot_level[slot])
-            entry: PageTable | None = cache.lookup(key)
+            slot = int(rnd() * kslots)
+        if walks_kernel_half:
+            key = mm * kslots + slot
+            level = slot_level[slot]
+            cache = cache_of.get(level)
+            if cache is None:
+                cache = self.cache_for(level)
+            # SetAssocLRU.lookup() / insert() inlined.
+            st = cache.sets[key % cache.nsets]
+            entry: PageTable | None = st.get(key)
             if entry is not None:
+                st.move_to_end(key)
                 self.hits += 1
                 if not entry.linked:
                     k.checker.stale_walk(self, mm, slot, entry)
             else:
                 self.misses += 1
-                table = k.slot_table[slot]
+                table = slot_table[slot]
                 if table is not None:
-                    cache.insert(key, table)
-        k.engine.call_in(k.exp_gap(rng, self.probe_rate), self.probe)
+                    st[key] = table
+                    if len(st) > cache.ways:
+                        st.popitem(last=False)
+        # engine.call_in(exp_gap(rng, probe_rate), probe) inlined
+        if EXPOVARIATE_INLINE:
+            gap = int(-_log(1.0 - rnd()) / rate * 1e9) + 1
+        else:
+            gap = int(expo(rate) * 1e9) + 1
+        eng._seq += 1
+        heappush(eng._heap, (now + gap, eng._seq, again, None))
+
+    def topology(self, sva_mms: int, pasids_per_mm: int, iommus: int) -> SvaTopology:
+        """The SVA binding handed to the model for an invalidation on this IOMMU (one object, reused)."""
+        topo = self._topo
+        if topo is None or (topo.sva_mms, topo.pasids_per_mm, topo.iommus) != (sva_mms, pasids_per_mm, iommus):
+            topo = self._topo = SvaTopology(sva_mms, pasids_per_mm, iommus, self.index)
+        return topo
 
     # -- invalidation -------------------------------------------------------------------------
     def invalidate(self, scope: str) -> None:

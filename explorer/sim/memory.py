@@ -21,6 +21,19 @@ DATA = 3  # reused (or in use) for someone else's data
 STATE_NAMES = ("free", "table", "unlinked", "data")
 
 
+def _expovariate_inline_ok() -> bool:
+    """Whether ``-log(1 - random()) / rate`` is what this Python's ``Random.expovariate`` returns.
+
+    The hot loops inline it (a function call costs more than the arithmetic); where a Python
+    computed it differently they call ``expovariate`` itself, so results never depend on this.
+    """
+    a, b = random.Random(12345), random.Random(12345)
+    return all(a.expovariate(r) == -_log(1.0 - b.random()) / r for r in (3.7, 20000.0, 1e9, 0.001) * 8)
+
+
+EXPOVARIATE_INLINE = _expovariate_inline_ok()
+
+
 class PageTable:
     """A page-table page: the kernel's ``struct ptdesc`` with the facts the checker needs."""
 
@@ -119,6 +132,9 @@ class Memory:
                 break
         if self.state.count(FREE) != len(listed):
             problems.append("a page in state free is on no free list (leaked by the allocator)")
+        state, owner = self.state, self.owner
+        if any(owner[p] is not None for p in range(self.pages) if state[p] in (FREE, DATA)):
+            problems.append("a free or data page still names a table as its owner")
         return problems
 
 
@@ -130,11 +146,14 @@ class BackgroundTraffic:
     from one random stream in the order the events happen. They are an engine *lane*
     (:class:`explorer.sim.engine.Lane`): hundreds of thousands of events per simulated second run
     in one tight loop instead of through the heap, in exactly the order the heap would have given
-    them, so a run's results are the same bit for bit. ``alloc`` and ``free`` below are
-    :meth:`Memory.alloc_data` and :meth:`Memory.free_oldest_data` inlined; keep them in step.
+    them, so a run's results are the same bit for bit. The loop inlines :meth:`Memory.alloc_data`
+    and :meth:`Memory.free_oldest_data` (keep them in step) and relies on free and data pages
+    having no owner (:meth:`Memory.check`).
     """
 
-    __slots__ = ("_ca", "_cf", "_k", "_ka", "_kf", "_ta", "_tf", "cpus", "engine", "memory", "next_t", "rate", "rng")
+    __slots__ = ("_peek", "advance", "cpus", "engine", "memory", "rate", "rng")
+
+    advance: Any  # (t, seq) -> the time of the lane's next event (Lane protocol)
 
     def __init__(self, memory: Memory, engine: Any, rng: random.Random, rate: float, cpus: int) -> None:
         self.memory = memory
@@ -143,39 +162,53 @@ class BackgroundTraffic:
         self.rate = rate
         self.cpus = cpus
         now = engine.now
-        c = engine._seq
-        # Each pending event: time, the engine counter when it was scheduled, own order.
-        self._ta = now + int(rng.expovariate(rate) * 1e9) + 1
-        self._ca = c
-        self._ka = 0
-        self._tf = now + int(rng.expovariate(rate) * 1e9) + 1
-        self._cf = c
-        self._kf = 1
-        self._k = 2
-        self.next_t = min(self._ta, self._tf)
+        # Each pending event: its time, the engine's counter when it was scheduled (``c``) and
+        # its place among the lane's own events (``k``).
+        ta = now + int(rng.expovariate(rate) * 1e9) + 1
+        tf = now + int(rng.expovariate(rate) * 1e9) + 1
+        self.advance, self._peek = self._make_advance(ta, tf, engine._seq)
         engine.set_lane(self)
 
-    def advance(self, t: int, seq: int) -> int:
+    @property
+    def next_t(self) -> int:
+        return self._peek()[0]  # type: ignore[no-any-return]
+
+    @property
+    def events(self) -> int:
+        """Events run so far."""
+        return self._peek()[1]  # type: ignore[no-any-return]
+
+    def _make_advance(self, ta: int, tf: int, c0: int) -> Any:
+        """The lane's ``advance(t, seq)``: a closure, so a call costs no set-up (it runs 100k times a second)."""
         mem = self.memory
         state = mem.state
-        owner = mem.owner
         allocated_by = mem.allocated_by
         free_lists = mem.free_lists
         zone = mem.zone
         data_pages = mem.data_pages
+        popleft = data_pages.popleft
+        push_data = data_pages.append
         rnd = self.rng.random
+        expo = self.rng.expovariate
+        log = _log
+        inline = EXPOVARIATE_INLINE
         rate = self.rate
         cpus = self.cpus
-        c = self.engine._seq
-        ta, ca, ka, tf, cf, kf, k = self._ta, self._ca, self._ka, self._tf, self._cf, self._kf, self._k
-        n = 0
-        delta = 0
-        try:
+        engine = self.engine
+        ca = cf = c0
+        ka, kf, k = 0, 1, 2
+
+        def advance(t: int, seq: int) -> int:
+            nonlocal ta, ca, ka, tf, cf, kf, k
+            c = engine._seq
+            delta = 0
             while True:
-                if ta < tf or (ta == tf and (ca < cf or (ca == cf and ka < kf))):
-                    if ta > t or (ta == t and ca >= seq):
+                # The earlier of the two pending events in heap order: (time, counter, own order),
+                # where the counter never disagrees with the own order between two lane events.
+                if ta < tf or (ta == tf and ka < kf):
+                    if ta >= t and (ta > t or ca >= seq):
                         break
-                    # alloc_data(cpu)
+                    # alloc_data(cpu); a free page has no owner
                     fl = free_lists[int(rnd() * cpus)]
                     if fl:
                         page = fl.pop()
@@ -184,35 +217,41 @@ class BackgroundTraffic:
                     else:
                         donor = max(free_lists, key=len)
                         if not donor:
-                            self.engine.now = ta
+                            engine.now = ta
+                            mem.free_count += delta
                             raise OutOfMemory("no free page left in the simulated machine")
                         page = donor.pop()
-                    delta -= 1
                     state[page] = DATA
-                    owner[page] = None
                     allocated_by[page] = "data"
-                    data_pages.append(page)
-                    ta += int(-_log(1.0 - rnd()) / rate * 1e9) + 1  # exp_gap(): expovariate() inlined
+                    push_data(page)
+                    delta -= 1
+                    if inline:  # exp_gap(): expovariate() inlined
+                        ta += int(-log(1.0 - rnd()) / rate * 1e9) + 1
+                    else:
+                        ta += int(expo(rate) * 1e9) + 1
                     ca = c
                     ka = k
                 else:
-                    if tf > t or (tf == t and cf >= seq):
+                    if tf >= t and (tf > t or cf >= seq):
                         break
-                    # free_oldest_data(cpu)
+                    # free_oldest_data(cpu); a data page has no owner
                     cpu = int(rnd() * cpus)
                     if data_pages:
-                        page = data_pages.popleft()
+                        page = popleft()
                         state[page] = FREE
-                        owner[page] = None
                         free_lists[cpu].append(page)
                         delta += 1
-                    tf += int(-_log(1.0 - rnd()) / rate * 1e9) + 1
+                    if inline:
+                        tf += int(-log(1.0 - rnd()) / rate * 1e9) + 1
+                    else:
+                        tf += int(expo(rate) * 1e9) + 1
                     cf = c
                     kf = k
                 k += 1
-                n += 1
-        finally:
             mem.free_count += delta
-            self._ta, self._ca, self._ka, self._tf, self._cf, self._kf, self._k = ta, ca, ka, tf, cf, kf, k
-            self.next_t = ta if ta < tf else tf
-        return n
+            return ta if ta < tf else tf
+
+        def peek() -> tuple[int, int]:
+            return (ta if ta < tf else tf), k - 2
+
+        return advance, peek

@@ -40,12 +40,16 @@ class LogHistogram:
         return (((idx & (_SUB - 1)) + _SUB + 1) << shift) - 1
 
     def record(self, v: int) -> None:
-        if v < 0:
-            v = 0
-        idx = v if v < _SUB else self._index(v)
+        if v < _SUB:
+            if v < 0:
+                v = 0
+            idx = v
+        else:  # _index(), inlined: this runs for every table freed
+            shift = v.bit_length() - _SUB_BITS - 1
+            idx = ((shift + 1) << _SUB_BITS) + ((v >> shift) - _SUB)
         b = self.buckets
         b[idx] = b.get(idx, 0) + 1
-        if self.count == 0 or v < self.min:
+        if v < self.min or not self.count:
             self.min = v
         self.count += 1
         self.total += v
@@ -82,23 +86,26 @@ class TimeSeries:
     so memory stays fixed however long the run.
     """
 
-    __slots__ = ("bins", "mode", "size", "width")
+    __slots__ = ("_is_max", "bins", "mode", "size", "width")
 
     def __init__(self, size: int = 256, width: int = 100_000, mode: str = "max") -> None:
         self.size = size
         self.width = width
         self.mode = mode
+        self._is_max = mode == "max"
         self.bins: list[int] = [0]
 
     def add(self, t: int, v: int) -> None:
         i = t // self.width
-        while i >= self.size:
-            self._halve()
-            i = t // self.width
         bins = self.bins
         if i >= len(bins):
-            bins.extend([0] * (i + 1 - len(bins)))
-        if self.mode == "max":
+            while i >= self.size:
+                self._halve()
+                i = t // self.width
+            bins = self.bins
+            if i >= len(bins):
+                bins.extend([0] * (i + 1 - len(bins)))
+        if self._is_max:
             if v > bins[i]:
                 bins[i] = v
         else:

@@ -1,0 +1,461 @@
+"""The default scenario as a plain SimPy script: the reference the explorer's speed is measured against.
+
+This is written the way a kernel engineer writes a one-off SimPy model: one process for each
+thing that acts on its own (each workload source, the calls it makes on the CPU it picked, the
+kworker, each device's kernel-address probes and user-address DMA walks, the background page
+allocator and freer), ``env.timeout`` for every delay and every device walk, a ``simpy.Resource``
+for the ``iommu_sva_lock`` mutex and an ``env.event`` to wake the kworker. There is no engine
+trickery: every user-address walk is an event.
+
+It carries the explorer's semantics and its random draw order (the same named streams, seeded the
+same way, drawn in the same order), so for a fixed seed both give the same flushes, frees and
+violations; SimPy breaks ties between events at the same nanosecond by its own event ids, and the
+explorer replays user walks lazily (a walk at the very nanosecond of a probe counts as before it),
+so on rare seeds a tie can make the two differ: the suite then compares them in distribution over
+20 seeds (``tests/benchmarks/simpy_check.py``).
+
+Supported: the default config (``explorer.config.default_config``) with strategy ``deferred``,
+``sync`` or ``sync-unsafe``, IOMMU ``generic`` (fully associative or set-associative caches), any
+``probe_target`` and the four standard workload sources with their parameters.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import OrderedDict, deque
+from typing import Any
+
+import simpy
+
+FREE, TABLE, UNLINKED, DATA = 0, 1, 2, 3
+
+
+def stream_seed(seed: int, name: str) -> int:
+    return (seed * 1_000_003) ^ zlib.crc32(name.encode())
+
+
+def exp_gap(rng: random.Random, rate: float) -> int:
+    return int(rng.expovariate(rate) * 1e9) + 1
+
+
+class Table:
+    __slots__ = ("freed", "kernel", "level", "linked", "marked", "page", "slot", "source", "unlinked_at")
+
+    def __init__(self, page: int, level: int, kernel: bool, slot: int) -> None:
+        self.page, self.level, self.kernel, self.slot = page, level, kernel, slot
+        self.marked = kernel
+        self.linked = True
+        self.freed = False
+        self.source = ""
+        self.unlinked_at = -1
+
+
+class Cache:
+    """One paging-structure cache level: LRU within each set."""
+
+    def __init__(self, entries: int, ways: int) -> None:
+        if ways <= 0 or ways >= entries:
+            ways = entries
+        self.ways = ways
+        self.sets = [OrderedDict() for _ in range(max(1, entries // ways))]
+
+    def lookup(self, key: int) -> Any:
+        s = self.sets[key % len(self.sets)]
+        v = s.get(key)
+        if v is not None:
+            s.move_to_end(key)
+        return v
+
+    def insert(self, key: int, value: Any) -> None:
+        s = self.sets[key % len(self.sets)]
+        s[key] = value
+        s.move_to_end(key)
+        if len(s) > self.ways:
+            s.popitem(last=False)
+
+    def drop(self, kernel_only: bool) -> None:
+        for s in self.sets:
+            for k in [k for k in s if k >= 0 or not kernel_only]:
+                del s[k]
+
+
+class Model:
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        run, kern, io = cfg["run"], cfg["kernel"], cfg["iommu"]
+        self.strategy = cfg["strategy"]["name"]
+        assert self.strategy in ("deferred", "sync", "sync-unsafe"), self.strategy
+        assert io["model"] == "generic" and kern["arch"] == "x86_64" and kern["iommu_sva"]
+        assert kern["async_kernel_pgtable_free"] in ("auto", "y")
+        seed = self.seed = int(run["seed"])
+        self.duration = int(run["duration"])
+        self.drain = int(run["drain"])
+        self.cpus = int(kern["cpus"])
+        self.wq_delay = int(kern["workqueue_delay"])
+        self.spinlock_ns = int(kern["spinlock_ns"])
+        self.free_page_ns = int(kern["free_page_ns"])
+        self.slot_refill = int(kern["slot_refill"])
+        self.bg_rate = float(kern["background_alloc_rate"])
+        self.sva_mms = int(io["sva_mms"])
+        params = io["params"]
+        pasids = self.sva_mms * int(io["pasids_per_mm"])
+        self.flush_effective = pasids * int(params["invalidate_per_mm"])
+        self.flush_duration = self.flush_effective + int(params["completion_wait"])
+
+        self.env = env = simpy.Environment()
+        self.rng_refill = random.Random(stream_seed(seed, "kernel/refill"))
+        self.rng_bg = random.Random(stream_seed(seed, "kernel/background"))
+
+        # Memory: per-CPU LIFO free lists, then the zone, then the longest other list.
+        pages = int(kern["pages"])
+        self.state = bytearray(pages)
+        self.owner: list[Table | None] = [None] * pages
+        self.free_lists: list[list[int]] = [[] for _ in range(self.cpus)]
+        self.zone = list(range(pages - 1, -1, -1))
+        self.data_pages: deque[int] = deque()
+
+        # The kernel address space: one table per slot, every 32nd through a PMD table.
+        slots = self.kernel_slots = int(kern["kernel_slots"])
+        self.slot_level = [2 if s % 32 == 31 else 1 for s in range(slots)]
+        self.slot_table: list[Table | None] = [None] * slots
+        self.linked: list[int] = []
+        self.slot_pos = [-1] * slots
+        for s in range(slots):
+            self.populate(s, s % self.cpus)
+        for i in range(pages // 2):
+            self.alloc_data(i % self.cpus)
+        self.recent: deque[int] = deque(maxlen=64)
+
+        self.pending: list[Table] = []  # the deferred strategy's list
+        self.work_pending = False
+        self.work_running = False
+        self.work_cpu = 0
+        self.work_wakeup = env.event()
+        self.sva_lock = simpy.Resource(env, capacity=1)
+
+        self.flushes = self.worker_runs = 0
+        self.kernel_freed = self.user_freed = self.unlinked = self.in_flight = self.in_op = 0
+        self.violations = dict.fromkeys(("use_after_free", "stale_walk_free", "sleep_in_atomic"), 0)
+        self.stale_queued = 0
+        self.hits = self.misses = 0
+
+        # Processes, started in the order the explorer draws their first random numbers.
+        self.units = []
+        geometry = [(lv, params["cache_entries"], params["cache_ways"]) for lv in (1, 2)]
+        for i in range(int(io["count"])):
+            unit = {
+                "caches": {lv: Cache(n, w) for lv, n, w in geometry},
+                "rng_walk": random.Random(seed * 7919 + 1000 + i),
+                "rng_probe": random.Random(seed * 7919 + 2000 + i),
+            }
+            self.units.append(unit)
+            if io["walk_rate"] > 0:
+                env.process(self.device_walks(unit, float(io["walk_rate"]), int(io["user_slots"])))
+            if io["probe_rate"] > 0:
+                env.process(
+                    self.device_probes(
+                        unit, float(io["probe_rate"]), io["probe_target"] == "adversarial",
+                        max(1, min(int(io["probe_mms"]), self.sva_mms)),
+                    )
+                )
+        if self.bg_rate > 0:
+            env.process(self.background(alloc=True))
+            env.process(self.background(alloc=False))
+        if self.strategy == "deferred":
+            env.process(self.kworker())
+        for w in cfg["workload"]:
+            env.process(self.workload(w))
+
+    # -- memory ------------------------------------------------------------------------------
+    def alloc(self, cpu: int) -> int:
+        fl = self.free_lists[cpu]
+        if fl:
+            return fl.pop()
+        if self.zone:
+            return self.zone.pop()
+        return max(self.free_lists, key=len).pop()
+
+    def alloc_data(self, cpu: int) -> None:
+        page = self.alloc(cpu)
+        self.state[page] = DATA
+        self.owner[page] = None
+        self.data_pages.append(page)
+
+    def alloc_table(self, cpu: int, level: int, kernel: bool, slot: int) -> Table:
+        page = self.alloc(cpu)
+        t = Table(page, level, kernel, slot)
+        self.state[page] = TABLE
+        self.owner[page] = t
+        return t
+
+    def free_page(self, page: int, cpu: int) -> None:
+        self.state[page] = FREE
+        self.owner[page] = None
+        self.free_lists[cpu].append(page)
+
+    def background(self, alloc: bool):
+        rng, env = self.rng_bg, self.env
+        yield env.timeout(exp_gap(rng, self.bg_rate))
+        while True:
+            cpu = int(rng.random() * self.cpus)
+            if alloc:
+                self.alloc_data(cpu)
+            elif self.data_pages:
+                self.free_page(self.data_pages.popleft(), cpu)
+            yield env.timeout(exp_gap(rng, self.bg_rate))
+
+    # -- kernel page tables ------------------------------------------------------------------
+    def populate(self, slot: int, cpu: int) -> None:
+        self.slot_table[slot] = self.alloc_table(cpu, self.slot_level[slot], True, slot)
+        self.slot_pos[slot] = len(self.linked)
+        self.linked.append(slot)
+
+    def refill(self, slot: int, delay: int):
+        yield self.env.timeout(delay)
+        if self.slot_table[slot] is None:
+            self.populate(slot, int(self.rng_refill.random() * self.cpus))
+
+    def pick_table(self, rng: random.Random, level: int) -> Table | None:
+        linked = self.linked
+        if not linked:
+            return None
+        slot = linked[int(rng.random() * len(linked))]
+        if self.slot_level[slot] != level:
+            for _ in range(7):
+                cand = linked[int(rng.random() * len(linked))]
+                if self.slot_level[cand] == level:
+                    slot = cand
+                    break
+        return self.slot_table[slot]
+
+    def unlink(self, t: Table, source: str) -> None:
+        t.linked = False
+        t.source = source
+        t.unlinked_at = self.env.now
+        self.state[t.page] = UNLINKED
+        self.in_flight += 1
+        slot = t.slot
+        if slot >= 0 and self.slot_table[slot] is t:
+            self.unlinked += 1
+            self.slot_table[slot] = None
+            last = self.linked.pop()
+            if last != slot:
+                self.linked[self.slot_pos[slot]] = last
+                self.slot_pos[last] = self.slot_pos[slot]
+            self.slot_pos[slot] = -1
+            self.recent.append(slot)
+            delay = exp_gap(self.rng_refill, 1e9 / self.slot_refill) if self.slot_refill else 0
+            self.env.process(self.refill(slot, delay))
+
+    def free_table(self, t: Table, cpu: int) -> None:  # __pagetable_free()
+        t.freed = True
+        self.in_flight -= 1
+        self.free_page(t.page, cpu)
+        if t.kernel:
+            self.kernel_freed += 1
+        else:
+            self.user_freed += 1
+
+    def pagetable_free(self, t: Table, cpu: int, atomic: bool):
+        """The seed's dispatch; yields the CPU time the caller spends."""
+        if not t.marked:
+            self.free_table(t, cpu)
+            if self.free_page_ns:
+                yield self.env.timeout(self.free_page_ns)
+            return
+        t.marked = False
+        if self.strategy == "sync-unsafe":
+            self.free_table(t, cpu)
+            if self.free_page_ns:
+                yield self.env.timeout(self.free_page_ns)
+        elif self.strategy == "sync":
+            yield from self.iommu_flush(atomic)
+            self.free_table(t, cpu)
+            if self.free_page_ns:
+                yield self.env.timeout(self.free_page_ns)
+        else:  # deferred: spin_lock; list_add; spin_unlock; schedule_work()
+            self.pending.append(t)
+            if not self.work_pending:
+                self.work_pending = True
+                self.work_cpu = cpu
+                if not self.work_running:
+                    self.work_wakeup.succeed()
+            if self.spinlock_ns:
+                yield self.env.timeout(self.spinlock_ns)
+
+    def kworker(self):
+        env = self.env
+        while True:
+            if not self.work_pending:
+                self.work_wakeup = env.event()
+                yield self.work_wakeup
+            yield env.timeout(self.wq_delay)
+            self.work_pending = False
+            self.work_running = True
+            self.worker_runs += 1
+            cpu = self.work_cpu
+            batch, self.pending = self.pending, []
+            yield from self.iommu_flush(False)
+            for t in batch:
+                self.free_table(t, cpu)
+            cpu_time = self.spinlock_ns + self.free_page_ns * len(batch)
+            if cpu_time:
+                yield env.timeout(cpu_time)
+            self.work_running = False
+
+    def iommu_flush(self, atomic: bool):
+        """iommu_sva_invalidate_kva_range(): the mutex, then every IOMMU in turn."""
+        if atomic:
+            self.violations["sleep_in_atomic"] += 1
+        with self.sva_lock.request() as req:
+            yield req
+            self.flushes += 1
+            for unit in self.units:
+                self.env.process(self.invalidate(unit, self.flush_effective))
+                yield self.env.timeout(self.flush_duration)
+
+    def invalidate(self, unit: dict[str, Any], delay: int):
+        yield self.env.timeout(delay)
+        for c in unit["caches"].values():
+            c.drop(kernel_only=False)
+
+    # -- devices -----------------------------------------------------------------------------
+    def device_walks(self, unit: dict[str, Any], rate: float, user_slots: int):
+        rng, env = unit["rng_walk"], self.env
+        levels = [unit["caches"][lv] for lv in sorted(unit["caches"])]
+        yield env.timeout(exp_gap(rng, rate))
+        while True:
+            uslot = int(rng.random() * self.sva_mms) * user_slots + int(rng.random() * user_slots)
+            for i, cache in enumerate(levels):
+                key = -1 - (uslot >> (9 * i))
+                if cache.lookup(key) is None:
+                    cache.insert(key, True)
+                    self.misses += 1
+                else:
+                    self.hits += 1
+            yield env.timeout(exp_gap(rng, rate))
+
+    def device_probes(self, unit: dict[str, Any], rate: float, adversarial: bool, probe_mms: int):
+        rng, env = unit["rng_probe"], self.env
+        caches = unit["caches"]
+        yield env.timeout(exp_gap(rng, rate))
+        while True:
+            mm = int(rng.random() * probe_mms)
+            if adversarial and self.recent and rng.random() < 0.5:
+                slot = self.recent[int(rng.random() * len(self.recent))]
+            else:
+                slot = int(rng.random() * self.kernel_slots)
+            cache = caches.get(self.slot_level[slot])
+            key = mm * self.kernel_slots + slot
+            entry = cache.lookup(key)
+            if entry is not None:
+                self.hits += 1
+                if not entry.linked:
+                    self.check_stale(entry)
+            else:
+                self.misses += 1
+                if self.slot_table[slot] is not None:
+                    cache.insert(key, self.slot_table[slot])
+            yield env.timeout(exp_gap(rng, rate))
+
+    def check_stale(self, entry: Table) -> None:
+        state = self.state[entry.page]
+        if state == UNLINKED and self.owner[entry.page] is entry:
+            self.stale_queued += 1
+        elif state == FREE:
+            self.violations["stale_walk_free"] += 1
+        else:
+            self.violations["use_after_free"] += 1
+
+    # -- workloads -----------------------------------------------------------------------------
+    def workload(self, w: dict[str, Any]):
+        env, name = self.env, w["name"]
+        s = stream_seed(self.seed, "workload/" + name)
+        rng, rng_time = random.Random(s), random.Random(s ^ 0x5EED_0001)
+        rng_cpu, rng_pick = random.Random(s ^ 0x5EED_0002), random.Random(s ^ 0x5EED_0003)
+        assert w.get("cpus", "all") == "all"
+        next_arrival = 0
+        while True:
+            if w["rate"] <= 0:
+                return
+            next_arrival += exp_gap(rng_time, w["rate"])
+            gap = max(0, next_arrival - env.now)
+            if env.now + gap >= self.duration:
+                return  # the workload stops at the end of the run
+            yield env.timeout(gap)
+            self.in_op += 1
+            level = 1
+            if name == "hot-remove":
+                bootmem = rng.random() < w["bootmem_fraction"]
+                assert not bootmem, "bootmem tables are not modelled here"
+            elif name == "vmalloc-huge" and w.get("pud_fraction"):
+                level = 2 if rng.random() < w["pud_fraction"] else 1
+            cpu = int(rng_cpu.random() * self.cpus)
+            if name == "user-teardown":
+                tables = [self.alloc_table(cpu, 1, False, -1) for _ in range(w["burst"])]
+                for t in tables:
+                    self.unlink(t, name)
+                    yield from self.pagetable_free(t, cpu, w["atomic"])
+                self.in_op -= 1
+                continue
+            atomic = name == "cpa-collapse"
+            for _ in range(w["burst"]):
+                t = self.pick_table(rng_pick, level)
+                if t is None:
+                    break
+                if not w.get("marked", True):
+                    t.marked = False
+                self.unlink(t, name)
+                if w.get("cpu_flush"):
+                    yield env.timeout(w["cpu_flush"])
+                yield from self.pagetable_free(t, cpu, atomic)
+            if w.get("tlb_flush_all"):  # cpa-collapse, hot-remove
+                yield env.timeout(w["tlb_flush_all"])
+            self.in_op -= 1
+
+    # -- running ---------------------------------------------------------------------------------
+    def quiet(self) -> bool:
+        return self.in_flight == 0 and self.in_op == 0 and not self.work_pending and not self.work_running
+
+    def run(self) -> dict[str, Any]:
+        # The explorer runs every event at or before the time it stops at; SimPy stops before
+        # the events at ``until``: stop one nanosecond later.
+        # After the workloads stop, the run ends right after the event that leaves nothing queued.
+        env = self.env
+        env.run(until=self.duration + 1)
+        end = self.duration + self.drain
+        while not self.quiet() and env.peek() <= end:
+            env.step()
+        return {
+            "flushes": self.flushes,
+            "worker_runs": self.worker_runs,
+            "kernel_tables_unlinked": self.unlinked,
+            "kernel_tables_freed": self.kernel_freed,
+            "user_tables_freed": self.user_freed,
+            "use_after_free": self.violations["use_after_free"],
+            "stale_walk_free": self.violations["stale_walk_free"],
+            "sleep_in_atomic": self.violations["sleep_in_atomic"],
+            "leaked": self.in_flight,
+            "stale_walk_queued": self.stale_queued,
+            "cache_hits": self.hits,
+            "cache_misses": self.misses,
+        }
+
+
+def explorer_figures(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The same figures from an explorer run's metrics."""
+    v = metrics["violations"]
+    return {
+        "flushes": metrics["flushes"],
+        "worker_runs": metrics["worker_runs"],
+        "kernel_tables_unlinked": metrics["kernel_tables_unlinked"],
+        "kernel_tables_freed": metrics["kernel_tables_freed"],
+        "user_tables_freed": metrics["user_tables_freed"],
+        "use_after_free": v["use_after_free"]["total"],
+        "stale_walk_free": v["stale_walk_free"]["total"],
+        "sleep_in_atomic": v["sleep_in_atomic"]["total"],
+        "leaked": v["leaked"]["total"],
+        "stale_walk_queued": metrics["stale_walk_queued"]["total"],
+        "cache_hits": sum(u["hits"] for u in metrics["iommus"]),
+        "cache_misses": sum(u["misses"] for u in metrics["iommus"]),
+    }

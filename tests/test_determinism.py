@@ -1,0 +1,312 @@
+"""Determinism, and that every performance shortcut leaves the results exactly as they were.
+
+A run is its config and seed: two runs, or one run stepped in any way, give the same numbers bit
+for bit. The simulator takes shortcuts for speed (docs/performance.md): background page traffic is
+an engine *lane* run in a tight loop instead of through the heap, and the device probe and walk
+paths inline the cache and random-number calls. Each shortcut is checked here against the plain
+implementation it replaced (kept below as the reference), on configs that exercise every path
+(``tests/benchmarks/cases.py``), so the check is re-derived on every run and never against a stored
+golden file. No test here measures time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from typing import Any
+
+import pytest
+
+from explorer.sim import iommu as iommu_mod
+from explorer.sim import kernel as kernel_mod
+from explorer.sim.build import Simulation
+from explorer.sim.engine import NEVER, Engine
+from explorer.sim.memory import Memory
+from tests.benchmarks.cases import canonical, cases, outcome, registry
+
+ALL = cases()
+#: A spread of the cases: every strategy, both probe targets, the odd machines and the test plugins.
+QUICK = ["deferred-adversarial-1", "sync-uniform-7", "sync-unsafe-adversarial-1", "batched-uniform-1",
+         "batched-small", "holes", "set-assoc", "small-machine", "zero-delays", "test-buggy", "never-frees",
+         "steady-atomic", "many-cpus", "no-background", "tie-storm", "vtd-sync", "amd-deferred"]
+
+
+# -- the plain implementations the fast paths replaced --------------------------------------------
+
+
+def _reference_background(self: Any, rate: float) -> None:
+    """Kernel.start_background as it was: two self-rescheduling heap events."""
+    if rate <= 0:
+        return
+    eng, rng, mem = self.engine, self.rng_bg, self.memory
+
+    def bg_alloc(_: Any = None) -> None:
+        mem.alloc_data(int(rng.random() * self.cpus))
+        eng.call_in(self.exp_gap(rng, rate), bg_alloc)
+
+    def bg_free(_: Any = None) -> None:
+        mem.free_oldest_data(int(rng.random() * self.cpus))
+        eng.call_in(self.exp_gap(rng, rate), bg_free)
+
+    eng.call_in(self.exp_gap(rng, rate), bg_alloc)
+    eng.call_in(self.exp_gap(rng, rate), bg_free)
+
+
+def _reference_catch_up(self: Any, t: int) -> None:
+    """IommuUnit.catch_up as it was: through SetAssocLRU.lookup()/insert() and expovariate()."""
+    if self.next_walk < 0 or self.next_walk > t:
+        return
+    rng = self.rng_walk
+    mms, slots, rate = self.kernel.sva_mms, self.user_slots, self.walk_rate
+    nxt = self.next_walk
+    caches = [(self.caches[lv], 9 * i) for i, lv in enumerate(self._levels)]
+    hits = misses = walks = 0
+    while nxt <= t:
+        uslot = int(rng.random() * mms) * slots + int(rng.random() * slots)
+        for cache, shift in caches:
+            key = -1 - (uslot >> shift)
+            if cache.lookup(key) is None:
+                cache.insert(key, True)
+                misses += 1
+            else:
+                hits += 1
+        walks += 1
+        nxt += int(rng.expovariate(rate) * 1e9) + 1
+    self.next_walk = nxt
+    self.hits += hits
+    self.misses += misses
+    self.walks += walks
+
+
+def _reference_probe(self: Any, _: Any = None) -> None:
+    """IommuUnit.probe as it was: method calls all the way, rescheduled through call_in()."""
+    k = self.kernel
+    now = k.engine.now
+    self.catch_up(now)
+    rng = self.rng_probe
+    self.probes += 1
+    mm = int(rng.random() * self.probe_mms)
+    recent = k.recent_unlinked
+    if self.adversarial and recent and rng.random() < 0.5:
+        slot = recent[int(rng.random() * len(recent))]
+    else:
+        slot = int(rng.random() * k.kernel_slots)
+    if self.walks_kernel_half:
+        key = mm * k.kernel_slots + slot
+        cache = self.cache_for(k.slot_level[slot])
+        entry = cache.lookup(key)
+        if entry is not None:
+            self.hits += 1
+            if not entry.linked:
+                k.checker.stale_walk(self, mm, slot, entry)
+        else:
+            self.misses += 1
+            table = k.slot_table[slot]
+            if table is not None:
+                cache.insert(key, table)
+    k.engine.call_in(k.exp_gap(rng, self.probe_rate), self.probe)
+
+
+def _plain(m: pytest.MonkeyPatch) -> None:
+    """Swap every fast path for its plain reference implementation."""
+    m.setattr(kernel_mod.Kernel, "start_background", _reference_background)
+    m.setattr(iommu_mod.IommuUnit, "catch_up", _reference_catch_up)
+    m.setattr(iommu_mod.IommuUnit, "probe", _reference_probe)
+
+
+# -- tests ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", QUICK)
+def test_same_config_same_numbers(name: str) -> None:
+    first = outcome(ALL[name])
+    assert first["invariants"] == []
+    assert canonical(outcome(ALL[name])) == canonical(first)
+
+
+@pytest.mark.parametrize("name", ["deferred-adversarial-1", "batched-small", "test-buggy", "holes"])
+def test_stepping_does_not_change_the_numbers(name: str) -> None:
+    whole = outcome(ALL[name])
+    stepped = outcome(ALL[name], stepped=True)
+    assert canonical(stepped["metrics"]) == canonical(whole["metrics"])
+    assert stepped["invariants"] == []
+    assert stepped["trace"], "the stepped run keeps a trace"
+
+
+@pytest.mark.parametrize("name", QUICK)
+def test_fast_paths_match_the_plain_implementation(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = outcome(ALL[name])
+    _plain(monkeypatch)
+    slow = outcome(ALL[name])
+    assert canonical(fast) == canonical(slow)
+
+
+@pytest.mark.parametrize("name", ["deferred-adversarial-1", "batched-small", "test-buggy"])
+def test_fast_paths_match_when_stepped_and_traced(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshots, trace lines and examples too, with the run advanced in small uneven steps."""
+    fast = outcome(ALL[name], stepped=True)
+    _plain(monkeypatch)
+    slow = outcome(ALL[name], stepped=True)
+    assert canonical(fast) == canonical(slow)
+
+
+@pytest.mark.parametrize("name", ["small-machine", "tie-storm"])
+def test_memory_state_matches_the_plain_background_traffic(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page by page: the allocator after a run, lane against heap events."""
+    cfg = ALL[name]
+
+    def memory_after() -> tuple[Any, ...]:
+        sim = Simulation(cfg, registry())
+        sim.run()
+        mem = sim.kernel.memory
+        return (bytes(mem.state), [list(f) for f in mem.free_lists], list(mem.zone), list(mem.data_pages),
+                mem.free_count, list(mem.allocated_by), [id(o) if o is None else o.page for o in mem.owner])
+
+    fast = memory_after()
+    monkeypatch.setattr(kernel_mod.Kernel, "start_background", _reference_background)
+    assert memory_after() == fast
+
+
+def test_invariants_hold_in_every_case() -> None:
+    for name, cfg in ALL.items():
+        sim = Simulation(cfg, registry())
+        m = sim.run()
+        k = sim.kernel
+        assert sim.invariant_problems() == [], name
+        assert k.unlinked_total == k.freed_total + len(k.pending), name
+        assert m["kernel_tables_freed"] + m["user_tables_freed"] == k.freed_total, name
+        assert m["events"] == sim.engine.events > 0, name
+        assert m["tables_pending"] == m["violations"]["leaked"]["total"] or not sim.finished, name
+
+
+# -- the engine's lane ------------------------------------------------------------------------------
+
+
+class _ListLane:
+    """A lane replaying a fixed list of self-rescheduling chains, recording the order it runs in.
+
+    Chain ``i`` fires at ``times[i][0]``, and each firing schedules the next one at the next time
+    (as a heap callback calling ``call_at`` would): the lane must run them exactly where the heap
+    would have, ties at the same nanosecond included.
+    """
+
+    def __init__(self, engine: Engine, chains: list[list[int]], log: list[Any]) -> None:
+        self.engine = engine
+        self.log = log
+        self.n = 0
+        c = engine._seq
+        k = 0
+        # pending: [time, counter when scheduled, own order, chain, index]
+        self.pending = []
+        for i, ts in enumerate(chains):
+            if ts:
+                self.pending.append([ts[0], c, k, i, 0])
+                k += 1
+        self.k = k
+        self.chains = chains
+
+    @property
+    def next_t(self) -> int:
+        return min((p[0] for p in self.pending), default=NEVER)
+
+    @property
+    def events(self) -> int:
+        return self.n
+
+    def advance(self, t: int, seq: int) -> int:
+        c = self.engine._seq
+        while self.pending:
+            p = min(self.pending, key=lambda q: (q[0], q[1], q[2]))
+            if p[0] > t or (p[0] == t and p[1] >= seq):
+                break
+            self.log.append(("lane", p[3], p[0]))
+            self.n += 1
+            ts = self.chains[p[3]]
+            if p[4] + 1 < len(ts):
+                p[:] = [ts[p[4] + 1], c, self.k, p[3], p[4] + 1]
+                self.k += 1
+            else:
+                self.pending.remove(p)
+        return self.next_t
+
+
+def _random_chains(rng: random.Random, n: int, length: int, span: int) -> list[list[int]]:
+    out = []
+    for _ in range(n):
+        t = rng.randrange(span)
+        ts = []
+        for _ in range(length):
+            ts.append(t)
+            t += rng.choice((0, 0, 1, 1, 2, 3, 5))  # many ties, and zero gaps
+        out.append(ts)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lane_runs_in_exact_heap_order(seed: int) -> None:
+    rng = random.Random(seed)
+    lane_chains = _random_chains(rng, 3, 40, 20)
+    heap_chains = _random_chains(rng, 4, 40, 20)
+
+    def run(as_lane: bool) -> list[Any]:
+        eng = Engine()
+        log: list[Any] = []
+
+        def chain(which: str, ts: list[int], i: int) -> Any:
+            def fire(j: int) -> None:
+                log.append((which, i, eng.now))
+                if j + 1 < len(ts):
+                    eng.call_at(ts[j + 1], fire, j + 1)
+
+            return fire
+
+        # Interleave the set-up of both kinds, as a simulation does.
+        for i, ts in enumerate(heap_chains[:2]):
+            eng.call_at(ts[0], chain("heap", ts, i), 0)
+        if as_lane:
+            eng.set_lane(_ListLane(eng, lane_chains, log))
+        else:
+            for i, ts in enumerate(lane_chains):
+                eng.call_at(ts[0], chain("lane", ts, i), 0)
+        for i, ts in enumerate(heap_chains[2:], start=2):
+            eng.call_at(ts[0], chain("heap", ts, i), 0)
+        # Uneven steps, so lane events are also run at the end of a run() call.
+        t = 0
+        while t < 400:
+            t += rng.choice((1, 3, 7, 50))
+            eng.run(t)
+        assert eng.events == len(log)
+        return log
+
+    rng_state = rng.getstate()
+    with_heap = run(False)
+    rng.setstate(rng_state)
+    with_lane = run(True)
+    assert with_lane == with_heap
+
+
+def test_engine_next_time_sees_the_lane() -> None:
+    eng = Engine()
+    log: list[Any] = []
+    eng.set_lane(_ListLane(eng, [[5, 9]], log))
+    eng.call_at(7, lambda _: None)
+    assert eng.next_time() == 5
+    eng.run(6)
+    assert eng.next_time() == 7 and log == [("lane", 0, 5)]
+
+
+def test_heap_reference_is_plain_heapq() -> None:
+    """The tie rule the lane reproduces: time, then insertion order."""
+    heap: list[tuple[int, int, str]] = []
+    for seq, (t, name) in enumerate([(5, "a"), (3, "b"), (5, "c"), (3, "d")]):
+        heapq.heappush(heap, (t, seq, name))
+    assert [heapq.heappop(heap)[2] for _ in range(4)] == ["b", "d", "a", "c"]
+
+
+def test_memory_check_catches_an_owner_left_on_a_free_page() -> None:
+    mem = Memory(64, 2)
+    table = mem.alloc_table(0, 1, True, 0, "test")
+    mem.free(table.page, 0)
+    assert mem.check() == []
+    mem.owner[table.page] = table
+    assert any("owner" in p for p in mem.check())
