@@ -387,6 +387,7 @@ def test_no_command_without_the_tui_is_a_clear_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "explorer.tui", None)  # as if the package were not there
+    monkeypatch.setitem(sys.modules, "explorer.tui.app", None)  # even if another test imported it
     rc, _, err = run_main(capsys)
     assert rc == 2
     assert "error: the interactive explorer (explorer.tui) is not available" in err
