@@ -6,6 +6,9 @@ They fill the ``[run]``, ``[kernel]`` and ``[iommu]`` tables of a config (plugin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from explorer.api import Param
 
 RUN_PARAMS: tuple[Param, ...] = (
@@ -23,8 +26,9 @@ RUN_PARAMS: tuple[Param, ...] = (
     Param(
         "speed",
         "float",
-        0.0,
-        help="TUI only: simulated microseconds per wall second (0 = as fast as possible).",
+        10000.0,
+        help="TUI only: simulated microseconds per wall second (0 = as fast as possible). The default "
+        "plays 100ms of kernel time in 10 seconds, slow enough to watch the queue fill and drain.",
         unit="us/s",
         min=0.0,
         max=1e9,
@@ -153,3 +157,13 @@ IOMMU_PARAMS: tuple[Param, ...] = (
     ),
     Param("user_slots", "int", 1024, help="Distinct user-address slots a device walks.", min=1, max=10**8),
 )
+
+
+def async_enabled(kernel_cfg: Mapping[str, Any]) -> bool:
+    """CONFIG_ASYNC_KERNEL_PGTABLE_FREE: x86 selects it if IOMMU_SVA; 'y'/'n' force it."""
+    choice = kernel_cfg.get("async_kernel_pgtable_free", "auto")
+    if choice == "y":
+        return True
+    if choice == "n":
+        return False
+    return kernel_cfg.get("arch", "x86_64") == "x86_64" and bool(kernel_cfg.get("iommu_sva", True))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator, Mapping
 from typing import Any, Protocol
 
 from explorer.api import FreeStrategy, IommuModel, WorkloadSource
+from explorer.core_params import async_enabled
 from explorer.sim.engine import Engine, PluginError
 from explorer.sim.iommu import IommuUnit
 from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext, stream_seed
@@ -47,16 +48,6 @@ def _instantiate(kind: str, name: str, cls: type[Any], params: Mapping[str, Any]
         return cls(_params(cls, params))
     except Exception as exc:
         raise PluginError(kind, name, exc) from exc
-
-
-def async_enabled(kernel_cfg: Mapping[str, Any]) -> bool:
-    """CONFIG_ASYNC_KERNEL_PGTABLE_FREE: x86 selects it if IOMMU_SVA; 'y'/'n' force it."""
-    choice = kernel_cfg.get("async_kernel_pgtable_free", "auto")
-    if choice == "y":
-        return True
-    if choice == "n":
-        return False
-    return kernel_cfg.get("arch", "x86_64") == "x86_64" and bool(kernel_cfg.get("iommu_sva", True))
 
 
 class Simulation:

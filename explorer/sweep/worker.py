@@ -1,0 +1,218 @@
+"""What runs in a sweep worker (a local process or a Dask worker), and what is sent to it.
+
+Everything crosses as plain data: a *task* is ``{"index", "id", "config", "bundle", "explorer",
+"attempt"}``. The *bundle* describes the plugins: whether to load entry points, and the text of every
+``.py`` file under each ``--plugins-dir`` (never a pickled object, never just a path: a worker on
+another machine has no such path). A worker writes the files into a private folder named by their
+hash and loads them through the ordinary discovery (:func:`explorer.plugins.load_registry`), then
+builds and runs the simulation exactly as ``run`` does (:func:`run_config`).
+
+This module is imported by every worker process: keep its imports light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from explorer import __version__
+from explorer.plugins import NO_ENTRYPOINTS_ENV, Registry, load_registry
+from explorer.sim.build import build_simulation
+from explorer.sim.engine import PluginError
+
+#: Metrics that are not one number per run: the time series and the violation examples.
+#: They are left out of the results rows (``run --json`` on the point shows them).
+NOT_IN_ROWS = ("series", "examples")
+
+
+# --------------------------------------------------------------------------- the plugin bundle
+
+
+def _plugin_files(root: Path) -> dict[str, str]:
+    """Every ``.py`` file under ``root`` (relative POSIX path -> text), skipping hidden folders and
+    ``__pycache__`` (the same files discovery would see, plus ``_helpers``)."""
+    out: dict[str, str] = {}
+    if not root.is_dir():
+        return out
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+            continue
+        try:
+            out[rel.as_posix()] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # discovery reports an unreadable plugin; the config cannot use it anyway
+    return out
+
+
+def make_bundle(
+    plugins_dirs: Sequence[str | os.PathLike[str]] = (), entry_points: bool | None = None
+) -> dict[str, Any]:
+    """The plugins a sweep's workers load, as plain data (see the module docstring).
+
+    ``entry_points=None`` resolves ``PGTABLE_EXPLORER_NO_ENTRYPOINTS`` here, in the process that
+    starts the sweep, so the workers load what it loaded.
+    """
+    if entry_points is None:
+        entry_points = os.environ.get(NO_ENTRYPOINTS_ENV, "") in ("", "0")
+    dirs = [{"path": str(Path(d).resolve()), "files": _plugin_files(Path(d))} for d in plugins_dirs]
+    digest = hashlib.sha256(
+        json.dumps({"entry_points": entry_points, "dirs": [d["files"] for d in dirs]}, sort_keys=True).encode()
+    ).hexdigest()[:20]
+    return {"entry_points": bool(entry_points), "dirs": dirs, "digest": digest}
+
+
+def _materialise(bundle: Mapping[str, Any]) -> list[Path]:
+    """Write the bundle's files under a folder named by its digest (once per machine); return the
+    plugin folders, in ``--plugins-dir`` order."""
+    if not bundle["dirs"]:
+        return []
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    root = Path(tempfile.gettempdir()) / f"pgtable-explorer-{uid}" / "plugins" / bundle["digest"]
+    if not (root / ".complete").exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{bundle['digest']}.", dir=root.parent))
+        try:
+            for i, d in enumerate(bundle["dirs"]):
+                (tmp / str(i)).mkdir()
+                for rel, text in d["files"].items():
+                    target = tmp / str(i) / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(text, encoding="utf-8")
+            (tmp / ".complete").write_text("")
+            try:
+                os.rename(tmp, root)
+            except OSError:  # another worker got there first
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return [root / str(i) for i in range(len(bundle["dirs"]))]
+
+
+_registries: dict[str, Registry] = {}
+_lock = threading.Lock()
+
+
+def registry_for(bundle: Mapping[str, Any]) -> Registry:
+    """The registry a bundle describes, loaded once per worker process."""
+    with _lock:
+        reg = _registries.get(bundle["digest"])
+        if reg is None:
+            reg = load_registry(plugins_dirs=_materialise(bundle), entry_points=bundle["entry_points"])
+            _registries[bundle["digest"]] = reg
+        return reg
+
+
+# --------------------------------------------------------------------------- running a point
+
+
+class WorkerSetupError(RuntimeError):
+    """The worker cannot run the point as the sweep defined it (another version, a missing plugin)."""
+
+
+def run_config(config: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
+    """Run one config to the end and return its metrics: what ``run`` does, and so what a sweep does."""
+    return build_simulation(config, registry).run()
+
+
+def _check_plugins(config: Mapping[str, Any], registry: Registry) -> None:
+    needed = [("strategy", config["strategy"]["name"]), ("iommu", config["iommu"]["model"])]
+    needed += [("workload", w["name"]) for w in config.get("workload", [])]
+    versions = config.get("plugins", {})
+    for kind, name in needed:
+        if name not in registry.table(kind):
+            why = next((f" ({f.error})" for f in registry.failures if f.name == name), "")
+            raise WorkerSetupError(f"{kind} {name!r} is not loaded on this worker{why}")
+        want = versions.get(name)
+        have = registry.version_of(kind, name)
+        if want is not None and want != have:
+            raise WorkerSetupError(f"this worker has {kind} {name!r} version {have}, the sweep needs {want}")
+
+
+def worker_name() -> str:
+    """Who runs this: a Dask worker's address, else ``host:pid``."""
+    if "distributed" in sys.modules:
+        with contextlib.suppress(Exception):
+            from distributed import get_worker
+
+            return str(get_worker().address)
+    return f"{os.uname().nodename if hasattr(os, 'uname') else 'localhost'}:{os.getpid()}"
+
+
+def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one point; never raises for a failing point (a plugin error comes back as data).
+
+    Returns ``{"index", "id", "attempt", "status": "ok"|"failed", "metrics", "error", "traceback",
+    "worker", "wall_s"}``.
+    """
+    started = time.perf_counter()
+    out: dict[str, Any] = {"index": task["index"], "id": task["id"], "attempt": task.get("attempt", 1),
+                           "worker": worker_name(), "metrics": None, "error": None, "traceback": None}
+    try:
+        if task.get("explorer", __version__) != __version__:
+            raise WorkerSetupError(
+                f"this worker has pgtable-explorer {__version__}, the sweep needs {task['explorer']}"
+            )
+        registry = registry_for(task["bundle"])
+        _check_plugins(task["config"], registry)
+        out["metrics"] = run_config(task["config"], registry)
+        out["status"] = "ok"
+    except PluginError as exc:
+        out.update(status="failed", error=str(exc), traceback=exc.traceback_text)
+    except (Exception, SystemExit) as exc:  # a plugin may even call sys.exit(); the worker lives on
+        out.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                   traceback="".join(traceback.format_exception(exc)))
+    out["wall_s"] = time.perf_counter() - started
+    return out
+
+
+def worker_info() -> dict[str, Any]:
+    """What a Dask worker reports before a sweep starts on it."""
+    return {"explorer": __version__, "python": sys.version.split()[0], "pid": os.getpid()}
+
+
+def init_local_worker() -> None:
+    """Initializer of a local worker process: Ctrl-C is the parent's to handle (it stops the
+    workers itself), so the point in progress is not torn with a KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# --------------------------------------------------------------------------- flattening
+
+
+def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics as one level of dotted names: ``queue.peak``, ``iommus[0].hits``,
+    ``violations.use_after_free.total``. :data:`NOT_IN_ROWS` are left out."""
+    out: dict[str, Any] = {}
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, (list, tuple)):
+            if value and all(isinstance(v, Mapping) for v in value):
+                for i, v in enumerate(value):
+                    walk(v, f"{key}[{i}]")
+            else:
+                out[key] = json.dumps(list(value))
+        else:
+            out[key] = value
+
+    for k, v in metrics.items():
+        if k not in NOT_IN_ROWS:
+            walk(v, k)
+    return out

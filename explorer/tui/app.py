@@ -1,0 +1,479 @@
+"""The pgtable-explorer TUI.
+
+``pgtable-explorer`` (no arguments) opens it on the default scenario; ``pgtable-explorer tui
+FILE.toml`` on a saved config. The app owns the config (canonical plain data, validated with
+``explorer.config``), the file it came from, and the sessions (``explorer.session``) that run it:
+one for the Run screen, two to four for Compare. Sessions report from their reader threads with
+:class:`SessionUpdated` messages (at most one outstanding per session, so they never pile up);
+the screen on show draws the newest snapshot, a hidden one catches up when shown.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.markup import escape
+from textual.screen import Screen
+
+from explorer.config import (
+    ConfigError,
+    Problem,
+    default_config,
+    load_config,
+    load_raw,
+    save_config,
+    value_origins,
+)
+from explorer.plugins import Registry, load_registry
+from explorer.session import RunError, Session
+from explorer.tui import fmt
+from explorer.tui.actions import ACTIONS, SCREEN_TITLES, Action, bindings_for
+from explorer.tui.messages import ConfigChanged, SessionUpdated
+from explorer.tui.model import Tree, add_workload, build_tree, edit_value, remove_workload, scenario_origins
+from explorer.tui.screens.choice import ChoiceModal
+from explorer.tui.screens.compare import CompareScreen
+from explorer.tui.screens.config import ConfigScreen
+from explorer.tui.screens.confirm_quit import ConfirmQuit
+from explorer.tui.screens.file_dialog import FileDialog
+from explorer.tui.screens.help import HelpScreen
+from explorer.tui.screens.plugins import PluginsScreen
+from explorer.tui.screens.run import RunScreen
+
+DEFAULT_COMPARE = ("sync", "deferred", "batched")
+
+
+def _returns(screen: Screen[Any]) -> Callable[[], Screen[Any]]:
+    return lambda: screen
+
+
+def _problems_text(exc: ConfigError) -> str:
+    return "\n".join(str(p) for p in exc.problems)
+
+
+class ExplorerApp(App[int]):
+    """Config explorer, live run, compare and plugins: four screens (modes), keys 1-4."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "pgtable-explorer"
+    BINDINGS = bindings_for("app")
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        config_path: str | None = None,
+        plugins_dirs: Sequence[str] = (),
+        *,
+        registry: Registry | None = None,
+        config: Mapping[str, Any] | None = None,
+        start: str = "run",
+        hz: float = 10.0,
+        stall_after: float = 2.0,
+        entry_points: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.plugins_dirs = tuple(str(Path(d).resolve()) for d in plugins_dirs)
+        self.entry_points = entry_points
+        self.registry = registry if registry is not None else load_registry(self.plugins_dirs,
+                                                                             entry_points=entry_points)
+        self.reference = default_config(self.registry)
+        self.path: Path | None = None
+        self.origins: dict[str, str] = {}
+        self.scenario: str | None = None
+        self.load_warnings: list[Problem] = []
+        if config is not None:
+            self.config: dict[str, Any] = copy.deepcopy(dict(config))
+        elif config_path is not None:
+            self.path = Path(config_path).resolve()
+            self.config = load_config(self.path, self.registry, warnings=self.load_warnings)
+            self.origins = value_origins(load_raw(self.path), config=self.config)
+        else:
+            self.config = copy.deepcopy(self.reference)
+            self.scenario = "linux-6.19" if "linux-6.19" in self.registry.scenarios else None
+            self.origins = scenario_origins(self.registry, self.scenario)
+        self.clean_config = copy.deepcopy(self.config)
+        self.show_all = False
+        self.start_screen = start
+        self.hz = hz
+        self.stall_after = stall_after
+        self.step_ns = 10_000
+        self.session: Session | None = None
+        self.compare_kind = "strategy"
+        self.compare_names: list[str] = [n for n in DEFAULT_COMPARE if n in self.registry.strategies] or sorted(
+            self.registry.strategies)[:3]
+        self.compare_sessions: list[Session] = []
+        self._pending: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self.screens_by_name: dict[str, Screen[Any]] = {}
+
+    # ------------------------------------------------------------------ screens
+    def on_mount(self) -> None:
+        self.screens_by_name = {
+            "config": ConfigScreen(),
+            "run": RunScreen(),
+            "compare": CompareScreen(),
+            "plugins": PluginsScreen(),
+        }
+        for name, screen in self.screens_by_name.items():
+            self.add_mode(name, _returns(screen))
+        self.switch_mode(self.start_screen)
+        for w in self.load_warnings:
+            self.notify(str(w), severity="warning", timeout=8)
+        if self.registry.failures:
+            self.notify(f"{len(self.registry.failures)} plugin(s) failed to load: 4 shows them",
+                        severity="warning", timeout=6)
+
+    def action_goto(self, name: str) -> None:
+        if name in self.screens_by_name and self.current_mode != name:
+            self.switch_mode(name)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.current_mode))
+
+    def screen_named(self, name: str) -> Any:
+        return self.screens_by_name[name]
+
+    # ------------------------------------------------------------------ config state
+    @property
+    def dirty(self) -> bool:
+        return self.config != self.clean_config
+
+    def file_label(self) -> str:
+        if self.path is not None:
+            try:
+                return str(self.path.relative_to(Path.cwd()))
+            except ValueError:
+                return str(self.path)
+        return f"scenario {self.scenario} (not saved)" if self.scenario else "(not saved)"
+
+    def model(self) -> Tree:
+        return build_tree(self.config, self.registry, self.reference, self.origins)
+
+    def set_config(self, new: Mapping[str, Any], reason: str = "edit", edited: Iterable[str] = ()) -> None:
+        self.config = copy.deepcopy(dict(new))
+        for key in edited:
+            self.origins[key] = "edited"
+        s = self.session
+        if s is not None and s.state in ("paused", "finished", "stopped", "failed", "starting"):
+            snap = s.latest
+            if s.state != "paused" or snap is None or snap.now_ns == 0:
+                s.reset(self.config)
+        self.post_message(ConfigChanged(reason))
+
+    @on(ConfigChanged)
+    def _config_changed(self, event: ConfigChanged) -> None:
+        for name, screen in self.screens_by_name.items():
+            if not screen.is_mounted:
+                continue
+            if name == "config" and isinstance(screen, ConfigScreen):
+                screen.refresh_config()
+            elif hasattr(screen, "refresh_top"):
+                screen.refresh_top()
+
+    def _origin_key(self, key: str) -> str:
+        if key.startswith("workload."):
+            _, name, param = key.split(".", 2)
+            for i, w in enumerate(self.config.get("workload", [])):
+                if w["name"] == name:
+                    return f"workload[{i}].{param}"
+        return key
+
+    def apply_edit(self, key: str, value: Any) -> str | None:
+        """Set one value; None when it holds, else every problem as text (nothing changes)."""
+        entry = self.model().by_key().get(key)
+        if entry is None:
+            return f"unknown parameter {key}"
+        try:
+            new = edit_value(self.config, self.registry, key, entry.param, value)
+        except ConfigError as exc:
+            return "; ".join(p.message if p.key in (key, "") else f"{p.key}: {p.message}" for p in exc.problems)
+        self.set_config(new, edited=[self._origin_key(key)])
+        return None
+
+    def add_workload(self, name: str) -> str | None:
+        try:
+            new = add_workload(self.config, self.registry, name)
+        except ConfigError as exc:
+            return _problems_text(exc)
+        self.set_config(new)
+        return None
+
+    def remove_workload(self, name: str) -> str | None:
+        try:
+            new = remove_workload(self.config, self.registry, name)
+        except ConfigError as exc:
+            return _problems_text(exc)
+        self.set_config(new)
+        return None
+
+    def load_scenario(self, name: str) -> None:
+        try:
+            new = default_config(self.registry, name)
+        except ConfigError as exc:
+            self.notify(_problems_text(exc), severity="error")
+            return
+        self.scenario = name
+        self.origins = scenario_origins(self.registry, name)
+        self.set_config(new, reason="scenario")
+        sc = self.registry.scenarios[name]
+        self.notify(f"scenario {name}: {sc.expected or sc.description}", timeout=6)
+
+    def action_pick_scenario(self) -> None:
+        options = [(n, n, f"{sc.description}  Expect: {sc.expected}" if sc.expected else sc.description)
+                   for n, sc in sorted(self.registry.scenarios.items())]
+        if not options:
+            self.notify("no scenario is loaded", severity="warning")
+            return
+        self.push_screen(ChoiceModal("Load a scenario (replaces the config)", options, current=self.scenario),
+                         lambda n: self.load_scenario(n) if n else None)
+
+    def set_plugin(self, kind: str, name: str) -> None:
+        key = "strategy.name" if kind == "strategy" else "iommu.model"
+        problem = self.apply_edit(key, name)
+        if problem:
+            self.notify(problem, severity="error")
+        else:
+            self.notify(f"{key} = {name}", timeout=2)
+
+    # ------------------------------------------------------------------ files
+    def _save(self, path: str, minimal: bool) -> str | None:
+        try:
+            changed = save_config(self.config, path, self.registry, minimal=minimal)
+        except OSError as exc:
+            return f"cannot write {path}: {exc.strerror or exc}"
+        except ConfigError as exc:
+            return _problems_text(exc)
+        self.path = Path(path).resolve()
+        self.clean_config = copy.deepcopy(self.config)
+        self.notify(f"saved {path}" + (" (minimal)" if minimal else "") if changed
+                    else f"No change to configuration ({path})")
+        self.post_message(ConfigChanged("save"))
+        return None
+
+    def action_save(self) -> None:
+        if self.path is None:
+            self.action_save_as()
+            return
+        problem = self._save(str(self.path), minimal=False)
+        if problem:
+            self.notify(problem, severity="error")
+
+    def _suggested_name(self) -> str:
+        if self.path is not None:
+            return self.path.name
+        return f"{self.scenario or 'pgtable-explorer'}.toml"
+
+    def action_save_as(self, minimal: bool = False) -> None:
+        folder = self.path.parent if self.path is not None else Path.cwd()
+        title = "Save minimal config as (only values that differ from the defaults)" if minimal else "Save config as"
+        self.push_screen(FileDialog(title, self._suggested_name(), "Save", self._save, minimal=minimal,
+                                    folder=folder))
+
+    def action_save_minimal(self) -> None:
+        self.action_save_as(minimal=True)
+
+    def open_path(self, path: str) -> str | None:
+        warnings: list[Problem] = []
+        try:
+            new = load_config(path, self.registry, warnings=warnings)
+            raw = load_raw(path)
+        except ConfigError as exc:
+            return _problems_text(exc)
+        except OSError as exc:
+            return f"cannot read {path}: {exc.strerror or exc}"
+        self.path = Path(path).resolve()
+        self.scenario = None
+        self.origins = value_origins(raw, config=new)
+        self.clean_config = copy.deepcopy(new)
+        self.set_config(new, reason="open")
+        for w in warnings:
+            self.notify(str(w), severity="warning", timeout=8)
+        self.notify(f"opened {path}")
+        return None
+
+    def action_open(self) -> None:
+        folder = self.path.parent if self.path is not None else Path.cwd()
+        self.push_screen(FileDialog("Open config", "", "Open", lambda p, _m: self.open_path(p), folder=folder))
+
+    async def action_quit(self) -> None:
+        if not self.dirty:
+            self.shutdown_sessions()
+            self.exit(0)
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice == "save":
+                if self.path is None:
+                    self.action_save_as()
+                    return
+                problem = self._save(str(self.path), minimal=False)
+                if problem:
+                    self.notify(problem, severity="error")
+                    return
+            if choice in ("save", "discard"):
+                self.shutdown_sessions()
+                self.exit(0)
+
+        self.push_screen(ConfirmQuit(self.file_label()), answer)
+
+    def action_change_theme(self) -> None:
+        self.search_themes()
+
+    # ------------------------------------------------------------------ sessions
+    def _callback(self, label: str) -> Any:
+        def cb(_session: Session) -> None:
+            with self._pending_lock:
+                if label in self._pending:
+                    return
+                self._pending.add(label)
+            self.post_message(SessionUpdated(label))
+
+        return cb
+
+    def ensure_session(self) -> Session:
+        """The Run screen's session (created, paused at time zero, on first use)."""
+        if self.session is None:
+            self.session = Session(self.config, self.plugins_dirs, speed=float(self.config["run"].get("speed", 0.0)),
+                                   step_ns=self.step_ns, hz=self.hz, stall_after=self.stall_after,
+                                   entry_points=self.entry_points, on_update=self._callback("main"), label="main")
+            self.session.start()
+        return self.session
+
+    def current_speed(self) -> float:
+        return self.session.speed if self.session is not None else float(self.config["run"].get("speed", 0.0))
+
+    def set_speed(self, speed: float) -> None:
+        """Change the live speed; it is also ``run.speed`` of the config (saved with it)."""
+        self.ensure_session().set_speed(speed)
+        if float(self.config["run"].get("speed", 0.0)) != float(speed):
+            new = copy.deepcopy(self.config)
+            new["run"]["speed"] = float(speed)
+            self.config = new
+            self.origins["run.speed"] = "edited"
+            if self.session is not None:
+                self.session.config["run"]["speed"] = float(speed)
+            self.post_message(ConfigChanged("speed"))
+
+    def start_compare(self, kind: str | None = None, names: Sequence[str] | None = None) -> None:
+        """(Re)start the comparison: one session per variant, same workloads and seed, paused."""
+        for s in self.compare_sessions:
+            s.stop(timeout=0.2)
+        self.compare_sessions = []
+        if kind is not None:
+            self.compare_kind = kind
+        if names is not None:
+            self.compare_names = list(names)
+        key = "strategy.name" if self.compare_kind == "strategy" else "iommu.model"
+        table = self.registry.strategies if self.compare_kind == "strategy" else self.registry.iommu_models
+        names_ok = [n for n in self.compare_names if n in table]
+        self.compare_names = names_ok
+        for i, n in enumerate(names_ok):
+            entry = self.model().by_key()[key]
+            try:
+                cfg = edit_value(self.config, self.registry, key, entry.param, n)
+            except ConfigError as exc:
+                self.notify(f"{n}: {_problems_text(exc)}", severity="error")
+                continue
+            s = Session(cfg, self.plugins_dirs, speed=float(self.config["run"].get("speed", 0.0)), hz=self.hz,
+                        stall_after=self.stall_after, trace_size=0, trace_tail=0, entry_points=self.entry_points,
+                        on_update=self._callback(f"cmp{i}"), label=f"cmp-{n}")
+            s.start()
+            self.compare_sessions.append(s)
+
+    @on(SessionUpdated)
+    def _session_updated(self, event: SessionUpdated) -> None:
+        with self._pending_lock:
+            self._pending.discard(event.label)
+        if event.label == "main":
+            run = self.screens_by_name.get("run")
+            if isinstance(run, RunScreen) and run.is_current:
+                run.apply_latest()
+        else:
+            cmp = self.screens_by_name.get("compare")
+            if isinstance(cmp, CompareScreen) and cmp.is_current:
+                cmp.apply_latest()
+
+    def describe_plugin(self, error: RunError | None) -> str:
+        """``plugin raises 1.0 (directory: /path/raises.py)`` for a failed run's plugin."""
+        if error is None:
+            return ""
+        info = self.registry.provider.get((error.kind, error.name))
+        if info is None:
+            return error.kind
+        version = self.registry.version_of(error.kind, error.name)
+        return f"plugin {info.name}, {error.kind} {error.name} {version} ({info.origin}: {info.location})"
+
+    def shutdown_sessions(self) -> None:
+        sessions = [s for s in (self.session, *self.compare_sessions) if s is not None]
+        for s in sessions:
+            s.on_update = None
+        for s in sessions:
+            s.stop(timeout=0.3)
+
+    def on_unmount(self) -> None:
+        self.shutdown_sessions()
+
+    # ------------------------------------------------------------------ command palette
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        current = self.current_mode
+        for a in ACTIONS:
+            if a.id in ("quit", "theme", "scenario_key"):
+                continue
+            yield SystemCommand(self._command_title(a, current), escape(f"{a.help} (key: {a.display_key})"),
+                                lambda a=a: self._run_from_palette(a))
+        for name, sc in sorted(self.registry.scenarios.items()):
+            yield SystemCommand(f"Load scenario: {name}", escape(sc.description), lambda n=name: self.load_scenario(n))
+        for name, scls in sorted(self.registry.strategies.items()):
+            yield SystemCommand(f"Strategy: {name}", escape((scls.help or "").strip()),
+                                lambda n=name: self.set_plugin("strategy", n))
+        for name, mcls in sorted(self.registry.iommu_models.items()):
+            yield SystemCommand(f"IOMMU model: {name}", escape((mcls.help or "").strip()),
+                                lambda n=name: self.set_plugin("iommu", n))
+        for sp in fmt.SPEED_STEPS:
+            yield SystemCommand(f"Speed: {fmt.speed(sp)}", "simulated time per wall second" if sp else
+                                "as fast as possible", lambda sp=sp: self.set_speed(sp))
+
+    @staticmethod
+    def _command_title(a: Action, current: str) -> str:
+        if a.screen in ("app", current) or a.title.startswith("Compare:"):
+            return a.title
+        return f"{SCREEN_TITLES.get(a.screen, a.screen)}: {a.title}"
+
+    async def _run_from_palette(self, a: Action) -> None:
+        if a.screen != "app" and a.screen != self.current_mode:
+            self.switch_mode(a.screen)
+        target = self.screens_by_name.get(a.screen) if a.screen != "app" else None
+        action = a.action.split(".", 1)[1] if "." in a.action else a.action
+        if target is not None:
+            await self.run_action(action, target)
+        else:
+            await self.run_action(action)
+
+
+def main(config_path: str | None = None, plugins_dirs: list[str] | None = None) -> int:
+    """Run the TUI (``pgtable-explorer`` / ``pgtable-explorer tui FILE``); return the exit status."""
+    dirs = list(plugins_dirs or [])
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("pgtable-explorer: the interactive explorer needs a terminal; "
+              "use `pgtable-explorer run` (see --help) for output to a pipe or file", file=sys.stderr)
+        return 2
+    try:
+        app = ExplorerApp(config_path, dirs)
+    except ConfigError as exc:
+        print(_problems_text(exc), file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"pgtable-explorer: cannot read {config_path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        result = app.run()
+    finally:
+        app.shutdown_sessions()
+    return int(result or 0)

@@ -1,0 +1,1 @@
+"""Screens (one per file) and modal dialogs of the TUI."""

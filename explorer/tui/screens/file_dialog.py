@@ -1,0 +1,102 @@
+"""Save as / open / save minimal: a path (with the TOML files here to pick from), checked in place.
+
+``submit(path, minimal)`` does the work and returns None on success or the problem text, which
+is shown under the input; the dialog stays open until it works or is cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+def toml_files(folder: Path, limit: int = 50) -> list[str]:
+    try:
+        return sorted(str(p.name) for p in folder.iterdir() if p.suffix == ".toml" and p.is_file())[:limit]
+    except OSError:
+        return []
+
+
+class FileDialog(ModalScreen[str | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, initial: str, button: str, submit: Callable[[str, bool], str | None], *,
+                 minimal: bool | None = None, folder: Path | None = None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.initial = initial
+        self.button = button
+        self.submit = submit
+        self.minimal = minimal
+        self.folder = folder or Path.cwd()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Input(self.initial, placeholder="path/to/config.toml", id="path")
+            if self.minimal is not None:
+                yield Checkbox("minimal: only values that differ from the defaults", self.minimal, id="minimal")
+            with VerticalScroll(id="problems"):
+                yield Static("", id="problem")
+            files = toml_files(self.folder)
+            if files:
+                yield Label(f"TOML files in {self.folder}:", classes="dialog-hint")
+                yield OptionList(*[Option(f, id=f) for f in files], id="files")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.button, variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        inp = self.query_one("#path", Input)
+        inp.focus()
+        inp.action_end()
+
+    def _path(self) -> str:
+        text = self.query_one("#path", Input).value.strip()
+        if text and not Path(text).expanduser().is_absolute():
+            text = str(self.folder / Path(text).expanduser())
+        return str(Path(text).expanduser()) if text else ""
+
+    def _do(self) -> None:
+        path = self._path()
+        if not path:
+            self._problem("give a file name")
+            return
+        minimal = self.query_one("#minimal", Checkbox).value if self.minimal is not None else False
+        problem = self.submit(path, minimal)
+        if problem:
+            self._problem(problem)
+        else:
+            self.dismiss(path)
+
+    def _problem(self, text: str) -> None:
+        self.query_one("#problem", Static).update(Text("✗ " + text, style="red"))
+
+    @on(Input.Submitted, "#path")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._do()
+
+    @on(OptionList.OptionSelected, "#files")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        inp = self.query_one("#path", Input)
+        inp.value = str(event.option.id)
+        inp.focus()
+
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        self._do()
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

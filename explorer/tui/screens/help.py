@@ -1,0 +1,71 @@
+"""F1: the keys of this screen and of the whole app, from the one action table."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from explorer.tui.actions import SCREEN_TITLES, actions_for
+
+ABOUT = {
+    "config": "The config explorer, like menuconfig: Kernel, Strategy, IOMMU, Workloads and Run. "
+    "● marks a value that differs from the default; dim entries are inactive under the current choices "
+    "(a shows them). Edits are checked as you type; a bad value is explained under the input.",
+    "run": "The live run: the simulation runs in its own process and this screen samples it ten times a "
+    "second. Counters, charts over simulated time, percentiles, violations with their source, the trace "
+    "(filterable), and the queues: the pending list, the work items and each IOMMU's cache.",
+    "compare": "Two to four strategies (or IOMMU models) on the identical workload and seed, each in its "
+    "own process; ★ marks the best value of each metric.",
+    "plugins": "Every loaded plugin with its kind, origin, version and what it registers; below, every "
+    "plugin that failed to load, with its error (enter shows the traceback).",
+}
+
+
+def keys_table(screen: str) -> Table:
+    t = Table(box=None, pad_edge=False, expand=True, header_style="bold")
+    t.add_column("key", no_wrap=True, style="bold cyan")
+    t.add_column("action", no_wrap=True)
+    t.add_column("what it does", ratio=1)
+    for a in actions_for(screen):
+        keys = " ".join(k.display_key for k in _keys(a))
+        t.add_row(keys, a.short, a.help)
+    return t
+
+
+def _keys(a):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    return [replace(a, key=k) for k in a.key.split(",")]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q", "close", "Close")]
+
+    def __init__(self, screen: str) -> None:
+        super().__init__()
+        self.screen_name = screen
+
+    def compose(self) -> ComposeResult:
+        name = self.screen_name
+        with Vertical(classes="dialog wide tall"):
+            yield Label(f"Help: {SCREEN_TITLES.get(name, name)}", classes="dialog-title")
+            with VerticalScroll(id="help-body"):
+                yield Static(Text(ABOUT.get(name, "")))
+                if name in SCREEN_TITLES:
+                    yield Static(Text(f"\n{SCREEN_TITLES[name]} keys", style="bold"))
+                    yield Static(keys_table(name))
+                yield Static(Text("\nEverywhere", style="bold"))
+                yield Static(keys_table("app"))
+                yield Static(Text("\nctrl+p opens the command palette: every action above, the scenarios, the "
+                                  "strategies and IOMMU models, the speeds and the themes.", style="dim"))
+            yield Label("esc closes", classes="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

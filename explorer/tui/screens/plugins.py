@@ -1,0 +1,95 @@
+"""Every loaded plugin (kind, origin, version, what it registers) and every failure with its error."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label
+
+from explorer.tui.actions import bindings_for
+from explorer.tui.screens.text_modal import TextModal
+from explorer.tui.widgets.topbar import TopBar
+
+if TYPE_CHECKING:
+    from explorer.plugins import PluginInfo
+    from explorer.tui.app import ExplorerApp
+
+KIND_LABEL = {"strategy": "strategy", "iommu": "IOMMU model", "workload": "workload", "scenario": "scenario"}
+
+
+class PluginsScreen(Screen[None]):
+    BINDINGS = bindings_for("plugins")
+    AUTO_FOCUS = "#loaded"
+
+    @property
+    def xapp(self) -> ExplorerApp:
+        return cast("ExplorerApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield TopBar("plugins")
+        with Vertical(id="plugins-body"):
+            yield Label("", id="loaded-title", classes="section-title")
+            yield DataTable(id="loaded", cursor_type="row", zebra_stripes=True)
+            yield Label("", id="failed-title", classes="section-title")
+            yield DataTable(id="failed", cursor_type="row")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        reg = self.xapp.registry
+        loaded = self.query_one("#loaded", DataTable)
+        loaded.add_columns("plugin", "kind", "origin", "version", "registers", "location")
+        for info in reg.plugins:
+            kinds = sorted({KIND_LABEL.get(k, k) for k, _ in info.registers})
+            regs = ", ".join(f"{n} {reg.version_of(k, n)}" for k, n in info.registers) or "(nothing)"
+            loaded.add_row(info.name, ", ".join(kinds), info.origin, info.version or "-", regs, info.location,
+                           key=f"ok:{info.name}:{info.location}")
+        self.query_one("#loaded-title", Label).update(
+            f"Loaded: {len(reg.plugins)} plugins · {len(reg.strategies)} strategies · {len(reg.iommu_models)} "
+            f"IOMMU models · {len(reg.workloads)} workloads · {len(reg.scenarios)} scenarios")
+        failed = self.query_one("#failed", DataTable)
+        failed.add_columns("plugin", "origin", "error", "location")
+        for info in reg.failures:
+            failed.add_row(info.name, info.origin, Text(info.error or "", style="red"), info.location,
+                           key=f"fail:{info.name}:{info.location}")
+        title = f"Failed to load: {len(reg.failures)}" if reg.failures else "Failed to load: none"
+        self.query_one("#failed-title", Label).update(title)
+        self.query_one("#failed-title", Label).set_class(bool(reg.failures), "-bad")
+        self.query_one("#failed", DataTable).display = bool(reg.failures)
+
+    def on_screen_resume(self) -> None:
+        self.query_one(TopBar).set_file(self.xapp.file_label(), self.xapp.dirty)
+
+    def _info(self, table: DataTable, row: int) -> PluginInfo | None:
+        reg = self.xapp.registry
+        infos = reg.plugins if table.id == "loaded" else reg.failures
+        return infos[row] if 0 <= row < len(infos) else None
+
+    def action_details(self) -> None:
+        focused = self.focused
+        table = focused if isinstance(focused, DataTable) else self.query_one("#loaded", DataTable)
+        info = self._info(table, table.cursor_row)
+        if info is None:
+            return
+        if info.error:
+            self.app.push_screen(TextModal(f"{info.name}: failed to load ({info.origin})",
+                                           f"{info.location}\n\n{info.error}\n\n{info.traceback or ''}"))
+            return
+        reg = self.xapp.registry
+        lines = [f"{info.name} {info.version} — {info.origin}", info.location, ""]
+        for kind, name in info.registers:
+            obj = reg.table(kind).get(name)
+            help_ = (getattr(obj, "help", "") or getattr(obj, "description", "") or "").strip()
+            lines.append(f"{KIND_LABEL.get(kind, kind)} {name} {reg.version_of(kind, name)}")
+            if help_:
+                lines.append("    " + help_)
+            for p in getattr(obj, "params", ()) or ():
+                lines.append(f"    param {p.name} ({p.describe_type()}, default {p.default!r}): {p.help}")
+            lines.append("")
+        self.app.push_screen(TextModal(f"plugin {info.name}", "\n".join(lines)))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_details()

@@ -1,0 +1,301 @@
+"""The live run: counters, charts over simulated time, percentiles, violations, the trace and
+the queues, sampled from the session's newest snapshot (never once per simulation event)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
+
+from explorer.session import Snapshot, flatten_metrics, metrics_csv, metrics_json
+from explorer.tui import fmt
+from explorer.tui.actions import bindings_for
+from explorer.tui.screens.export_dialog import ExportDialog
+from explorer.tui.widgets.chart import TimeChart
+from explorer.tui.widgets.counter import BigCounter
+from explorer.tui.widgets.error_panel import ErrorPanel
+from explorer.tui.widgets.event_log import EventLog
+from explorer.tui.widgets.percentiles import Percentiles
+from explorer.tui.widgets.queues import QueuesView
+from explorer.tui.widgets.status_line import StatusLine
+from explorer.tui.widgets.topbar import TopBar
+from explorer.tui.widgets.violations import ViolationsView
+
+if TYPE_CHECKING:
+    from explorer.tui.app import ExplorerApp
+
+
+def export_stem(config: dict) -> str:
+    return f"pgtable-explorer-{config['strategy']['name']}-seed{config['run']['seed']}"
+
+
+class RunScreen(Screen[None]):
+    BINDINGS = bindings_for("run")
+    AUTO_FOCUS = "#tabs Tabs"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.snapshot: Snapshot | None = None
+        self.stale = True
+        self.applied_seq = -1
+
+    @property
+    def xapp(self) -> ExplorerApp:
+        return cast("ExplorerApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield TopBar("run")
+        yield StatusLine(id="status")
+        with Horizontal(id="counters"):
+            yield BigCounter("flushes", id="c-flushes")
+            yield BigCounter("kernel tables freed", short="freed", id="c-freed")
+            yield BigCounter("pending now", short="pending", id="c-pending")
+            yield BigCounter("violations", alarm=True, id="c-violations")
+        with Horizontal(id="middle"):
+            with Vertical(id="charts"):
+                yield TimeChart("pending queue depth", "max", id="chart-queue")
+                yield TimeChart("flushes", "sum", id="chart-flushes")
+            with Vertical(id="stats"):
+                yield Percentiles(id="pct-main")
+                yield ViolationsView(id="viol-main")
+        yield ErrorPanel(id="error-panel")
+        with TabbedContent(id="tabs"):
+            with TabPane("Log", id="tab-log"):
+                yield EventLog(id="event-log")
+            with TabPane("Queues", id="tab-queues"), VerticalScroll():
+                yield QueuesView(id="queues")
+            with TabPane("Violations", id="tab-violations"), VerticalScroll():
+                yield ViolationsView(examples=True, id="viol-tab")
+            with TabPane("Latency", id="tab-latency"), VerticalScroll():
+                yield Percentiles(id="pct-tab")
+            with TabPane("Metrics", id="tab-metrics"), VerticalScroll():
+                yield Static("", id="metrics-all")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self._tick)
+        self.query_one(TabbedContent).active = "tab-queues"
+        self.refresh_top()
+        self._draw_status()
+
+    def on_screen_resume(self) -> None:
+        self.xapp.ensure_session()
+        self.refresh_top()
+        self.apply_latest(force=True)
+
+    def refresh_top(self) -> None:
+        self.query_one(TopBar).set_file(self.xapp.file_label(), self.xapp.dirty)
+
+    # -- sampling
+    def apply_latest(self, force: bool = False) -> None:
+        """Draw the session's newest snapshot (called on SessionUpdated while this screen shows)."""
+        session = self.xapp.session
+        snap = session.latest if session is not None else None
+        if snap is None:
+            self._draw_status()
+            return
+        if snap.seq == self.applied_seq and not force:
+            self._draw_status()
+            return
+        self.applied_seq = snap.seq
+        self.snapshot = snap
+        with self.app.batch_update():
+            self._draw(snap)
+
+    def _draw(self, snap: Snapshot) -> None:
+        d = dict(snap.data)
+        self._draw_status()
+        self.query_one("#c-flushes", BigCounter).set_value(int(d.get("flushes", 0)))
+        self.query_one("#c-freed", BigCounter).set_value(int(d.get("kernel_tables_freed", 0)))
+        self.query_one("#c-pending", BigCounter).set_value(int(d.get("tables_pending", 0)))
+        self.query_one("#c-violations", BigCounter).set_value(fmt.violations_total(d))
+        series = d.get("series") or {}
+        span = max(int(d.get("duration_ns", 0) or 0), snap.now_ns, 1)
+        self.query_one("#chart-queue", TimeChart).set_series(series.get("queue_depth"), span, snap.now_ns,
+                                                             current=d.get("tables_pending", 0))
+        self.query_one("#chart-flushes", TimeChart).set_series(series.get("flushes"), span, snap.now_ns)
+        if self.query_one("#stats").display:
+            self.query_one("#pct-main", Percentiles).set_data(d)
+            self.query_one("#viol-main", ViolationsView).set_data(d)
+        error = snap.error or (self.xapp.session.error if self.xapp.session else None)
+        self.set_class(error is not None, "-failed")
+        self.query_one(ErrorPanel).show_error(error, self.xapp.describe_plugin(error) if error else "")
+        active = self.query_one(TabbedContent).active
+        if active == "tab-log":
+            self.query_one(EventLog).set_lines(snap.trace)
+        elif active == "tab-queues":
+            self.query_one(QueuesView).set_data(d)
+        elif active == "tab-violations":
+            self.query_one("#viol-tab", ViolationsView).set_data(d)
+        elif active == "tab-latency":
+            self.query_one("#pct-tab", Percentiles).set_data(d)
+        elif active == "tab-metrics":
+            rows = flatten_metrics(snap.metrics())
+            width = max((len(k) for k, _ in rows), default=10)
+            self.query_one("#metrics-all", Static).update(
+                Text("\n".join(f"{k.ljust(width)}  {json.dumps(v)}" for k, v in rows)))
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if self.snapshot is not None:
+            self._draw(self.snapshot)
+        elif event.pane.id == "tab-log":
+            self.query_one(EventLog).set_lines(())
+
+    def _draw_status(self) -> None:
+        app = self.xapp
+        s = app.session
+        snap = s.latest if s is not None else None
+        cfg = app.config
+        what = (f"{cfg['strategy']['name']} · {cfg['iommu']['model']} · {len(cfg.get('workload', []))} workloads · "
+                f"seed {cfg['run']['seed']}")
+        note = ""
+        if s is not None and s.config != app.config and s.state not in ("failed",):
+            note = "config changed: r applies it"
+        state = s.state if s is not None else "idle"
+        self.query_one(StatusLine).show(
+            state,
+            snap.now_ns if snap else 0,
+            int(snap.data.get("duration_ns", 0)) if snap else int(cfg["run"]["duration"]),
+            s.speed if s is not None else float(cfg["run"].get("speed", 0.0)),
+            s.step_ns if s is not None else app.step_ns,
+            what,
+            stalled=bool(s is not None and s.stalled),
+            note=note,
+        )
+
+    def _tick(self) -> None:
+        if self.app.screen is self:
+            self._draw_status()
+
+    def on_resize(self) -> None:
+        narrow = self.size.width < 100 or self.size.height < 32
+        self.set_class(narrow, "-narrow")
+        tabs = self.query_one(TabbedContent)
+        if narrow:
+            tabs.show_tab("tab-latency")
+        else:
+            if tabs.active == "tab-latency":
+                tabs.active = "tab-queues"
+            tabs.hide_tab("tab-latency")
+
+    # -- actions
+    def action_run_pause(self) -> None:
+        app = self.xapp
+        s = app.ensure_session()
+        if s.state in ("finished", "stopped") or (s.state == "failed" and s.config != app.config):
+            s.reset(app.config)
+            s.run()
+            return
+        if s.state == "failed":
+            self.notify("the run failed: r resets, 1 changes the config", severity="warning")
+            return
+        if s.state != "running" and s.config != app.config and (s.latest is None or s.latest.now_ns == 0):
+            s.reset(app.config)
+        s.toggle()
+
+    def action_step(self) -> None:
+        s = self.xapp.ensure_session()
+        if s.state == "finished":
+            self.notify("the run has finished: r resets")
+            return
+        s.step()
+
+    def action_reset(self) -> None:
+        s = self.xapp.ensure_session()
+        s.reset(self.xapp.config)
+        self.applied_seq = -1
+        self.notify("reset to time zero", timeout=2)
+
+    def _set_speed(self, speed: float) -> None:
+        self.xapp.set_speed(speed)
+        self._draw_status()
+        self.notify(f"speed {fmt.speed(speed)}" + (" (as fast as possible)" if speed <= 0 else
+                                                   " (simulated time per wall second)"), timeout=2)
+
+    def action_faster(self) -> None:
+        self._set_speed(fmt.faster(self.xapp.current_speed()))
+
+    def action_slower(self) -> None:
+        self._set_speed(fmt.slower(self.xapp.current_speed()))
+
+    def action_max_speed(self) -> None:
+        self._set_speed(0.0)
+
+    def action_cycle_step(self) -> None:
+        app = self.xapp
+        sizes = fmt.STEP_SIZES
+        cur = app.step_ns
+        app.step_ns = sizes[(sizes.index(cur) + 1) % len(sizes)] if cur in sizes else sizes[1]
+        if app.session is not None:
+            app.session.set_step(app.step_ns)
+        self._draw_status()
+        self.notify(f"one step = {fmt.ns(app.step_ns)} of simulated time", timeout=2)
+
+    def action_stop(self) -> None:
+        s = self.xapp.session
+        if s is None or not s.alive:
+            self.notify("no simulation process is running")
+            return
+        forced = s.stop(timeout=0.5)
+        self._draw_status()
+        self.notify("simulation process terminated" if forced else "simulation stopped" + "; r starts a new one",
+                    severity="warning" if forced else "information")
+
+    def action_filter(self) -> None:
+        self.query_one(TabbedContent).active = "tab-log"
+        self.query_one("#log-filter", Input).focus()
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
+        if key == "escape" and isinstance(self.focused, Input):
+            self.query_one(TabbedContent).query_one(Tabs).focus()
+
+    def _metrics(self) -> dict | None:
+        s = self.xapp.session
+        snap = s.latest if s is not None else None
+        if snap is None or not snap.data:
+            self.notify("nothing to export yet: run first (space)", severity="warning")
+            return None
+        return snap.metrics()
+
+    def action_export(self) -> None:
+        metrics = self._metrics()
+        if metrics is None:
+            return
+        config = self.xapp.session.config if self.xapp.session else self.xapp.config
+
+        def write(path: str, kind: str) -> str | None:
+            text = metrics_csv(metrics) if kind == "csv" else metrics_json(metrics, config)
+            try:
+                Path(path).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                return f"cannot write {path}: {exc.strerror or exc}"
+            return None
+
+        def done(path: str | None) -> None:
+            if path:
+                self.notify(f"exported {path}")
+
+        self.app.push_screen(ExportDialog(export_stem(config), write), done)
+
+    def action_copy(self) -> None:
+        metrics = self._metrics()
+        if metrics is None:
+            return
+        self.app.copy_to_clipboard(json.dumps(metrics, indent=2))
+        self.notify("metrics copied to the clipboard (JSON)")
+
+    def action_copy_traceback(self) -> None:
+        s = self.xapp.session
+        err = s.error if s is not None else None
+        if err is None:
+            self.notify("no error to copy")
+            return
+        self.app.copy_to_clipboard(f"{err.title}\n\n{err.traceback}")
+        self.notify("traceback copied to the clipboard")

@@ -1,0 +1,48 @@
+"""One line: run state, simulated time, progress, speed, step size and what is being run."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from explorer.tui import fmt
+
+ICON = {
+    "starting": ("◌ starting", "dim"),
+    "paused": ("⏸ paused", "bold yellow"),
+    "running": ("▶ running", "bold green"),
+    "finished": ("✓ finished", "bold cyan"),
+    "failed": ("✗ failed", "bold red"),
+    "stopped": ("■ stopped", "bold red"),
+    "idle": ("○ not started", "dim"),
+}
+
+
+class StatusLine(Static):
+    DEFAULT_CSS = """
+    StatusLine { height: 1; background: $boost; padding: 0 1; }
+    """
+
+    def show(self, state: str, now_ns: int, end_ns: int, speed: float, step_ns: int, what: str,
+             stalled: bool = False, note: str = "") -> None:  # type: ignore[override]
+        width = max(20, self.size.width - 2)
+        label, style = ICON.get(state, (state, ""))
+        t = Text(label, style=style)
+        t.append(f"  t={fmt.sim_time(now_ns)}")
+        if end_ns:
+            t.append(f"/{fmt.ns(end_ns)}", style="dim")
+            frac = min(1.0, now_ns / end_ns)
+            n = 10
+            done = round(frac * n)
+            t.append(" " + "━" * done, style="green")
+            t.append("━" * (n - done), style="dim")
+        t.append(f"  speed {fmt.speed(speed)}")
+        t.append(f"  step {fmt.ns(step_ns)}", style="dim")
+        if stalled:
+            t.append("  NOT RESPONDING: x stops the simulation process", style="bold white on red")
+        elif note:
+            t.append(f"  {note}", style="bold yellow")
+        rest = width - t.cell_len - 2
+        if rest > 8 and what:
+            t.append("  " + what[:rest], style="dim")
+        self.update(t)

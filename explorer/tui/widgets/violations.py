@@ -1,0 +1,82 @@
+"""Violations the checker found, by kind and by the workload source they came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from explorer.tui import fmt
+
+LABELS = {
+    "use_after_free": "use-after-free (walk into a reused page)",
+    "stale_walk_free": "stale walk into a free page",
+    "double_free": "double free",
+    "freed_while_linked": "freed while still linked",
+    "leaked": "leaked (never freed)",
+    "sleep_in_atomic": "sleeping function called from invalid context",
+}
+
+
+SHORT = {
+    "use_after_free": "use-after-free",
+    "stale_walk_free": "stale walk, free page",
+    "double_free": "double free",
+    "freed_while_linked": "freed while linked",
+    "leaked": "leaked",
+    "sleep_in_atomic": "sleep in atomic",
+}
+
+
+class ViolationsView(Static):
+    """Each violation kind with its total and sources (red when not zero); with ``examples``,
+    the first few occurrences with their details (which table, slot, IOMMU, who reused it)."""
+
+    DEFAULT_CSS = """
+    ViolationsView { height: auto; }
+    """
+
+    def __init__(self, examples: bool = False, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.examples = examples
+
+    def set_data(self, data: dict[str, Any]) -> None:
+        v = data.get("violations") or {}
+        total = fmt.violations_total(data)
+        t = Table(box=None, expand=True, pad_edge=False, show_header=True, header_style="bold")
+        t.add_column("violations" if total else "violations: none", ratio=3, no_wrap=True, overflow="ellipsis")
+        t.add_column("n", justify="right", no_wrap=True)
+        t.add_column("from source", ratio=2, overflow="ellipsis", no_wrap=not self.examples)
+        for kind, label in (LABELS if self.examples else SHORT).items():
+            entry = v.get(kind) or {}
+            n = int(entry.get("total", 0))
+            if not n and not self.examples:
+                continue
+            by = ", ".join(f"{s} {c}" for s, c in sorted((entry.get("by_source") or {}).items()))
+            style = "bold red" if n else "dim"
+            t.add_row(Text(label, style=style), Text(fmt.count(n), style=style), Text(by, style=style))
+        sq = data.get("stale_walk_queued") or {}
+        queued = sq.get("total", 0)
+        if queued or self.examples:
+            by = ", ".join(f"{s} {c}" for s, c in sorted((sq.get("by_source") or {}).items()))
+            t.add_row(Text("stale walk into a queued page (harmless)" if self.examples else "stale walk, queued (ok)",
+                           style="dim"),
+                      Text(fmt.count(queued), style="dim"), Text(by, style="dim"))
+        if not self.examples:
+            self.update(t)
+            return
+        ex = Table(box=None, expand=True, pad_edge=False, header_style="bold", title="first occurrences",
+                   title_justify="left", title_style="bold")
+        ex.add_column("time", no_wrap=True)
+        ex.add_column("kind", no_wrap=True)
+        ex.add_column("source", no_wrap=True)
+        ex.add_column("detail")
+        for e in (data.get("examples") or [])[:20]:
+            detail = " ".join(f"{k}={val}" for k, val in e.items() if k not in ("kind", "time_ns", "source"))
+            ex.add_row(fmt.sim_time(int(e.get("time_ns", 0))), Text(str(e.get("kind")), style="red"),
+                       str(e.get("source")), detail)
+        from rich.console import Group
+
+        self.update(Group(t, Text(""), ex) if data.get("examples") else t)

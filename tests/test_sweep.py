@@ -1,0 +1,593 @@
+"""Sweeps: expansion of grids and ranges, the results files, resume, failures, executors, summaries.
+
+Runs are 5 ms of simulated time and sweeps have a handful of points, so the whole file takes a few
+seconds (most of it starting worker processes and, when Dask is installed, one LocalCluster).
+Nothing waits on a timer: a test that needs something to happen mid-sweep does it from the
+sweep's own per-point callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from explorer.config import apply_overrides, default_config
+from explorer.plugins import Registry, load_registry
+from explorer.sim.build import build_simulation
+from explorer.sweep import (
+    Executor,
+    LocalExecutor,
+    Outcome,
+    PointResult,
+    Sweep,
+    SweepError,
+    flatten_metrics,
+    parse_grid,
+    parse_range,
+    plan_sweep,
+    range_values,
+    read_results,
+    summarize,
+)
+from explorer.sweep.points import param_for_key
+from explorer.sweep.results import ResultsFiles, jsonl_path, read_csv, read_jsonl
+from explorer.sweep.summary import best, stat, t975
+
+SHORT = ["run.duration=5ms"]
+
+RAISING = '''
+from explorer.api import FreeStrategy, hookimpl
+
+
+class SweepBoom(FreeStrategy):
+    name = "sweep-boom"
+    version = "1.0"
+    help = "Raises on the first kernel table."
+
+    def pagetable_free_kernel(self, k, pt):
+        raise RuntimeError("boom on purpose")
+
+
+@hookimpl
+def register_strategies(register):
+    register(SweepBoom)
+'''
+
+DYING = '''
+import os
+import signal
+
+from explorer.api import FreeStrategy, hookimpl
+
+
+class SweepDies(FreeStrategy):
+    name = "sweep-dies"
+    version = "1.0"
+    help = "Kills the process it runs in on the first kernel table."
+
+    def pagetable_free_kernel(self, k, pt):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@hookimpl
+def register_strategies(register):
+    register(SweepDies)
+'''
+
+
+def base_config(registry: Registry, *overrides: str) -> dict[str, Any]:
+    return apply_overrides(default_config(registry), [*SHORT, *overrides], registry)
+
+
+def plugin_registry(tmp_path: Path, name: str, text: str) -> Registry:
+    d = tmp_path / "plugins"
+    d.mkdir(exist_ok=True)
+    (d / f"{name}.py").write_text(text)
+    reg = load_registry(plugins_dirs=[d], entry_points=False)
+    assert not reg.failures, reg.failures
+    return reg
+
+
+def metrics_rows(path: Path) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "config"} for r in read_jsonl(jsonl_path(path))]
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+def test_grid_values_are_split_as_documented() -> None:
+    a = parse_grid("strategy.params.batch=16, 64,256")
+    assert (a.key, a.values) == ("strategy.params.batch", ("16", "64", "256"))
+    assert parse_grid('workload.vmalloc-huge.cpus="0-1","2,3"').values == ('"0-1"', '"2,3"')
+    for bad in ("no-equals", "k=", "k=1,,2", "k=1,1"):
+        with pytest.raises(SweepError):
+            parse_grid(bad)
+
+
+def test_range_values_linear_and_log() -> None:
+    assert range_values(1, 1000, 4, "log", integer=True) == [1, 10, 100, 1000]
+    assert range_values(1, 8, 8, "log", integer=True) == [1, 2, 3, 4, 6, 8]  # rounded, repeats dropped
+    assert range_values(0, 1, 5) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert range_values(0, 1, 11)[3] == 0.3  # not 0.30000000000000004
+    assert range_values(10, 40, 4, integer=True) == [10, 20, 30, 40]
+    assert range_values(5, 5, 1) == [5.0]
+    with pytest.raises(ValueError):
+        range_values(0, 10, 3, "log")
+
+
+def test_range_reads_units_from_the_parameter(registry: Registry) -> None:
+    base = base_config(registry)
+    delay = param_for_key("kernel.workqueue_delay", base, registry)
+    a = parse_range("kernel.workqueue_delay=1us:1ms:4:log", delay)
+    assert a.values == ("1000", "10000", "100000", "1000000")  # nanoseconds
+    rate = param_for_key("iommu.probe_rate", base, registry)
+    assert parse_range("iommu.probe_rate=1000/s:3000/s:3", rate).values == ("1000.0", "2000.0", "3000.0")
+    cpus = param_for_key("kernel.cpus", base, registry)
+    assert parse_range("kernel.cpus=1:8:8:log", cpus).values == ("1", "2", "3", "4", "6", "8")
+    arch = param_for_key("kernel.arch", base, registry)
+    with pytest.raises(SweepError, match="range needs a number"):
+        parse_range("kernel.arch=1:2:2", arch)
+    for bad in ("kernel.cpus=1:8", "kernel.cpus=1:8:0", "kernel.cpus=1:8:x", "kernel.cpus=1:8:3:cubic"):
+        with pytest.raises(SweepError):
+            parse_range(bad, cpus)
+
+
+def test_points_are_the_product_with_seeds_fastest(registry: Registry) -> None:
+    base = base_config(registry, "strategy.name=batched", "run.seed=7")
+    plan = plan_sweep(base, registry, [("grid", "strategy.params.batch=16,64"),
+                                       ("range", "iommu.sva_mms=1:100:3:log")], seeds=2)
+    assert plan.keys == ["strategy.params.batch", "iommu.sva_mms"]
+    got = [(p.params["strategy.params.batch"], p.params["iommu.sva_mms"], p.seed) for p in plan.points]
+    assert got == [(b, m, s) for b in (16, 64) for m in (1, 10, 100) for s in (7, 8)]
+    assert [p.index for p in plan.points] == list(range(12))
+    p = plan.points[5]
+    assert p.config["strategy"]["params"]["batch"] == 16 and p.config["iommu"]["sva_mms"] == 100
+    assert p.config["run"]["seed"] == 8
+    assert p.config == apply_overrides(base, [*p.overrides(), "run.seed=8"], registry)  # a plain config
+    assert len({p.id for p in plan.points}) == 12
+    assert p.label() == "strategy.params.batch=16 iommu.sva_mms=100 seed=8"
+
+
+def test_grid_values_are_read_like_set(registry: Registry) -> None:
+    plan = plan_sweep(base_config(registry), registry,
+                      [("grid", "kernel.workqueue_delay=20us,1ms"), ("grid", "workload.vmalloc-huge.rate=1000/s")])
+    assert [p.params["kernel.workqueue_delay"] for p in plan.points] == [20_000, 1_000_000]
+    assert [p.params["workload.vmalloc-huge.rate"] for p in plan.points] == [1000.0, 1000.0]
+
+
+def test_sample_is_a_fixed_random_subset_in_order(registry: Registry) -> None:
+    base = base_config(registry, "strategy.name=batched")
+    axes = [("grid", "strategy.params.batch=1,2,4,8,16"), ("grid", "iommu.sva_mms=1,2,4,8")]
+    full = plan_sweep(base, registry, axes)
+    a = plan_sweep(base, registry, axes, sample=6, seeds=2)
+    b = plan_sweep(base, registry, axes, sample=6, seeds=2)
+    c = plan_sweep(base, registry, axes, sample=6, seeds=2, sample_seed=1)
+    assert full.combinations == 20 and len(a.points) == 12
+    assert [p.id for p in a.points] == [p.id for p in b.points]
+    assert [p.id for p in a.points] != [p.id for p in c.points]
+    combos = [(p.params["strategy.params.batch"], p.params["iommu.sva_mms"]) for p in a.points[::2]]
+    order = [(p.params["strategy.params.batch"], p.params["iommu.sva_mms"]) for p in full.points]
+    assert combos == sorted(combos, key=order.index)  # in sweep order, each with both seeds
+    assert len(plan_sweep(base, registry, axes, sample=100).points) == 20
+
+
+def test_plugin_params_apply_only_to_plugins_that_declare_them(registry: Registry) -> None:
+    plan = plan_sweep(base_config(registry), registry,
+                      [("grid", "strategy.name=deferred,batched"), ("grid", "strategy.params.batch=64,256")])
+    got = [(p.params["strategy.name"], p.params["strategy.params.batch"]) for p in plan.points]
+    assert got == [("deferred", None), ("batched", 64), ("batched", 256)]
+    assert plan.notes  # the duplicate deferred point was dropped, and said so
+
+
+def test_a_bad_point_is_named(registry: Registry) -> None:
+    with pytest.raises(SweepError, match=r"kernel\.cpus=0"):
+        plan_sweep(base_config(registry), registry, [("grid", "kernel.cpus=4,0")])
+    with pytest.raises(SweepError, match="already swept"):
+        plan_sweep(base_config(registry), registry, [("grid", "kernel.cpus=1,2"), ("range", "kernel.cpus=1:4:2")])
+    with pytest.raises(SweepError, match="--seeds"):
+        plan_sweep(base_config(registry), registry, [("grid", "run.seed=1,2")], seeds=3)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def test_a_sweep_point_gives_the_numbers_of_run(registry: Registry, tmp_path: Path) -> None:
+    base = base_config(registry, "strategy.name=batched")
+    plan = plan_sweep(base, registry, [("grid", "strategy.params.batch=4,32")], seeds=2)
+    seen: list[PointResult] = []
+    report = Sweep(plan, registry, LocalExecutor(2), out=tmp_path / "r.csv").run(on_result=seen.append)
+    assert (report.ok, report.failed, report.stopped) == (4, 0, False)
+    assert sorted(r.point.index for r in seen) == [0, 1, 2, 3]
+    for r in seen:
+        direct = build_simulation(r.point.config, registry).run()
+        assert r.metrics == direct  # every metric, series included, bit for bit
+        assert {k: r.record[k] for k in flatten_metrics(direct)} == flatten_metrics(direct)
+    rows = metrics_rows(tmp_path / "r.csv")
+    assert [r["point"] for r in rows] == [0, 1, 2, 3]  # rewritten in point order at the end
+    assert rows[0]["strategy.params.batch"] == 4 and rows[0]["seed"] == 1 and rows[1]["seed"] == 2
+    assert rows[0]["status"] == "ok" and rows[0]["error"] is None and rows[0]["attempts"] == 1
+    csv_rows = read_csv(tmp_path / "r.csv")
+    assert csv_rows == [{k: r.get(k) for k in csv_rows[0]} for r in rows]
+    assert "series.queue_depth.bin_ns" not in csv_rows[0] and "queue.peak" in csv_rows[0]
+    jl = read_jsonl(jsonl_path(tmp_path / "r.csv"))
+    assert jl[3]["config"] == plan.points[3].config  # any point can be run again from the file
+
+
+def test_existing_results_are_never_silently_replaced(registry: Registry, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    out.write_text("point\n")
+    plan = plan_sweep(base_config(registry), registry, [])
+    with pytest.raises(SweepError, match="--resume"):
+        Sweep(plan, registry, LocalExecutor(1), out=out).run()
+    assert out.read_text() == "point\n"
+
+
+def test_resume_skips_finished_points(registry: Registry, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    base = base_config(registry, "strategy.name=batched")
+    first = plan_sweep(base, registry, [("grid", "strategy.params.batch=4,32")])
+    Sweep(first, registry, LocalExecutor(2), out=out).run()
+    before = metrics_rows(out)
+
+    # Extend the grid; also stop half-way through, then resume again.
+    wider = plan_sweep(base, registry, [("grid", "strategy.params.batch=2,4,8,32")])
+    sweep = Sweep(wider, registry, LocalExecutor(1), out=out, resume=True)
+    results: list[PointResult] = []
+
+    def stop_after_first_new(r: PointResult) -> None:
+        results.append(r)
+        if not r.resumed:
+            sweep.stop()
+
+    report = sweep.run(on_result=stop_after_first_new)
+    assert report.stopped
+    resumed = [r.point.params["strategy.params.batch"] for r in results if r.resumed]
+    assert resumed == [4, 32]
+    new = [r for r in results if not r.resumed]
+    assert len(new) == 1
+
+    final: list[PointResult] = []
+    report = Sweep(wider, registry, LocalExecutor(2), out=out, resume=True).run(on_result=final.append)
+    assert not report.stopped and report.skipped == 3 and report.ok == 1
+    assert sorted(r.point.params["strategy.params.batch"] for r in final if not r.resumed) == sorted(
+        {2, 8} - {new[0].point.params["strategy.params.batch"]})
+    rows = metrics_rows(out)
+    assert [r["strategy.params.batch"] for r in rows] == [2, 4, 8, 32] and [r["point"] for r in rows] == [0, 1, 2, 3]
+    old = {r["strategy.params.batch"]: r for r in before}
+    for r in rows:
+        if r["strategy.params.batch"] in old:  # carried over unchanged but for its new number
+            assert {k: v for k, v in r.items() if k != "point"} == {
+                k: v for k, v in old[r["strategy.params.batch"]].items() if k != "point"}
+
+
+def test_a_point_whose_plugin_raises_is_recorded_and_the_sweep_completes(tmp_path: Path) -> None:
+    reg = plugin_registry(tmp_path, "boom", RAISING)
+    plan = plan_sweep(base_config(reg), reg, [("grid", "strategy.name=deferred,sweep-boom,batched")], seeds=2)
+    results: list[PointResult] = []
+    report = Sweep(plan, reg, LocalExecutor(2), out=tmp_path / "r.csv").run(on_result=results.append)
+    assert (report.ok, report.failed, report.stopped) == (4, 2, False)
+    rows = metrics_rows(tmp_path / "r.csv")
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed", "failed", "ok", "ok"]
+    for r in rows[2:4]:
+        assert r["attempts"] == 2  # retried once
+        assert "sweep-boom" in r["error"] and "boom on purpose" in r["error"]
+        assert "queue.peak" not in r
+        assert "RuntimeError: boom on purpose" in r["traceback"]
+    failed = [r for r in results if not r.ok]
+    assert all(r.attempts == 2 for r in failed)
+
+
+class _FlakyExecutor(Executor):
+    """Two in-process "workers"; every point fails on its first attempt. Records where each ran."""
+
+    def __init__(self) -> None:
+        self.busy: dict[str, dict[str, Any]] = {}
+        self.ran: list[tuple[int, int, str]] = []  # (point, attempt, worker)
+
+    def workers(self) -> list[str]:
+        return ["w0", "w1"]
+
+    def free_slots(self) -> list[str | None]:
+        return [w for w in self.workers() if w not in self.busy]
+
+    def submit(self, task: dict[str, Any], slot: str | None) -> None:
+        assert slot is not None
+        self.busy[slot] = task
+        self.ran.append((task["index"], task["attempt"], slot))
+
+    def running(self) -> int:
+        return len(self.busy)
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        out = []
+        for w, task in sorted(self.busy.items()):
+            if task["attempt"] == 1:
+                out.append(Outcome(task, "failed", None, "RuntimeError: flaky", None, w))
+            else:
+                out.append(Outcome(task, "ok", {"flushes": 1}, None, None, w))
+        self.busy.clear()
+        return out
+
+
+def test_a_failed_point_is_retried_once_on_another_worker(registry: Registry) -> None:
+    plan = plan_sweep(base_config(registry), registry, [("grid", "kernel.cpus=1,2,3,4,5")])
+    ex = _FlakyExecutor()
+    report = Sweep(plan, registry, ex, out=None).run()
+    assert (report.ok, report.failed) == (5, 0)
+    first = {p: w for p, a, w in ex.ran if a == 1}
+    second = {p: w for p, a, w in ex.ran if a == 2}
+    assert sorted(first) == sorted(second) == [0, 1, 2, 3, 4]
+    assert all(first[p] != second[p] for p in first)  # never the same worker twice
+    assert all(r["attempts"] == 2 and r["flushes"] == 1 for r in report.records)
+
+
+def test_plugins_reach_workers_as_files_not_paths(tmp_path: Path) -> None:
+    reg = plugin_registry(tmp_path, "boom", RAISING)
+    plan = plan_sweep(base_config(reg), reg, [("grid", "strategy.name=sweep-boom")])
+    sweep = Sweep(plan, reg, LocalExecutor(1), out=None)
+    assert sweep.bundle["dirs"][0]["files"] == {"boom.py": RAISING}
+    json.dumps(sweep.bundle)  # plain data
+    (tmp_path / "plugins" / "boom.py").unlink()  # the worker never reads the original folder
+    report = sweep.run()
+    assert report.failed == 1 and "boom on purpose" in report.records[0]["error"]
+
+
+def test_a_point_that_kills_its_worker_is_recorded(tmp_path: Path) -> None:
+    reg = plugin_registry(tmp_path, "dies", DYING)
+    plan = plan_sweep(base_config(reg), reg, [("grid", "strategy.name=deferred,sweep-dies,batched")])
+    report = Sweep(plan, reg, LocalExecutor(2), out=tmp_path / "r.csv").run()
+    rows = metrics_rows(tmp_path / "r.csv")
+    assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert rows[1]["attempts"] == 2 and "worker died" in rows[1]["error"] and "SIGKILL" in rows[1]["error"]
+    assert report.ok == 2
+
+
+def test_a_worker_killed_mid_sweep_loses_no_finished_point(registry: Registry, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    base = base_config(registry, "strategy.name=batched")
+    plan = plan_sweep(base, registry, [("grid", "strategy.params.batch=1,2,4,8,16,32")])
+    executor = LocalExecutor(2)
+    finished_before_kill: list[dict[str, Any]] = []
+    killed: list[int] = []
+
+    def kill_one(r: PointResult) -> None:
+        if killed:
+            return
+        # the row is already in the file when the point is reported
+        on_disk = {row["point_id"] for row in read_jsonl(jsonl_path(out))}
+        assert r.point.id in on_disk
+        finished_before_kill.append(r.record)
+        busy = executor.busy_pids()
+        pid = next(iter(busy)) if busy else executor.slots[0].pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    report = Sweep(plan, registry, executor, out=out).run(on_result=kill_one)
+    assert killed
+    assert (report.ok, report.failed) == (6, 0)  # the point that was running is retried elsewhere
+    rows = metrics_rows(out)
+    assert [r["point"] for r in rows] == list(range(6)) and all(r["status"] == "ok" for r in rows)
+    by_id = {r["point_id"]: r for r in rows}
+    for rec in finished_before_kill:
+        assert by_id[rec["point_id"]] == {k: v for k, v in rec.items() if k != "config"}
+
+
+def test_local_and_dask_give_identical_results_files(registry: Registry, tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'pgtable-explorer[dask]'")
+    from explorer.sweep import DaskExecutor
+
+    base = base_config(registry, "strategy.name=batched")
+    plan = plan_sweep(base, registry, [("grid", "strategy.params.batch=4,32"),
+                                       ("grid", "iommu.model=generic,amd-vi")], seeds=2)
+    Sweep(plan, registry, LocalExecutor(2), out=tmp_path / "local.csv").run()
+    report = Sweep(plan, registry, DaskExecutor(local_workers=2), out=tmp_path / "dask.csv").run()
+    assert (report.ok, report.failed) == (8, 0)
+    assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
+    assert (tmp_path / "local.jsonl").read_bytes() == (tmp_path / "dask.jsonl").read_bytes()
+
+
+def test_on_dask_a_point_that_kills_its_worker_is_recorded_and_the_sweep_completes(tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'pgtable-explorer[dask]'")
+    from explorer.sweep import DaskExecutor
+
+    reg = plugin_registry(tmp_path, "dies", DYING)
+    plan = plan_sweep(base_config(reg), reg, [("grid", "strategy.name=deferred,sweep-dies,batched")])
+    report = Sweep(plan, reg, DaskExecutor(local_workers=2), out=tmp_path / "r.csv").run()
+    rows = metrics_rows(tmp_path / "r.csv")
+    assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert rows[1]["attempts"] == 2 and "worker died" in rows[1]["error"]
+    assert (report.ok, report.failed, report.stopped) == (2, 1, False)
+
+
+def test_without_dask_the_message_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from explorer.sweep import DaskExecutor
+
+    real_import = builtins.__import__
+
+    def no_distributed(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    with pytest.raises(SweepError, match=r"pip install 'pgtable-explorer\[dask\]'"):
+        DaskExecutor(local_workers=1)
+
+
+# --------------------------------------------------------------------------- files and summaries
+
+
+def test_results_files_survive_a_torn_line_and_new_columns(tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    files = ResultsFiles(out)
+    assert files.open() == []
+    files.append({"point": 0, "point_id": "a", "status": "ok", "seed": 1, "x": 1.5, "flag": True})
+    files.append({"point": 1, "point_id": "b", "status": "ok", "seed": 1, "x": 2.5, "y": 7, "config": {"k": 1}})
+    files.close()
+    assert out.read_text().splitlines()[0] == "point,point_id,status,seed,x,flag,y"
+    with open(jsonl_path(out), "a") as f:
+        f.write('{"point": 2, "point_id": "c", "sta')  # a crash in mid-write
+    rows = read_results(out)
+    assert [r["point_id"] for r in rows] == ["a", "b"]
+    assert rows[1]["config"] == {"k": 1}
+    assert read_csv(out)[0] == {"point": 0, "point_id": "a", "status": "ok", "seed": 1, "x": 1.5, "flag": True,
+                                "y": None}
+
+
+def test_confidence_intervals_and_best_points() -> None:
+    assert t975(1) == 12.706 and t975(4) == 2.776 and abs(t975(1000) - 1.962) < 1e-3
+    s = stat([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert s.mean == 3.0 and abs(s.sd - 1.5811388) < 1e-6
+    assert abs(s.ci95 - 2.776 * 1.5811388 / 5**0.5) < 1e-6
+    assert stat([4.0]).ci95 is None
+    records = [
+        {"point_id": str(i), "status": "ok" if i != 5 else "failed", "strategy.params.batch": b, "seed": s,
+         "flushes": b * 10 + s, "queue.peak": 100 // b + s}
+        for i, (b, s) in enumerate((b, s) for b in (1, 4, 16) for s in (1, 2))
+    ]
+    rows = summarize(records)
+    assert [r.params for r in rows] == [{"strategy.params.batch": b} for b in (1, 4, 16)]
+    assert [(r.ok, r.failed) for r in rows] == [(2, 0), (2, 0), (1, 1)]
+    assert rows[0].stats["flushes"].mean == 11.5 and rows[2].stats["flushes"].n == 1
+    assert best(rows, "flushes").params == {"strategy.params.batch": 1}
+    assert best(rows, "queue.peak").params == {"strategy.params.batch": 16}
+    assert best(rows, "flushes", maximize=True).params == {"strategy.params.batch": 16}
+
+
+def test_plot_draws_a_metric_against_a_key(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need the optional extra: pip install 'pgtable-explorer[plot]'")
+    from explorer.sweep.plot import plot_results
+
+    records = [
+        {"point_id": f"{b}{m}{s}", "status": "ok", "strategy.params.batch": b, "iommu.model": m, "seed": s,
+         "flushes": 1000 / b + s, "queue.peak": b + s}
+        for b in (1, 10, 100) for m in ("generic", "amd-vi") for s in (1, 2)
+    ]
+    out = tmp_path / "p.svg"
+    notes = plot_results(records, ["flushes", "queue.peak"], "strategy.params.batch", out, hue="iommu.model")
+    assert notes == []
+    text = out.read_text()
+    assert "<svg" in text and "iommu.model=amd-vi" in text
+    plot_results(records, ["flushes", "queue.peak"], "strategy.params.batch", tmp_path / "again.svg",
+                 hue="iommu.model")
+    assert (tmp_path / "again.svg").read_text() == text  # the same results draw the same file
+    with pytest.raises(SweepError, match="did you mean"):
+        plot_results(records, ["flushs"], "strategy.params.batch", out)
+    with pytest.raises(SweepError, match="not a swept key"):
+        plot_results(records, ["flushes"], "kernel.cpus", out)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def sweep_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from explorer.cli import main
+
+    rc = main(["sweep", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_cli_sweep_gives_the_numbers_of_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from explorer.cli import main
+
+    out = tmp_path / "b.csv"
+    base = ["--set", "strategy.name=batched", "--duration", "5ms"]
+    rc, stdout, err = sweep_cli(capsys, *base, "--grid", "strategy.params.batch=4,32", "--seeds", "2",
+                                "--workers", "2", "--no-progress", "--out", str(out))
+    assert rc == 0, err
+    assert "4 points" in err and "4 ok, 0 failed" in stdout
+    assert "best point per metric" in stdout and "strategy.params.batch" in stdout
+    assert (tmp_path / "b.summary.csv").read_text().startswith("strategy.params.batch,seeds,ok,failed,")
+    row = next(r for r in metrics_rows(out) if r["strategy.params.batch"] == 32 and r["seed"] == 2)
+
+    assert main(["run", *base, "--set", "strategy.params.batch=32", "--seed", "2", "--format", "json"]) == 0
+    ran = json.loads(capsys.readouterr().out)["metrics"]
+    assert {k: row[k] for k in flatten_metrics(ran)} == flatten_metrics(ran)
+
+    rc, _, err = sweep_cli(capsys, *base, "--grid", "strategy.params.batch=4,32", "--out", str(out))
+    assert rc == 2 and "--resume" in err
+    rc, stdout, _ = sweep_cli(capsys, *base, "--grid", "strategy.params.batch=4,32", "--seeds", "2",
+                              "--workers", "1", "--no-progress", "--out", str(out), "--resume")
+    assert rc == 0 and "4 already done" in stdout
+
+    rc, stdout, _ = sweep_cli(capsys, "--summary", "--json", "--metric", "flushes", "--out", str(out))
+    doc = json.loads(stdout)
+    assert rc == 0 and doc["best"]["flushes"]["params"] == {"strategy.params.batch": 32}
+    assert [p["seeds"] for p in doc["points"]] == [[1, 2], [1, 2]]
+
+
+def test_cli_dry_run_lists_the_points(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, stdout, _ = sweep_cli(capsys, "--duration", "5ms", "--set", "strategy.name=batched", "--range",
+                              "strategy.params.batch=1:100:3:log", "--grid", "iommu.model=generic,amd-vi",
+                              "--seeds", "2", "--dry-run", "--json")
+    assert rc == 0
+    points = [json.loads(line) for line in stdout.splitlines()]
+    assert len(points) == 12
+    assert points[0]["params"] == {"strategy.params.batch": 1, "iommu.model": "generic"}
+    assert points[-1]["overrides"] == ["strategy.params.batch=100", "iommu.model=amd-vi"]
+    assert [p["seed"] for p in points[:2]] == [1, 2]
+    rc, _, err = sweep_cli(capsys, "--grid", "kernel.cpus=0", "--dry-run")
+    assert rc == 2 and "kernel.cpus=0" in err
+
+
+def test_cli_failed_points_give_status_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "boom.py").write_text(RAISING)
+    rc, stdout, err = sweep_cli(capsys, "--plugins-dir", str(tmp_path / "plugins"), "--duration", "5ms",
+                                "--grid", "strategy.name=deferred,sweep-boom", "--workers", "2", "--no-progress",
+                                "--out", str(tmp_path / "r.csv"))
+    assert rc == 1
+    assert "1 ok, 1 failed" in stdout and "boom on purpose" in err
+
+
+def test_cli_plots_the_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need the optional extra: pip install 'pgtable-explorer[plot]'")
+    out = tmp_path / "r.csv"
+    rc, _, err = sweep_cli(capsys, "--duration", "5ms", "--set", "strategy.name=batched",
+                           "--grid", "strategy.params.batch=1,16", "--workers", "2", "--no-progress",
+                           "--out", str(out), "--plot", "flushes", "--x", "strategy.params.batch",
+                           str(tmp_path / "during.svg"))
+    assert rc == 0, err
+    assert (tmp_path / "during.svg").exists()
+    rc, _, err = sweep_cli(capsys, "--plot", "flushes,queue.peak", "--x", "strategy.params.batch",
+                           "--out", str(out), str(tmp_path / "after.png"))
+    assert rc == 0, err
+    assert (tmp_path / "after.png").read_bytes()[:4] == b"\x89PNG"
+    rc, _, err = sweep_cli(capsys, "--plot", "flushes", "--out", str(out), str(tmp_path / "x.png"))
+    assert rc == 2 and "--x" in err
+    rc, _, err = sweep_cli(capsys, "--plot", "flushes", "--x", "strategy.params.batch", "--out",
+                           str(tmp_path / "none.csv"), str(tmp_path / "x.png"))
+    assert rc == 2 and "no results file" in err
+
+
+def test_progress_bar_shows_done_failed_rate_and_time_left() -> None:
+    import io
+
+    from explorer.sweep import Progress
+    from explorer.sweep.progress import ProgressBar, render
+
+    p = Progress(total=40, skipped=4, done=10, failed=2, retries=3, started=0.0)
+    p.ended = 8.0  # 12 points run in 8 s
+    assert p.rate == 1.5 and p.remaining == 24 and p.eta == 16.0
+    line = render(p)
+    for part in ("16/40 points", "4 resumed", "2 failed", "3 retried", "1.5/s", "took 00:08"):
+        assert part in line, line
+    p.ended = None
+    stream = io.StringIO()  # not a terminal: a line per tenth of the sweep, and the last one
+    bar = ProgressBar(stream)
+    for done in range(0, 25):
+        p.done = done
+        bar(p)
+    p.done, p.ended = 34, p.started + 10
+    bar(p)
+    lines = stream.getvalue().splitlines()
+    assert 3 <= len(lines) <= 8 and lines[-1].startswith("[########################] 40/40")

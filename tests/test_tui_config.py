@@ -1,0 +1,175 @@
+"""The config explorer: tree, editing with validation in place, ?, /, show-all, plugin choices,
+scenarios (list and palette), workloads."""
+
+from __future__ import annotations
+
+import pytest
+
+from explorer.tui.screens.choice import ChoiceModal
+from explorer.tui.screens.config import ConfigScreen
+from explorer.tui.screens.param_info import ParamInfo
+from explorer.tui.widgets.config_tree import ConfigTree
+from explorer.tui.widgets.param_detail import ParamDetail
+from tests.conftest import make_config
+from tests.tui_helpers import SHORT, jump_to, make_app, paste, screen_text, wait_until
+
+
+@pytest.fixture
+def app(registry):
+    return make_app(registry, make_config(registry, *SHORT), start="config")
+
+
+def cursor_key(app) -> str | None:
+    node = app.screen.query_one(ConfigTree).cursor_node
+    return node.data if node is not None else None
+
+
+async def test_tree_shows_every_section_with_values(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ConfigScreen)
+        text = screen_text(app)
+        for section in ("Kernel", "Strategy", "IOMMU", "Workloads"):
+            assert section in text
+        assert "workqueue_delay" in text and "20us" in text
+        assert "⏎ Edit" in text and "? Info" in text and "/ Search" in text
+
+
+async def test_search_jumps_to_a_parameter(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await jump_to(pilot, "workqueue_delay")
+        assert cursor_key(app) == "kernel.workqueue_delay"
+        # help text is searched too
+        await jump_to(pilot, "kworker starts")
+        assert cursor_key(app) == "kernel.workqueue_delay"
+
+
+async def test_edit_validates_as_you_type_and_explains_in_place(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await jump_to(pilot, "workqueue_delay")
+        await pilot.press("enter")
+        detail = app.screen.query_one(ParamDetail)
+        assert detail.editing
+        await pilot.press("ctrl+u")
+        await paste(pilot, "fast")
+        assert "✗" in screen_text(app) and "fast" in str(detail.query_one("#edit-error").render())
+        await pilot.press("enter")  # refused: nothing changes
+        assert detail.editing and app.config["kernel"]["workqueue_delay"] == 20_000
+        await pilot.press("ctrl+u", "4", "0", "u", "s", "enter")
+        await pilot.pause()
+        assert not detail.editing
+        assert app.config["kernel"]["workqueue_delay"] == 40_000
+        assert app.dirty and app.origins["kernel.workqueue_delay"] == "edited"
+        text = screen_text(app)
+        assert "● workqueue_delay" in text and "40us" in text and "● modified" in text
+
+
+async def test_a_cross_field_problem_is_explained_in_place(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await jump_to(pilot, "workload.vmalloc-huge.cpus")
+        assert cursor_key(app) == "workload.vmalloc-huge.cpus"
+        await pilot.press("enter", "ctrl+u", "1", "2", "enter")
+        detail = app.screen.query_one(ParamDetail)
+        assert detail.editing
+        assert "CPU 12 does not exist" in str(detail.query_one("#edit-error").render())
+        await pilot.press("escape")
+        assert not detail.editing and app.config["workload"][0]["cpus"] == "all"
+
+
+async def test_question_mark_shows_type_default_origin_and_declaring_plugin(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await jump_to(pilot, "iommu.params.invalidate_per_mm")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, ParamInfo)
+        text = screen_text(app)
+        for fact in ("type", "duration", "default", "1us", "current", "from", "declared by", "IOMMU model generic",
+                     "plugin generic", "built-in"):
+            assert fact in text, fact
+        await pilot.press("escape")
+        await jump_to(pilot, "kernel.cpus")
+        await pilot.press("question_mark")
+        text = screen_text(app)
+        assert "int" in text and "1 .. 4096" in text and "pgtable-explorer" in text and "core" in text
+
+
+async def test_show_all_reveals_inactive_parameters_dimmed(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        tree = app.screen.query_one(ConfigTree)
+        assert tree.find("strategy.params.batch@batched") is None
+        await pilot.press("a")
+        assert app.show_all
+        node = tree.find("group:strategy:batched")
+        assert node is not None
+        node.expand()
+        await pilot.pause()
+        leaf = tree.find("strategy.params.batch@batched")
+        assert leaf is not None and "dim" in str(leaf.label.spans) + str(leaf.label.style)
+        assert "not selected" in screen_text(app)
+        await pilot.press("a")
+        assert tree.find("strategy.params.batch@batched") is None
+
+
+async def test_choosing_a_strategy_from_every_loaded_plugin(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await jump_to(pilot, "strategy.name")
+        await pilot.press("enter")
+        assert isinstance(app.screen, ChoiceModal)
+        modal = app.screen
+        assert [v for v, _, _ in modal.options] == sorted(app.registry.strategies)
+        assert "deferred" in screen_text(app) and "batched" in screen_text(app)
+        ids = [v for v, _, _ in modal.options]
+        from textual.widgets import OptionList
+
+        modal.query_one(OptionList).highlighted = ids.index("batched")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.config["strategy"]["name"] == "batched"
+        assert app.screen.query_one(ConfigTree).find("strategy.params.batch") is not None
+
+
+async def test_a_boolean_toggles_and_dependent_sections_go_inactive(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await jump_to(pilot, "kernel.iommu_sva")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.config["kernel"]["iommu_sva"] is False
+        text = screen_text(app)
+        assert "inactive: IOMMU_SVA=n" in text and "inactive: ASYNC_KERNEL_PGTABLE_FREE=n" in text
+        await pilot.press("d")  # back to the default
+        assert app.config["kernel"]["iommu_sva"] is True
+
+
+async def test_scenarios_from_the_list_and_the_palette(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("l")
+        assert isinstance(app.screen, ChoiceModal)
+        from textual.widgets import OptionList
+
+        ids = [v for v, _, _ in app.screen.options]
+        assert "before-fix" in ids and "linux-6.19" in ids
+        app.screen.query_one(OptionList).highlighted = ids.index("before-fix")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.config["strategy"]["name"] == "sync-unsafe" and app.scenario == "before-fix"
+        # and from the command palette
+        await pilot.press("ctrl+p")
+        await paste(pilot, "load scenario: linux-6.19")
+        await wait_until(pilot, lambda: "Load scenario: linux-6.19" in screen_text(app), what="the palette hit")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.config["strategy"]["name"] == "deferred", what="the scenario")
+        assert app.scenario == "linux-6.19"
+
+
+async def test_workload_sources_can_be_removed_and_added(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await jump_to(pilot, "workload.hot-remove.rate")
+        await pilot.press("minus")
+        await pilot.pause()
+        assert "hot-remove" not in [w["name"] for w in app.config["workload"]]
+        await pilot.press("plus")
+        assert isinstance(app.screen, ChoiceModal)
+        assert [v for v, _, _ in app.screen.options] == ["hot-remove"]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.config["workload"][-1]["name"] == "hot-remove"

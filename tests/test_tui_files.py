@@ -1,0 +1,128 @@
+"""Files: save (ctrl+s), save as, minimal save, open (ctrl+o) with problems shown in place,
+quitting with unsaved changes asks first; a saved file runs in the CLI to the same numbers."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import pytest
+
+from explorer import cli
+from explorer.config import backup_path, load_config
+from explorer.tui.screens.confirm_quit import ConfirmQuit
+from explorer.tui.screens.file_dialog import FileDialog
+from tests.conftest import make_config
+from tests.tui_helpers import SHORT, make_app, paste, run_to_end, wait_for_drawn, wait_until
+
+
+@pytest.fixture
+def app(registry, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = make_app(registry, make_config(registry, *SHORT), start="config")
+    yield a
+    a.shutdown_sessions()
+
+
+async def save_as(pilot, path) -> None:
+    await pilot.press("ctrl+u")
+    await paste(pilot, str(path))
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: not isinstance(pilot.app.screen, FileDialog), what="the dialog to close")
+
+
+async def test_ctrl_s_saves_and_the_cli_reproduces_the_tui_run(app, registry, tmp_path, capsys):
+    path = tmp_path / "mine.toml"
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.apply_edit("strategy.name", "batched") is None
+        assert app.apply_edit("strategy.params.batch", "16") is None
+        assert app.apply_edit("run.seed", "7") is None
+        await pilot.press("ctrl+s")  # no file yet: asks for a name
+        assert isinstance(app.screen, FileDialog)
+        await save_as(pilot, path)
+        assert path.exists() and not app.dirty and app.path == path.resolve()
+        # the TUI's run of that config
+        await pilot.press("2")
+        await wait_for_drawn(pilot, app, ("paused",))
+        await run_to_end(pilot, app)
+        tui_metrics = app.session.latest.metrics()
+    # the CLI, from the saved file
+    assert cli.main(["run", str(path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"] == tui_metrics
+    assert out["config"]["strategy"] == {"name": "batched", "params": {"batch": 16, "max_age": "10ms"}}
+
+
+async def test_save_again_keeps_a_backup_and_says_when_nothing_changed(app, tmp_path):
+    path = tmp_path / "c.toml"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+w")
+        await save_as(pilot, path)
+        first = path.read_text()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert any("No change to configuration" in str(n.message) for n in app._notifications)
+        assert app.apply_edit("kernel.cpus", "4") is None
+        assert app.dirty
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not app.dirty
+        assert backup_path(path).read_text() == first
+        assert tomllib.loads(path.read_text())["kernel"]["cpus"] == 4
+
+
+async def test_minimal_save_writes_only_what_differs(app, registry, tmp_path):
+    path = tmp_path / "min.toml"
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.apply_edit("kernel.workqueue_delay", "40us") is None
+        await pilot.press("ctrl+k")
+        dialog = app.screen
+        assert isinstance(dialog, FileDialog) and dialog.minimal is True
+        await save_as(pilot, path)
+    doc = tomllib.loads(path.read_text())
+    assert doc["kernel"] == {"workqueue_delay": "40us"}
+    assert doc["run"] == {"duration": "5ms", "drain": "5ms"}
+    assert load_config(path, registry) == app.config
+
+
+async def test_open_shows_problems_in_place_then_loads(app, registry, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[kernel]\ncpus = 0\nwq_delay = '1us'\n")
+    good = tmp_path / "good.toml"
+    good.write_text("[kernel]\ncpus = 2\n\n[strategy]\nname = 'sync'\n")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, FileDialog)
+        await paste(pilot, str(bad))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FileDialog)  # still open, explaining
+        problem = str(app.screen.query_one("#problem").render())
+        assert "kernel.cpus" in problem and "wq_delay" in problem and "did you mean 'workqueue_delay'" in problem
+        await pilot.press("ctrl+u")
+        await paste(pilot, str(good))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, FileDialog))
+        assert app.config["kernel"]["cpus"] == 2 and app.config["strategy"]["name"] == "sync"
+        assert app.path == good.resolve() and not app.dirty
+        assert app.origins["kernel.cpus"] == "file"
+        assert app.model().by_key()["kernel.cpus"].origin == "file"
+
+
+async def test_quit_with_unsaved_changes_asks_first(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.apply_edit("kernel.cpus", "4") is None
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmQuit)
+        await pilot.press("escape")  # stay
+        assert not isinstance(app.screen, ConfirmQuit) and app.is_running
+        await pilot.press("ctrl+q")
+        await pilot.press("d")  # quit without saving
+        await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
+    assert app.return_value == 0
+
+
+async def test_quit_without_changes_does_not_ask(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: not app.is_running, what="the app to exit")

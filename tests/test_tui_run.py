@@ -1,0 +1,254 @@
+"""The live run: space, step, reset, speed, counters and charts, violations in red, the trace
+log and its filter, the queues, export and clipboard; a raising strategy (loaded with
+--plugins-dir) shows the error panel and leaves the UI usable; a hanging one can be stopped."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from textual.widgets import Input, Log, TabbedContent
+
+from explorer.plugins import load_registry
+from explorer.sim.build import build_simulation
+from explorer.tui.screens.export_dialog import ExportDialog
+from explorer.tui.screens.run import RunScreen
+from explorer.tui.widgets.counter import BigCounter
+from explorer.tui.widgets.error_panel import ErrorPanel
+from tests.conftest import make_config
+from tests.tui_helpers import SHORT, make_app, paste, run_to_end, screen_text, wait_for_drawn, wait_until
+
+RAISES = textwrap.dedent(
+    '''
+    """A user's strategy with a bug: it raises on the third table."""
+    from explorer.api import FreeStrategy, hookimpl
+
+    __version__ = "0.3"
+
+
+    class Buggy(FreeStrategy):
+        name = "my-buggy"
+        version = "0.3"
+        help = "Frees two tables, then trips over its own list."
+
+        def setup(self, k):
+            self.n = 0
+
+        def pagetable_free_kernel(self, k, pt):
+            self.n += 1
+            if self.n > 2:
+                raise KeyError(f"table {pt.page} is not on my list")
+            k.free_now(pt)
+
+
+    @hookimpl
+    def register_strategies(register):
+        register(Buggy)
+    '''
+)
+
+HANGS = textwrap.dedent(
+    '''
+    from explorer.api import FreeStrategy, hookimpl
+
+
+    class Hangs(FreeStrategy):
+        name = "my-hangs"
+        help = "Spins forever."
+
+        def pagetable_free_kernel(self, k, pt):
+            while True:
+                pass
+
+
+    @hookimpl
+    def register_strategies(register):
+        register(Hangs)
+    '''
+)
+
+
+@pytest.fixture
+def app(registry):
+    a = make_app(registry, make_config(registry, *SHORT))
+    yield a
+    a.shutdown_sessions()
+
+
+async def test_space_runs_and_the_counters_and_charts_fill(app, registry):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_drawn(pilot, app, ("paused",))
+        assert isinstance(app.screen, RunScreen)
+        assert "paused" in screen_text(app)
+        await run_to_end(pilot, app)
+        snap = app.session.latest
+        assert app.session.state == "finished"
+        flushes = app.screen.query_one("#c-flushes", BigCounter)
+        assert flushes.value == snap.data["flushes"] > 0
+        assert app.screen.query_one("#c-freed", BigCounter).value == snap.data["kernel_tables_freed"] > 0
+        violations = app.screen.query_one("#c-violations", BigCounter)
+        assert violations.value == 0 and not violations.has_class("-bad")
+        text = screen_text(app)
+        assert "finished" in text and "pending queue depth" in text and "unlink → free" in text
+        assert "kernel_pgtable_work" in text  # the Queues tab: the work item and its state
+        # the same numbers as a direct run of the config
+        direct = build_simulation(app.session.config, registry).run()
+        assert snap.metrics() == json.loads(json.dumps(direct))
+
+
+async def test_step_then_reset(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_drawn(pilot, app, ("paused",))
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.session.latest.now_ns == app.step_ns, what="one step")
+        await pilot.press("t")  # a bigger step: 100us
+        assert app.step_ns == 100_000
+        await pilot.press("full_stop")
+        await wait_until(pilot, lambda: app.session.latest.now_ns == 110_000, what="a second step")
+        await wait_for_drawn(pilot, app, ("paused",))
+        assert "t=0.000110s" in screen_text(app)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.session.latest.now_ns == 0 and app.session.state == "paused",
+                         what="the reset")
+
+
+async def test_speed_control_from_slow_motion_to_max(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_drawn(pilot, app, ("paused",))
+        assert app.current_speed() == 10_000.0  # run.speed's default: slow enough to watch
+        await pilot.press("minus")
+        assert app.current_speed() == 1_000.0
+        for _ in range(3):
+            await pilot.press("minus")
+        assert app.current_speed() == 1.0  # 1 simulated microsecond per wall second
+        assert app.config["run"]["speed"] == 1.0 and app.dirty
+        await pilot.press("space")
+        await wait_until(pilot, lambda: app.session.state == "running" and app.session.latest.seq >= 3,
+                         what="a few snapshots")
+        assert app.session.latest.now_ns < 100_000
+        assert "1 µs/s" in screen_text(app)
+        await pilot.press("plus")
+        assert app.current_speed() == 10.0
+        await pilot.press("m")
+        assert app.current_speed() == 0.0
+        await wait_for_drawn(pilot, app, ("finished",))
+
+
+async def test_violations_show_in_red_with_their_source(registry):
+    config = make_config(registry, *SHORT, "iommu.probe_target=adversarial", scenario="before-fix")
+    app = make_app(registry, config)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            await run_to_end(pilot, app)
+            data = app.session.latest.data
+            uaf = data["violations"]["use_after_free"]["total"]
+            assert uaf > 0
+            counter = app.screen.query_one("#c-violations", BigCounter)
+            assert counter.has_class("-bad") and counter.value >= uaf
+            app.screen.query_one(TabbedContent).active = "tab-violations"
+            await pilot.pause()
+            text = screen_text(app)
+            assert "use-after-free" in text
+            assert any(src in text for src in data["violations"]["use_after_free"]["by_source"])
+            assert "first occurrences" in text and "pfn=" in text
+    finally:
+        app.shutdown_sessions()
+
+
+async def test_event_log_is_filterable(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_drawn(pilot, app, ("paused",))
+        await run_to_end(pilot, app)
+        await pilot.press("f")
+        assert isinstance(app.screen.focused, Input) and app.screen.query_one(TabbedContent).active == "tab-log"
+        log = app.screen.query_one("#log", Log)
+        await wait_until(pilot, lambda: log.line_count > 10, what="trace lines")
+        assert any("free:" in line for line in log.lines)
+        await paste(pilot, "worker")
+        await wait_until(pilot, lambda: all("worker" in ln for ln in log.lines), what="the filter")
+        assert log.line_count > 0
+        await pilot.press("ctrl+u")
+        await paste(pilot, "free -user")
+        await wait_until(pilot, lambda: all("free" in ln and "user" not in ln for ln in log.lines))
+        await pilot.press("escape")
+        assert not isinstance(app.screen.focused, Input)
+
+
+async def test_export_json_and_csv_and_copy(app, tmp_path):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_drawn(pilot, app, ("paused",))
+        await run_to_end(pilot, app)
+        metrics = app.session.latest.metrics()
+        await pilot.press("e")
+        assert isinstance(app.screen, ExportDialog)
+        await pilot.press("ctrl+u")
+        await paste(pilot, str(tmp_path / "m.json"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ExportDialog))
+        doc = json.loads((tmp_path / "m.json").read_text())
+        assert doc["metrics"] == metrics and doc["config"]["strategy"]["name"] == "deferred"
+        await pilot.press("e", "ctrl+u")
+        await paste(pilot, str(tmp_path / "m.csv"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: (tmp_path / "m.csv").exists())
+        csv_text = (tmp_path / "m.csv").read_text()
+        assert csv_text.startswith("metric,value\n") and f"flushes,{metrics['flushes']}\n" in csv_text
+        await pilot.press("y")
+        assert json.loads(app.clipboard) == metrics
+
+
+async def test_a_raising_plugin_shows_the_error_panel_and_the_ui_stays_usable(tmp_path):
+    (tmp_path / "my_buggy.py").write_text(RAISES)
+    reg = load_registry([tmp_path], entry_points=False)
+    config = make_config(reg, *SHORT, "strategy.name=my-buggy")
+    app = make_app(reg, config, plugins_dirs=[tmp_path])
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            await run_to_end(pilot, app)
+            assert app.session.state == "failed"
+            panel = app.screen.query_one(ErrorPanel)
+            assert panel.display and app.screen.has_class("-failed")
+            text = screen_text(app)
+            assert "strategy 'my-buggy' raised KeyError" in text
+            assert "plugin my_buggy, strategy my-buggy 0.3 (directory:" in text
+            assert "Traceback" in text and "my_buggy.py" in text and "pagetable_free_kernel" in text
+            await pilot.press("c")
+            assert "KeyError" in app.clipboard and "Traceback" in app.clipboard
+            # still usable: switch to the config, choose a working strategy, run again
+            await pilot.press("1")
+            await pilot.pause()
+            assert app.current_mode == "config"
+            assert app.apply_edit("strategy.name", "deferred") is None
+            await pilot.press("2")
+            await wait_until(pilot, lambda: app.session.state == "paused" and app.session.error is None,
+                             what="the reset with the new config")
+            await run_to_end(pilot, app)
+            assert app.session.state == "finished" and not app.screen.query_one(ErrorPanel).display
+    finally:
+        app.shutdown_sessions()
+
+
+async def test_a_hanging_plugin_can_be_stopped(tmp_path):
+    (tmp_path / "my_hangs.py").write_text(HANGS)
+    reg = load_registry([tmp_path], entry_points=False)
+    app = make_app(reg, make_config(reg, *SHORT, "strategy.name=my-hangs"), plugins_dirs=[tmp_path],
+                   stall_after=0.3)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            await pilot.press("space")
+            await wait_until(pilot, lambda: app.session.stalled and "NOT RESPONDING" in screen_text(app),
+                             what="the stall warning")
+            await pilot.press("x")
+            assert not app.session.alive and app.session.state == "stopped"
+            assert "stopped" in screen_text(app)
+            await pilot.press("1")  # the UI is alive
+            assert app.current_mode == "config"
+            await pilot.press("2", "r")
+            await wait_until(pilot, lambda: app.session.alive and app.session.state == "paused",
+                             what="a new simulation process")
+    finally:
+        app.shutdown_sessions()

@@ -1,0 +1,184 @@
+"""Compare, Plugins, F1 help, the command palette, themes; and a few snapshot-style checks of the
+main screens at 80x24 and 120x40 (SVG from save_screenshot, text assertions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, SelectionList
+
+from explorer.plugins import load_registry
+from explorer.tui.actions import ACTIONS
+from explorer.tui.screens.compare import CompareScreen, best_indexes
+from explorer.tui.screens.compare_setup import CompareSetup
+from explorer.tui.screens.help import HelpScreen
+from explorer.tui.screens.text_modal import TextModal
+from tests.conftest import TESTS, make_config
+from tests.tui_helpers import SHORT, make_app, screen_text, wait_for_drawn, wait_until
+
+BROKEN = TESTS / "plugins" / "broken"
+
+
+def test_best_value_marking():
+    assert best_indexes([3, 1, 2], "low") == {1}
+    assert best_indexes([3, 1, 3], "high") == {0, 2}
+    assert best_indexes([1, 1, 1], "low") == set()
+    assert best_indexes([None, 5], "low") == set()
+    assert best_indexes([5, 6], None) == set()
+
+
+async def test_compare_runs_strategies_side_by_side_and_marks_the_best(registry):
+    app = make_app(registry, make_config(registry, *SHORT), start="compare")
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: len(app.compare_sessions) == 3, what="three variants")
+            assert app.compare_names == ["sync", "deferred", "batched"]
+            await wait_until(pilot, lambda: all(s.state == "paused" for s in app.compare_sessions))
+            await pilot.press("space")
+            await wait_until(pilot, lambda: all(s.state == "finished" for s in app.compare_sessions),
+                             what="every variant to finish")
+            app.screen.apply_latest()
+            await pilot.pause()
+            text = screen_text(app)
+            for name in ("sync", "deferred", "batched"):
+                assert name in text
+            assert "★" in text and "flushes" in text and "sleep in atomic" in text
+            # identical workload and seed: the same tables were freed under each strategy
+            freed = {s.latest.data["kernel_tables_unlinked"] for s in app.compare_sessions}
+            assert len(freed) == 1
+            flushes = [s.latest.data["flushes"] for s in app.compare_sessions]
+            assert flushes[2] < flushes[1] < flushes[0]  # batched < deferred < sync
+            await pilot.press("y")
+            assert '"variants"' in app.clipboard and '"batched"' in app.clipboard
+    finally:
+        app.shutdown_sessions()
+
+
+async def test_choosing_what_to_compare(registry):
+    app = make_app(registry, make_config(registry, *SHORT), start="compare")
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: len(app.compare_sessions) == 3)
+            await pilot.press("c")
+            assert isinstance(app.screen, CompareSetup)
+            sl = app.screen.query_one(SelectionList)
+            sl.deselect("batched")
+            await pilot.pause()
+            await pilot.click("#ok")
+            await wait_until(pilot, lambda: app.compare_names == ["deferred", "sync"], what="the new variants")
+            assert len(app.compare_sessions) == 2
+            await pilot.press("c")
+            app.screen.query_one(SelectionList).deselect("sync")
+            await pilot.click("#ok")
+            assert isinstance(app.screen, CompareSetup)  # one is not a comparison
+            assert "pick 2 to 4" in screen_text(app)
+            await pilot.press("escape")
+            assert isinstance(app.screen, CompareScreen)
+    finally:
+        app.shutdown_sessions()
+
+
+async def test_plugins_screen_lists_loaded_and_failed(tmp_path):
+    reg = load_registry([BROKEN], entry_points=False)
+    app = make_app(reg, make_config(reg, *SHORT), start="plugins", plugins_dirs=[BROKEN])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        for word in ("deferred", "strategy", "built-in", "IOMMU model", "generic", "raises_at_import",
+                     f"Failed to load: {len(reg.failures)}", "RuntimeError", "directory"):
+            assert word in text, word
+        failed = app.screen.query_one("#failed", DataTable)
+        failed.focus()
+        await pilot.press("enter")
+        assert isinstance(app.screen, TextModal)
+        assert "Traceback" in app.screen.body
+        await pilot.press("escape")
+        app.screen.query_one("#loaded", DataTable).focus()
+        await pilot.press("i")
+        assert isinstance(app.screen, TextModal) and "registers" not in app.screen.title_text
+
+
+async def test_f1_help_lists_every_key_of_the_screen_and_themes(registry):
+    app = make_app(registry, make_config(registry, *SHORT), start="config")
+    async with app.run_test(size=(120, 70)) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for a in ACTIONS:
+            if a.screen in ("config", "app"):
+                assert f"{a.display_key} " in text and a.short in text, a.id
+        await pilot.press("escape")
+        await pilot.press("2", "f1")
+        text = screen_text(app)
+        assert "Run/Pause" in text and "Faster" in text and "space" in text
+        await pilot.press("escape")
+        # themes: ctrl+t opens the theme picker
+        await pilot.press("ctrl+t")
+        assert app.screen.__class__.__name__ == "CommandPalette"
+        await pilot.press("escape")
+    app.shutdown_sessions()
+
+
+async def test_the_command_palette_has_every_action(registry):
+    app = make_app(registry, make_config(registry, *SHORT), start="config")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for a in ACTIONS:
+            if a.id in ("quit", "theme", "scenario_key"):
+                continue
+            assert any(a.title in t for t in titles), a.id
+        assert "Quit" in titles and "Theme" in titles
+        assert {f"Load scenario: {n}" for n in registry.scenarios} <= titles
+        assert {f"Strategy: {n}" for n in registry.strategies} <= titles
+        # a command for another screen switches to it and runs there
+        cmd = next(c for c in app.get_system_commands(app.screen) if c.title == "Run: Step one batch")
+        await cmd.callback()
+        await wait_until(pilot, lambda: app.current_mode == "run" and app.session is not None
+                         and app.session.latest is not None and app.session.latest.now_ns > 0, what="a step")
+    app.shutdown_sessions()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_main_screens_at_80x24_and_120x40(registry, tmp_path, size):
+    app = make_app(registry, make_config(registry, *SHORT))
+    try:
+        async with app.run_test(size=size) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            await pilot.press("space")
+            await wait_for_drawn(pilot, app, ("finished",))
+            shots = {}
+            for key, name in (("2", "run"), ("1", "config"), ("4", "plugins")):
+                await pilot.press(key)
+                await pilot.pause()
+                text = screen_text(app)
+                lines = text.rstrip("\n").split("\n")
+                assert len(lines) == size[1]
+                assert all(len(line) <= size[0] for line in lines)
+                footer = lines[-1]
+                assert "Help" in footer and "palette" in footer, footer  # the footer fits
+                shots[name] = text
+                svg = app.save_screenshot(f"{name}.svg", str(tmp_path))
+                assert "pgtable-explorer" in Path(svg).read_text()
+            assert "flushes" in shots["run"] and "violations" in shots["run"] and "finished" in shots["run"]
+            assert "Run/Pause" in shots["run"] and "Step" in shots["run"]
+            assert "Kernel" in shots["config"] and "Edit" in shots["config"]
+            assert "Loaded:" in shots["plugins"]
+    finally:
+        app.shutdown_sessions()
+
+
+def test_docs_list_every_key_and_show_every_screen():
+    from tests.conftest import TESTS
+
+    doc = (TESTS.parent / "docs" / "tui.md").read_text()
+    for a in ACTIONS:
+        first = a.key.split(",")[0]
+        from dataclasses import replace
+
+        assert f"`{replace(a, key=first).display_key}`" in doc and a.help in doc, a.id
+    for img in ("run-live", "run-finished-80x24", "config", "info", "search", "compare", "plugins", "run-error",
+                "help-run", "palette"):
+        assert f"img/{img}.svg" in doc
+        assert (TESTS.parent / "docs" / "img" / f"{img}.svg").exists()
