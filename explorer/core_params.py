@@ -12,8 +12,12 @@ from typing import Any
 from explorer.api import Param
 
 RUN_PARAMS: tuple[Param, ...] = (
-    Param("duration", "duration", "100ms", help="Simulated time during which the workloads run.", min=1, max=3600 * 10**9),
-    Param("seed", "int", 1, help="Seed of every random stream; same config + seed = same numbers.", min=0, max=2**63 - 1),
+    Param(
+        "duration", "duration", "100ms", help="Simulated time during which the workloads run.", min=1, max=3600 * 10**9
+    ),
+    Param(
+        "seed", "int", 1, help="Seed of every random stream; same config + seed = same numbers.", min=0, max=2**63 - 1
+    ),
     Param(
         "drain",
         "duration",
@@ -117,8 +121,22 @@ KERNEL_PARAMS: tuple[Param, ...] = (
 
 IOMMU_PARAMS: tuple[Param, ...] = (
     Param("model", "str", "generic", help="IOMMU model plugin."),
-    Param("count", "int", 2, help="Number of IOMMUs (each with its own paging-structure cache and devices).", min=0, max=256),
-    Param("sva_mms", "int", 16, help="Processes (mms) bound with SVA; each kernel-range flush fans out over all of them.", min=0, max=100_000),
+    Param(
+        "count",
+        "int",
+        2,
+        help="Number of IOMMUs (each with its own paging-structure cache and devices).",
+        min=0,
+        max=256,
+    ),
+    Param(
+        "sva_mms",
+        "int",
+        16,
+        help="Processes (mms) bound with SVA; each kernel-range flush fans out over all of them.",
+        min=0,
+        max=100_000,
+    ),
     Param("pasids_per_mm", "int", 1, help="PASIDs per SVA-bound mm (per IOMMU).", min=1, max=64),
     Param(
         "walk_rate",

@@ -50,7 +50,9 @@ def test_installed_wheel_finds_its_plugins_from_elsewhere(wheel: Path, tmp_path:
         " 'failures': [f.name for f in r.failures]}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=elsewhere, env=env, check=True, capture_output=True, text=True
+    )
     info = json.loads(out.stdout)
     assert info["file"].startswith(str(target))
     assert {"sync-unsafe", "sync", "deferred", "batched"} <= set(info["strategies"])
