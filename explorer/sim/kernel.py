@@ -311,10 +311,9 @@ class Kernel:
         self.peak_pending = 0
         self.page_ns = 0  # integral of pending tables over time
         self._last_change = 0
-        self.latency = LogHistogram()
-        self.caller = LogHistogram()
         self.flush_hist = LogHistogram()
-        # The same, per workload source (the caller's source; a table's own source for latency).
+        # Per workload source (the caller's source; a table's own source for latency); the totals
+        # (``latency``, ``caller``) are their merge, made when read: a merge is exact.
         self.latency_by_source: dict[str, LogHistogram] = {}
         self.caller_by_source: dict[str, LogHistogram] = {}
         self.flushes_by_source = BySource()
@@ -325,6 +324,16 @@ class Kernel:
         self.queue_series = TimeSeries(mode="max")
         self.flush_series = TimeSeries(mode="sum")
         self.free_series = TimeSeries(mode="sum")
+
+    @property
+    def latency(self) -> LogHistogram:
+        """Unlink-to-free time of every kernel table freed (all sources)."""
+        return LogHistogram.merged(self.latency_by_source.values())
+
+    @property
+    def caller(self) -> LogHistogram:
+        """Time spent in ``pagetable_free()`` by its callers (all sources)."""
+        return LogHistogram.merged(self.caller_by_source.values())
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
@@ -346,6 +355,10 @@ class Kernel:
             self.tracer.append((self.engine.now, event, fields))
 
     def _pending_changed(self, delta: int) -> None:
+        """After ``pending`` grew (+1) or shrank (-1): its time integral, peak and series.
+
+        (Inlined in :meth:`unlink` and :meth:`free_table`; keep them in step.)
+        """
         now = self.engine.now
         n = len(self.pending)
         self.page_ns += (n - delta) * (now - self._last_change)
@@ -400,8 +413,23 @@ class Kernel:
             self.recent_unlinked.append(slot)
             refill = self.exp_gap(self.rng_refill, 1e9 / self.slot_refill_ns) if self.slot_refill_ns else 0
             self.engine.call_in(refill, self._refill, slot)
-        self.pending[pt.page] = pt
-        self._pending_changed(+1)
+        pending = self.pending
+        pending[pt.page] = pt
+        # _pending_changed(+1), inlined (with TimeSeries.add's fast path: the bin exists)
+        now = self.engine.now
+        n = len(pending)
+        self.page_ns += (n - 1) * (now - self._last_change)
+        self._last_change = now
+        if n > self.peak_pending:
+            self.peak_pending = n
+        qs = self.queue_series
+        i = now // qs.width
+        bins = qs.bins
+        if i < len(bins):
+            if n > bins[i]:
+                bins[i] = n
+        else:
+            qs.add(now, n)
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
             self.trace("unlink", cpu=cpu, pfn=pt.page, slot=slot, level=pt.level, source=source)
 
@@ -431,12 +459,10 @@ class Kernel:
         if ctx.debt:
             debt, ctx.debt = ctx.debt, 0
             yield debt
-        took = self.engine.now - t0
-        self.caller.record(took)
         h = self.caller_by_source.get(ctx.source)
         if h is None:
             h = self.caller_by_source[ctx.source] = LogHistogram()
-        h.record(took)
+        h.record(self.engine.now - t0)
 
     def free_table(self, ctx: KernelContext, pt: PageTable) -> None:
         """``__pagetable_free()``: the page goes on the current CPU's free list."""
@@ -448,15 +474,26 @@ class Kernel:
             self.unlink(pt, pt.source or ctx.source, ctx.cpu)
         pt.freed = True
         now = self.engine.now
-        del self.pending[pt.page]
-        self._pending_changed(-1)
+        pending = self.pending
+        del pending[pt.page]
+        # _pending_changed(-1), inlined: a shrinking queue sets no new peak
+        n = len(pending)
+        self.page_ns += (n + 1) * (now - self._last_change)
+        self._last_change = now
+        qs = self.queue_series
+        i = now // qs.width
+        bins = qs.bins
+        if i < len(bins):  # queue_series is a "max" series
+            if n > bins[i]:
+                bins[i] = n
+        else:
+            qs.add(now, n)
         self.memory.free(pt.page, ctx.cpu)
         self.freed_total += 1
         self.freed_by_source.add(pt.source)
         ctx.debt += self.free_page_ns
         if pt.kernel:
             self.kernel_freed += 1
-            self.latency.record(now - pt.unlinked_at)
             h = self.latency_by_source.get(pt.source)
             if h is None:
                 h = self.latency_by_source[pt.source] = LogHistogram()
@@ -502,46 +539,55 @@ class Kernel:
     def iommu_sva_invalidate_kva_range(self, ctx: KernelContext) -> Generator[Any, Any, None]:
         """The kernel's iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL)."""
         ctx.might_sleep()  # mutex_lock(&iommu_sva_lock)
-        if self.sva_mutex.held:
+        mutex = self.sva_mutex
+        if mutex.held:
             self.mutex_contended += 1
-        yield from self.sva_mutex.lock()
+        while mutex.held:  # Mutex.lock(), inlined
+            yield mutex
+        mutex.held = True
         try:
             if not self.sva_present:  # iommu_sva_present()
                 return
-            t0 = self.engine.now
+            engine = self.engine
+            t0 = engine.now
             self.flushes += 1
             self.flushes_by_source.add(ctx.source)
             if self.tracer is not None:  # tracing is off unless asked: skip building the fields
                 self.trace("flush_start", cpu=ctx.cpu, mms=self.sva_mms, source=ctx.source)
+            invalidate = self.iommu_model.invalidate_kernel_range
+            flush_commands = self.flush_commands
             for unit in self.iommus:
                 topo = unit.topology(self.sva_mms, self.pasids_per_mm, self.iommu_count)
                 try:
-                    cost: FlushCost = self.iommu_model.invalidate_kernel_range(self.engine.now, topo)
+                    cost: FlushCost = invalidate(engine.now, topo)
                 except Exception as exc:
                     raise PluginError("iommu", self.iommu_model_name, exc) from exc
                 duration = max(0, int(cost.duration_ns))
                 effective = min(max(0, int(cost.effective_ns)), duration)
-                self.engine.call_in(effective, unit.invalidate, cost.scope)
+                engine.call_in(effective, unit.invalidate, cost.scope)
+                unit_commands = unit.commands
                 for name, n in cost.commands.items():
-                    self.flush_commands[name] = self.flush_commands.get(name, 0) + n
-                    unit.commands[name] = unit.commands.get(name, 0) + n
-                unit.stalls += cost.stalls
-                unit.stall_ns += cost.stall_ns
-                unit.wait_ns += cost.wait_ns
+                    flush_commands[name] = flush_commands.get(name, 0) + n
+                    unit_commands[name] = unit_commands.get(name, 0) + n
+                stalls, stall_ns, wait_ns = cost.stalls, cost.stall_ns, cost.wait_ns
+                unit.stalls += stalls
+                unit.stall_ns += stall_ns
+                unit.wait_ns += wait_ns
                 unit.flush_ns += duration
-                self.flush_stalls += cost.stalls
-                self.flush_stall_ns += cost.stall_ns
-                self.flush_wait_ns += cost.wait_ns
+                self.flush_stalls += stalls
+                self.flush_stall_ns += stall_ns
+                self.flush_wait_ns += wait_ns
                 if duration:
                     yield duration
-            elapsed = self.engine.now - t0
+            now = engine.now
+            elapsed = now - t0
             self.flush_time_ns += elapsed
             self.flush_hist.record(elapsed)
-            self.flush_series.add(self.engine.now, 1)
+            self.flush_series.add(now, 1)
             if self.tracer is not None:  # tracing is off unless asked: skip building the fields
                 self.trace("flush_end", cpu=ctx.cpu, took_ns=elapsed)
         finally:
-            self.sva_mutex.unlock(self.engine)
+            mutex.unlock(self.engine)
 
     # -- background page traffic ---------------------------------------------------------------
     def start_background(self, rate: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from heapq import heappop
 from math import log as _log
 from typing import Any
 
@@ -151,9 +152,10 @@ class BackgroundTraffic:
     having no owner (:meth:`Memory.check`).
     """
 
-    __slots__ = ("_peek", "advance", "cpus", "engine", "memory", "rate", "rng")
+    __slots__ = ("_peek", "advance", "cpus", "engine", "memory", "rate", "rng", "run_heap")
 
     advance: Any  # (t, seq) -> the time of the lane's next event (Lane protocol)
+    run_heap: Any  # (until) -> None: the engine's run loop with the lane merged in (Lane protocol)
 
     def __init__(self, memory: Memory, engine: Any, rng: random.Random, rate: float, cpus: int) -> None:
         self.memory = memory
@@ -166,7 +168,7 @@ class BackgroundTraffic:
         # its place among the lane's own events (``k``).
         ta = now + int(rng.expovariate(rate) * 1e9) + 1
         tf = now + int(rng.expovariate(rate) * 1e9) + 1
-        self.advance, self._peek = self._make_advance(ta, tf, engine._seq)
+        self.advance, self._peek, self.run_heap = self._make_advance(ta, tf, engine._seq)
         engine.set_lane(self)
 
     @property
@@ -254,4 +256,103 @@ class BackgroundTraffic:
         def peek() -> tuple[int, int]:
             return (ta if ta < tf else tf), k - 2
 
-        return advance, peek
+        def run_heap(until: int) -> None:
+            """``Engine.run(until)`` with ``advance`` merged into its loop (see :class:`Engine`).
+
+            The same events in the same order as ``Engine.run`` calling ``advance`` before each heap
+            event that follows lane events, without a call per heap event, and with the lane's
+            state in fast locals for the whole call (written back when it returns or raises). The
+            tie between the two pending lane events (``ka < kf`` in ``advance``) is ``af``: the
+            pending allocation was scheduled before the pending free iff the last lane event run
+            was a free.
+            """
+            nonlocal ta, ca, ka, tf, cf, kf, k
+            heap = engine._heap
+            pop = heappop
+            lta, lca, ltf, lcf, lk = ta, ca, tf, cf, k
+            af = ka < kf
+            lane_t = lta if lta < ltf else ltf
+            n = 0
+            try:
+                while True:
+                    if heap and heap[0][0] <= until:
+                        t, s, fn, arg = pop(heap)
+                        if t < lane_t:
+                            engine.now = t
+                            fn(arg)
+                            n += 1
+                            continue
+                    elif lane_t <= until:
+                        fn = None
+                        t = until + 1
+                        s = 0
+                    else:
+                        break
+                    # The lane events ordered before the heap event (t, s): advance(t, s), inlined,
+                    # with each run of events of one kind in an inner loop (the earlier of the two
+                    # strictly before the other and before t needs no tie rule). The free count
+                    # moves with the data pages: +1 for each one freed, -1 for each one allocated.
+                    c = engine._seq
+                    d0 = len(data_pages)
+                    while True:
+                        if lta < ltf or (lta == ltf and af):
+                            if lta >= t and (lta > t or lca >= s):
+                                break
+                            lim = ltf if ltf < t else t
+                            while True:
+                                fl = free_lists[int(rnd() * cpus)]
+                                if fl:
+                                    page = fl.pop()
+                                elif zone:
+                                    page = zone.pop()
+                                else:
+                                    donor = max(free_lists, key=len)
+                                    if not donor:
+                                        engine.now = lta
+                                        mem.free_count -= len(data_pages) - d0
+                                        raise OutOfMemory("no free page left in the simulated machine")
+                                    page = donor.pop()
+                                state[page] = DATA
+                                allocated_by[page] = "data"
+                                push_data(page)
+                                lta += int(-log(1.0 - rnd()) / rate * 1e9) + 1
+                                lk += 1
+                                if lta >= lim:
+                                    break
+                            lca = c
+                            af = False
+                        else:
+                            if ltf >= t and (ltf > t or lcf >= s):
+                                break
+                            lim = lta if lta < t else t
+                            while True:
+                                cpu = int(rnd() * cpus)
+                                if data_pages:
+                                    page = popleft()
+                                    state[page] = FREE
+                                    free_lists[cpu].append(page)
+                                ltf += int(-log(1.0 - rnd()) / rate * 1e9) + 1
+                                lk += 1
+                                if ltf >= lim:
+                                    break
+                            lcf = c
+                            af = True
+                    mem.free_count -= len(data_pages) - d0
+                    lane_t = lta if lta < ltf else ltf
+                    if fn is None:
+                        break
+                    engine.now = t
+                    fn(arg)
+                    n += 1
+            finally:
+                ta, ca, tf, cf, k = lta, lca, ltf, lcf, lk
+                # own order of the two pending events: only which is older matters
+                if af:
+                    ka, kf = lk - 1, lk
+                else:
+                    ka, kf = lk, lk - 1
+                engine._events += n
+            if engine.now < until:
+                engine.now = until
+
+        return advance, peek, (run_heap if inline else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 # Sub-buckets per power of two: relative error of a reported percentile is below 1/64.
@@ -55,6 +56,24 @@ class LogHistogram:
         self.total += v
         if v > self.max:
             self.max = v
+
+    @classmethod
+    def merged(cls, hists: Iterable[LogHistogram]) -> LogHistogram:
+        """One histogram of every value recorded in ``hists``: exactly what recording them all in one gives."""
+        out = cls()
+        b = out.buckets
+        for h in hists:
+            if not h.count:
+                continue
+            for idx, n in h.buckets.items():
+                b[idx] = b.get(idx, 0) + n
+            if h.min < out.min or not out.count:
+                out.min = h.min
+            out.count += h.count
+            out.total += h.total
+            if h.max > out.max:
+                out.max = h.max
+        return out
 
     def percentile(self, p: float) -> int:
         """The smallest bucket edge below which at least ``p`` percent of the values lie."""
