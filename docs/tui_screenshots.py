@@ -56,7 +56,7 @@ def key_table() -> str:
     from explorer.tui.actions import ACTIONS, SCREEN_TITLES
 
     out = []
-    for screen in ("app", "config", "run", "compare", "plugins"):
+    for screen in ("app", "config", "run", "compare", "plugins", "sweep"):
         title = "Everywhere" if screen == "app" else SCREEN_TITLES[screen]
         out += [f"### {title}", "", "| key | action | what it does |", "|---|---|---|"]
         for a in ACTIONS:
@@ -235,6 +235,43 @@ async def shots() -> None:
             save(app, "run-error")
             app.shutdown_sessions()
 
+    await sweep_shots(reg, save)
+
+
+async def sweep_shots(reg, save) -> None:  # type: ignore[no-untyped-def]
+    """w on the config tree, then the Sweep screen with its results sorted by flushes."""
+    from explorer.config import apply_overrides, default_config
+    from explorer.tui.app import ExplorerApp
+    from explorer.tui.screens.sweep_axis import SweepAxisModal
+
+    cfg = apply_overrides(default_config(reg), ["strategy.name=batched", "run.duration=50ms"], reg)
+    app = ExplorerApp(registry=reg, config=cfg, start="config", entry_points=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("slash")
+        await paste(pilot, "strategy.params.batch")
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        await pilot.press("w")
+        await wait(pilot, lambda: isinstance(app.screen, SweepAxisModal) and app.screen.focused is not None)
+        await paste(pilot, "1:256:5:log")
+        await pilot.press("tab", "ctrl+u")
+        await paste(pilot, "3")
+        await pilot.pause(0.2)
+        save(app, "sweep-axis")
+        await pilot.press("enter")
+        await wait(pilot, lambda: not isinstance(app.screen, SweepAxisModal))
+        app.sweep_state.set_axis("iommu.model", "intel-vtd,amd-vi")
+        await pilot.press("5", "space")
+        await wait(pilot, lambda: app.sweep_state.progress is not None and not app.sweep_state.running
+                   and app.screen.shown == len(app.sweep_state.results), timeout=120)
+        table = app.screen.query_one("#sweep-results")
+        table.focus()
+        table.move_cursor(column=[str(k.value) for k in table.columns].index("flushes"))
+        await pilot.press("s")
+        await pilot.pause(0.3)
+        save(app, "sweep")
+        app.shutdown_sessions()
+
 
 def update_doc() -> None:
     text = DOC.read_text()
@@ -246,6 +283,14 @@ def update_doc() -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    if "--keys-only" not in sys.argv:
+    if "--sweep-only" in sys.argv:
+        from explorer.plugins import load_registry
+
+        def _save(app, name):  # type: ignore[no-untyped-def]
+            app.save_screenshot(f"{name}.svg", str(IMG))
+            print("wrote", IMG / f"{name}.svg")
+
+        asyncio.run(sweep_shots(load_registry(entry_points=False), _save))
+    elif "--keys-only" not in sys.argv:
         asyncio.run(shots())
     update_doc()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -52,6 +53,7 @@ STATES = ("starting", "paused", "running", "finished", "failed", "stopped")
 
 DEFAULT_STEP_NS = 10_000
 DEFAULT_HZ = 10.0
+DEFAULT_FULL_SPEED_HZ = 5.0  # snapshots per second when running as fast as possible
 
 
 # --------------------------------------------------------------------------- plain data
@@ -259,8 +261,12 @@ class _Child:
         self.speed = float(opts.get("speed", config.get("run", {}).get("speed", 0.0)) or 0.0)
         self.step_ns = int(opts.get("step_ns", DEFAULT_STEP_NS))
         self.period = 1.0 / float(opts.get("hz", DEFAULT_HZ))
+        # As fast as possible, fewer snapshots: each costs the run (metrics built and sent) and the
+        # face (received and drawn) on the same cores, and the numbers move too fast to read anyway.
+        self.full_period = max(self.period, 1.0 / float(opts.get("full_speed_hz", DEFAULT_FULL_SPEED_HZ)))
         self.trace_size = int(opts.get("trace_size", 2000))
         self.trace_tail = int(opts.get("trace_tail", 300))
+        self.want_trace = bool(opts.get("want_trace", True))  # False while no face shows the trace
         self.pending_limit = int(opts.get("pending_limit", 50))
         self.seq = 0
         self.error: dict[str, Any] | None = None
@@ -285,7 +291,7 @@ class _Child:
             except Exception as exc:  # an IOMMU model's metrics() may raise
                 self.fail(exc)
                 return
-            trace = self.sim.trace_lines()[-self.trace_tail :] if self.trace_tail else []
+            trace = self.trace() if self.want_trace else []
         trace += list(self.output)
         self.seq += 1
         self.send(
@@ -293,6 +299,22 @@ class _Child:
             {"seq": self.seq, "state": self.state, "speed": self.speed, "data": data, "trace": trace,
              "wall_s": self.wall, "error": self.error},
         )
+
+    def trace(self) -> list[str]:
+        """The newest ``trace_tail`` trace lines; only those are formatted (not all ``trace_size`` kept)."""
+        if not self.trace_tail:
+            return []
+        tracer = getattr(getattr(self.sim, "kernel", None), "tracer", None)
+        if not isinstance(tracer, deque):
+            return list(self.sim.trace_lines()[-self.trace_tail :])
+        n = len(tracer)
+        out = []
+        # The format of Simulation.trace_lines() (tests/test_session.py checks they agree).
+        for t, what, fields in itertools.islice(tracer, max(0, n - self.trace_tail), n):
+            cpu = fields.get("cpu", 0)
+            rest = " ".join(f"{k}={v}" for k, v in fields.items() if k != "cpu")
+            out.append(f"[{cpu:03d}] {t / 1e9:12.6f}: {what}: {rest}")
+        return out
 
     def fail(self, exc: BaseException, phase: str = "run") -> None:
         from explorer.sim.engine import PluginError
@@ -314,7 +336,7 @@ class _Child:
         trace = []
         if self.sim is not None:
             with contextlib.suppress(Exception):
-                trace = self.sim.trace_lines()[-self.trace_tail :]
+                trace = self.trace()
         self.send(
             "snapshot",
             {"seq": self.seq, "state": self.state, "speed": self.speed, "data": data, "trace": trace,
@@ -382,6 +404,9 @@ class _Child:
         if op == "step_size":
             self.step_ns = max(1, int(arg))
             return True
+        if op == "view":
+            self.want_trace = bool(arg.get("trace", True))
+            return True
         if self.sim is None or self.state in ("failed", "finished"):
             if op in ("run", "pause", "step", "snapshot"):
                 self.snapshot()
@@ -440,7 +465,8 @@ class _Child:
                     continue
                 self._adapt(time.perf_counter() - t0, budget=0.02)
             now_wall = time.monotonic()
-            if self.state != "running" or now_wall - last_sent >= self.period:
+            if self.state != "running" or now_wall - last_sent >= (self.full_period if self.speed <= 0
+                                                                   else self.period):
                 self.snapshot()
                 last_sent = now_wall
 
@@ -494,6 +520,7 @@ class Session:
         speed: float | None = None,
         step_ns: int = DEFAULT_STEP_NS,
         hz: float = DEFAULT_HZ,
+        full_speed_hz: float = DEFAULT_FULL_SPEED_HZ,
         trace_size: int = 2000,
         trace_tail: int = 300,
         pending_limit: int = 50,
@@ -516,6 +543,7 @@ class Session:
             "speed": self._speed,
             "step_ns": self.step_ns,
             "hz": hz,
+            "full_speed_hz": full_speed_hz,
             "trace_size": trace_size,
             "trace_tail": trace_tail,
             "pending_limit": pending_limit,
@@ -532,6 +560,9 @@ class Session:
         self._shared = _Shared()
         self._generation = 0
         self._last_cmd = time.monotonic()
+        # Held while the process starts (which may be in a background thread, see start()); commands
+        # and stop() wait for a start in flight instead of racing it.
+        self._start_lock = threading.RLock()
 
     # -- state
     @property
@@ -569,8 +600,32 @@ class Session:
         return time.monotonic() - last > self.stall_after
 
     # -- lifecycle
-    def start(self, run: bool = False) -> Session:
-        """Start the simulation process (paused, unless ``run``)."""
+    def start(self, run: bool = False, background: bool = False) -> Session:
+        """Start the simulation process (paused, unless ``run``).
+
+        ``background``: return at once and start the process from a thread (starting a process
+        takes 0.1 s or more the first time, while the forkserver comes up): a UI draws its first
+        frame meanwhile. Commands sent before the process is up wait for it, in order.
+        """
+        if background:
+            gate = threading.Event()  # set once the thread holds the start lock: commands queue behind it
+            threading.Thread(target=self._start_in_thread, args=(run, gate), daemon=True,
+                             name="pgtable-explorer-session-start").start()
+            gate.wait()
+            return self
+        with self._start_lock:
+            return self._start(run)
+
+    def _start_in_thread(self, run: bool, gate: threading.Event) -> None:
+        with self._start_lock:
+            gate.set()
+            try:
+                self._start(run)
+            except Exception as exc:  # cannot start a process at all: say so as a failure
+                self._set_error(RunError("process", "", f"cannot start the simulation process: {exc}",
+                                         traceback.format_exc()))
+
+    def _start(self, run: bool) -> Session:
         if self.alive:
             return self
         self._generation += 1
@@ -659,12 +714,13 @@ class Session:
                 cb(self)
 
     def _send(self, op: str, arg: Any = None) -> None:
-        if self._cmd is None or not self.alive:
-            return
-        try:
-            self._cmd.send((op, arg))
-        except (BrokenPipeError, OSError):
-            return
+        with self._start_lock:  # after a start in flight
+            if self._cmd is None or not self.alive:
+                return
+            try:
+                self._cmd.send((op, arg))
+            except (BrokenPipeError, OSError):
+                return
         self._last_cmd = time.monotonic()
 
     # -- commands
@@ -702,6 +758,15 @@ class Session:
     def request_snapshot(self) -> None:
         self._send("snapshot")
 
+    def set_view(self, *, trace: bool) -> None:
+        """Say what the face shows: without ``trace`` the snapshots leave out the trace lines
+        (formatting and sending them costs the run; the kernel keeps tracing, so the lines are
+        there again, history included, with the next snapshot after ``trace=True``)."""
+        if self.opts.get("want_trace", True) == trace:
+            return
+        self.opts["want_trace"] = trace
+        self._send("view", {"trace": trace})
+
     def reset(self, config: Mapping[str, Any] | None = None) -> None:
         """Start over from time zero (with ``config`` if given), paused.
 
@@ -709,6 +774,10 @@ class Session:
         """
         if config is not None:
             self.config = json.loads(json.dumps(config))
+        with self._start_lock:
+            self._reset()
+
+    def _reset(self) -> None:
         if self.alive and not self.stalled:
             with self._lock:
                 self._shared.state = "starting"
@@ -720,6 +789,10 @@ class Session:
 
     def stop(self, timeout: float = 1.0) -> bool:
         """End the process: ask it, then terminate, then kill. True if it had to be forced."""
+        with self._start_lock:
+            return self._stop(timeout)
+
+    def _stop(self, timeout: float) -> bool:
         proc = self._proc
         forced = False
         if proc is not None:

@@ -234,3 +234,27 @@ def test_session_config_is_plain_data(registry):
     s = Session(config, [Path(".")], entry_points=False)
     assert s.config == json.loads(json.dumps(config)) and s.config is not config
     assert all(Path(d).is_absolute() for d in s.plugins_dirs)
+
+
+def test_trace_tail_and_view(registry, session_factory):
+    """The snapshot's trace is the tail of Simulation.trace_lines() (only the tail is formatted), and
+    left out while the face does not show it; a background start queues the commands sent meanwhile."""
+    config = make_config(registry, *SHORT)
+    direct = build_simulation(config, registry)
+    direct.enable_trace(2000)
+    direct.advance(2_000_000)
+    s = session_factory(config, step_ns=2_000_000, trace_tail=50)
+    s.start(background=True)
+    s.step()  # waits for the start in flight, then steps
+    assert s.wait_for(lambda s: s.latest is not None and s.latest.now_ns == 2_000_000, 20)
+    assert list(s.latest.trace) == direct.trace_lines()[-50:] and len(direct.trace_lines()) > 50
+    s.set_view(trace=False)
+    s.request_snapshot()
+    seq = s.latest.seq
+    assert s.wait_for(lambda s: s.latest.seq > seq, 20)
+    assert s.latest.trace == ()
+    s.set_view(trace=True)
+    s.request_snapshot()
+    seq = s.latest.seq
+    assert s.wait_for(lambda s: s.latest.seq > seq, 20)
+    assert list(s.latest.trace) == direct.trace_lines()[-50:]

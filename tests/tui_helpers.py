@@ -57,6 +57,7 @@ async def wait_for_drawn(pilot: Any, app: ExplorerApp, states: tuple[str, ...], 
                 and getattr(run, "applied_seq", -1) == s.latest.seq)
 
     await wait_until(pilot, drawn, timeout, f"the run to be {'/'.join(states)} and drawn")
+    await pilot.pause()  # and the refresh (a layout) that drawing asked for is on the screen
 
 
 async def jump_to(pilot: Any, key: str) -> None:

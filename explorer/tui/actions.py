@@ -2,7 +2,7 @@
 and docs/tui.md, so they never disagree.
 
 ``screen`` is ``app`` for actions that work everywhere, else the screen (``config``, ``run``,
-``compare``, ``plugins``) whose bindings carry it. ``footer`` says whether the footer shows it
+``compare``, ``plugins``, ``sweep``) whose bindings carry it. ``footer`` says whether the footer shows it
 (the footer must fit 80 columns); every action is in F1 help and the command palette.
 """
 
@@ -53,6 +53,8 @@ ACTIONS: tuple[Action, ...] = (
            help="Two to four strategies or IOMMU models side by side on the same workload and seed."),
     Action("screen.plugins", "4", "Go to Plugins", "Plugins", "app.goto('plugins')",
            help="Every loaded plugin, and every plugin that failed to load."),
+    Action("screen.sweep", "5", "Go to Sweep", "Sweep", "app.goto('sweep')",
+           help="Run the config over a grid of parameters and seeds; sort the results, open a point live."),
     Action("save", "ctrl+s", "Save config", "Save", "app.save", footer=True,
            help="Save the config to its file (atomic; the "
            "old file is kept as FILE~). Asks for a file name the first time."),
@@ -82,6 +84,9 @@ ACTIONS: tuple[Action, ...] = (
            "config", False, "Remove the selected workload source from the config."),
     Action("scenario_key", "l", "Load scenario…", "Scenario", "app.pick_scenario", "config", True,
            "Replace the config with a preset scenario."),
+    Action("sweep_axis", "w", "Sweep this parameter…", "Sweep", "screen.sweep_axis", "config", False,
+           "Make the selected parameter a sweep axis: values V1,V2,... or a range START:STOP:STEPS[:log] "
+           "(as the CLI's --grid/--range), and the seeds. 5 shows the sweep."),
     # run
     Action("toggle", "space", "Run / pause", "Run/Pause", "screen.run_pause", "run", True,
            "Run the simulation, or pause it."),
@@ -123,9 +128,26 @@ ACTIONS: tuple[Action, ...] = (
     # plugins
     Action("plugin_detail", "i,enter", "Show plugin details", "Details", "screen.details", "plugins", True,
            "What the plugin registers, or the full traceback of a failure."),
+    # sweep
+    Action("sw_start", "space", "Start / stop the sweep", "Start/Stop", "screen.start_stop", "sweep", True,
+           "Start the sweep over the current config on 2 local worker processes, or stop it (finished points "
+           "are kept)."),
+    Action("sw_open", "enter", "Open the point as a live run", "Open", "screen.open_point", "sweep", True,
+           "Open the selected result's config on the Run screen, paused at time zero (it replaces the config). "
+           "Enter on an axis edits it."),
+    Action("sw_sort", "s", "Sort the results by this column", "Sort", "screen.sort", "sweep", True,
+           "Sort the results by the cursor's column; again reverses. A click on a header does the same."),
+    Action("sw_add", "a", "Add a sweep axis…", "Add axis", "screen.add_axis", "sweep", True,
+           "Pick a parameter and its values (w on the Config screen does the same for the selected one)."),
+    Action("sw_remove", "minus,delete", "Remove the sweep axis", "Remove", "screen.remove_axis", "sweep", False,
+           "Stop sweeping the selected axis."),
+    Action("sw_seeds", "n", "Number of seeds…", "Seeds", "screen.seeds", "sweep", False,
+           "Seeds per combination: the config's seed and the ones after it."),
+    Action("sw_out", "o", "Sweep results file…", "File", "screen.out_file", "sweep", False,
+           "Also write the results as they finish to a CSV file (and JSON Lines beside it), as the CLI's --out."),
 )
 
-SCREEN_TITLES = {"config": "Config", "run": "Run", "compare": "Compare", "plugins": "Plugins"}
+SCREEN_TITLES = {"config": "Config", "run": "Run", "compare": "Compare", "plugins": "Plugins", "sweep": "Sweep"}
 
 
 def bindings_for(screen: str) -> list[BindingType]:

@@ -11,11 +11,12 @@ the screen on show draws the newest snapshot, a hidden one catches up when shown
 from __future__ import annotations
 
 import copy
+import importlib
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -32,25 +33,43 @@ from explorer.config import (
     value_origins,
 )
 from explorer.plugins import Registry, load_registry
-from explorer.session import RunError, Session
 from explorer.tui import fmt
 from explorer.tui.actions import ACTIONS, SCREEN_TITLES, Action, bindings_for
 from explorer.tui.messages import ConfigChanged, SessionUpdated
 from explorer.tui.model import Tree, add_workload, build_tree, edit_value, remove_workload, scenario_origins
-from explorer.tui.screens.choice import ChoiceModal
-from explorer.tui.screens.compare import CompareScreen
-from explorer.tui.screens.config import ConfigScreen
-from explorer.tui.screens.confirm_quit import ConfirmQuit
-from explorer.tui.screens.file_dialog import FileDialog
-from explorer.tui.screens.help import HelpScreen
-from explorer.tui.screens.plugins import PluginsScreen
-from explorer.tui.screens.run import RunScreen
+from explorer.tui.sweep_model import SweepState
+
+if TYPE_CHECKING:  # explorer.session loads when the first session starts, after the first frame
+    from explorer.session import RunError, Session
 
 DEFAULT_COMPARE = ("sync", "deferred", "batched")
 
 
-def _returns(screen: Screen[Any]) -> Callable[[], Screen[Any]]:
-    return lambda: screen
+#: The screens (modes), each imported and built the first time it is shown or asked for, so the
+#: first frame waits only for the start screen (start-up time, docs/performance.md).
+SCREEN_CLASSES: dict[str, tuple[str, str]] = {
+    "config": ("explorer.tui.screens.config", "ConfigScreen"),
+    "run": ("explorer.tui.screens.run", "RunScreen"),
+    "compare": ("explorer.tui.screens.compare", "CompareScreen"),
+    "plugins": ("explorer.tui.screens.plugins", "PluginsScreen"),
+    "sweep": ("explorer.tui.screens.sweep", "SweepScreen"),
+}
+
+
+class _Screens(dict[str, Screen[Any]]):
+    """The app's screens by name, built on first use: ``[name]`` builds it, ``get``/``items``
+    see only the screens built so far."""
+
+    def __missing__(self, name: str) -> Screen[Any]:
+        if name not in SCREEN_CLASSES:
+            raise KeyError(name)
+        module, cls = SCREEN_CLASSES[name]
+        screen: Screen[Any] = getattr(importlib.import_module(module), cls)()
+        self[name] = screen
+        return screen
+
+    def factory(self, name: str) -> Callable[[], Screen[Any]]:
+        return lambda: self[name]
 
 
 def _problems_text(exc: ConfigError) -> str:
@@ -108,20 +127,15 @@ class ExplorerApp(App[int]):
         self.compare_names: list[str] = [n for n in DEFAULT_COMPARE if n in self.registry.strategies] or sorted(
             self.registry.strategies)[:3]
         self.compare_sessions: list[Session] = []
+        self.sweep_state = SweepState()  # the Sweep screen's axes and results (explorer.sweep loads on use)
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
-        self.screens_by_name: dict[str, Screen[Any]] = {}
+        self.screens_by_name = _Screens()
 
     # ------------------------------------------------------------------ screens
     def on_mount(self) -> None:
-        self.screens_by_name = {
-            "config": ConfigScreen(),
-            "run": RunScreen(),
-            "compare": CompareScreen(),
-            "plugins": PluginsScreen(),
-        }
-        for name, screen in self.screens_by_name.items():
-            self.add_mode(name, _returns(screen))
+        for name in SCREEN_CLASSES:
+            self.add_mode(name, self.screens_by_name.factory(name))
         self.switch_mode(self.start_screen)
         for w in self.load_warnings:
             self.notify(str(w), severity="warning", timeout=8)
@@ -130,10 +144,12 @@ class ExplorerApp(App[int]):
                         severity="warning", timeout=6)
 
     def action_goto(self, name: str) -> None:
-        if name in self.screens_by_name and self.current_mode != name:
+        if name in SCREEN_CLASSES and self.current_mode != name:
             self.switch_mode(name)
 
     def action_help(self) -> None:
+        from explorer.tui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen(self.current_mode))
 
     def screen_named(self, name: str) -> Any:
@@ -171,7 +187,7 @@ class ExplorerApp(App[int]):
         for name, screen in self.screens_by_name.items():
             if not screen.is_mounted:
                 continue
-            if name == "config" and isinstance(screen, ConfigScreen):
+            if name == "config" and hasattr(screen, "refresh_config"):
                 screen.refresh_config()
             elif hasattr(screen, "refresh_top"):
                 screen.refresh_top()
@@ -230,6 +246,8 @@ class ExplorerApp(App[int]):
         if not options:
             self.notify("no scenario is loaded", severity="warning")
             return
+        from explorer.tui.screens.choice import ChoiceModal
+
         self.push_screen(ChoiceModal("Load a scenario (replaces the config)", options, current=self.scenario),
                          lambda n: self.load_scenario(n) if n else None)
 
@@ -272,6 +290,8 @@ class ExplorerApp(App[int]):
     def action_save_as(self, minimal: bool = False) -> None:
         folder = self.path.parent if self.path is not None else Path.cwd()
         title = "Save minimal config as (only values that differ from the defaults)" if minimal else "Save config as"
+        from explorer.tui.screens.file_dialog import FileDialog
+
         self.push_screen(FileDialog(title, self._suggested_name(), "Save", self._save, minimal=minimal,
                                     folder=folder))
 
@@ -299,6 +319,8 @@ class ExplorerApp(App[int]):
 
     def action_open(self) -> None:
         folder = self.path.parent if self.path is not None else Path.cwd()
+        from explorer.tui.screens.file_dialog import FileDialog
+
         self.push_screen(FileDialog("Open config", "", "Open", lambda p, _m: self.open_path(p), folder=folder))
 
     async def action_quit(self) -> None:
@@ -320,6 +342,8 @@ class ExplorerApp(App[int]):
                 self.shutdown_sessions()
                 self.exit(0)
 
+        from explorer.tui.screens.confirm_quit import ConfirmQuit
+
         self.push_screen(ConfirmQuit(self.file_label()), answer)
 
     def action_change_theme(self) -> None:
@@ -339,10 +363,11 @@ class ExplorerApp(App[int]):
     def ensure_session(self) -> Session:
         """The Run screen's session (created, paused at time zero, on first use)."""
         if self.session is None:
+            from explorer.session import Session
             self.session = Session(self.config, self.plugins_dirs, speed=float(self.config["run"].get("speed", 0.0)),
                                    step_ns=self.step_ns, hz=self.hz, stall_after=self.stall_after,
                                    entry_points=self.entry_points, on_update=self._callback("main"), label="main")
-            self.session.start()
+            self.session.start(background=True)  # never block the event loop on starting a process
         return self.session
 
     def current_speed(self) -> float:
@@ -380,10 +405,12 @@ class ExplorerApp(App[int]):
             except ConfigError as exc:
                 self.notify(f"{n}: {_problems_text(exc)}", severity="error")
                 continue
+            from explorer.session import Session
+
             s = Session(cfg, self.plugins_dirs, speed=float(self.config["run"].get("speed", 0.0)), hz=self.hz,
                         stall_after=self.stall_after, trace_size=0, trace_tail=0, entry_points=self.entry_points,
                         on_update=self._callback(f"cmp{i}"), label=f"cmp-{n}")
-            s.start()
+            s.start(background=True)
             self.compare_sessions.append(s)
 
     @on(SessionUpdated)
@@ -392,11 +419,11 @@ class ExplorerApp(App[int]):
             self._pending.discard(event.label)
         if event.label == "main":
             run = self.screens_by_name.get("run")
-            if isinstance(run, RunScreen) and run.is_current:
+            if run is not None and run.is_current and hasattr(run, "apply_latest"):
                 run.apply_latest()
         else:
             cmp = self.screens_by_name.get("compare")
-            if isinstance(cmp, CompareScreen) and cmp.is_current:
+            if cmp is not None and cmp.is_current and hasattr(cmp, "apply_latest"):
                 cmp.apply_latest()
 
     def describe_plugin(self, error: RunError | None) -> str:
@@ -410,6 +437,7 @@ class ExplorerApp(App[int]):
         return f"plugin {info.name}, {error.kind} {error.name} {version} ({info.origin}: {info.location})"
 
     def shutdown_sessions(self) -> None:
+        self.sweep_state.stop(wait=3.0)
         sessions = [s for s in (self.session, *self.compare_sessions) if s is not None]
         for s in sessions:
             s.on_update = None
@@ -449,7 +477,7 @@ class ExplorerApp(App[int]):
     async def _run_from_palette(self, a: Action) -> None:
         if a.screen != "app" and a.screen != self.current_mode:
             self.switch_mode(a.screen)
-        target = self.screens_by_name.get(a.screen) if a.screen != "app" else None
+        target = self.screens_by_name[a.screen] if a.screen in SCREEN_CLASSES else None
         action = a.action.split(".", 1)[1] if "." in a.action else a.action
         if target is not None:
             await self.run_action(action, target)

@@ -191,6 +191,18 @@ class ConfigScreen(Screen[None]):
             return
         self._apply(e.key, e.default)
 
+    def action_sweep_axis(self) -> None:
+        e = self.current_entry()
+        if e is None:
+            self.notify("select a parameter to sweep it", severity="warning")
+            return
+        if not e.editable or not e.active:
+            self.notify(f"{e.key.split('@')[0]} is inactive: {e.reason}", severity="warning")
+            return
+        from explorer.tui.screens.sweep_axis import ask_axis
+
+        ask_axis(self.xapp, e.key, e.shown_value)
+
     # -- info, search, show-all
     def action_info(self) -> None:
         e = self.current_entry()

@@ -25,6 +25,10 @@ ABOUT = {
     "own process; ★ marks the best value of each metric.",
     "plugins": "Every loaded plugin with its kind, origin, version and what it registers; below, every "
     "plugin that failed to load, with its error (enter shows the traceback).",
+    "sweep": "A sweep of the current config: on the Config screen, w marks the selected parameter as an axis "
+    "(values 64,128,256 or a range 1:1000:4:log, as the CLI's --grid and --range) and sets the seeds. space "
+    "runs every point on local worker processes; each row is a point as it finishes. s sorts by the cursor's "
+    "column (or click a header); enter opens the point's config on the Run screen as a live run.",
 }
 
 

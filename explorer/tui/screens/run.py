@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, cast
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
 
-from explorer.session import Snapshot, flatten_metrics, metrics_csv, metrics_json
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
 from explorer.tui.screens.export_dialog import ExportDialog
@@ -28,6 +28,7 @@ from explorer.tui.widgets.topbar import TopBar
 from explorer.tui.widgets.violations import ViolationsView
 
 if TYPE_CHECKING:
+    from explorer.session import Snapshot
     from explorer.tui.app import ExplorerApp
 
 
@@ -65,27 +66,29 @@ class RunScreen(Screen[None]):
                 yield Percentiles(id="pct-main")
                 yield ViolationsView(id="viol-main")
         yield ErrorPanel(id="error-panel")
-        with TabbedContent(id="tabs"):
+        # The hidden tabs' contents mount just after the first frame (Lazy): fewer widgets to style
+        # before it (start-up time, docs/performance.md).
+        with TabbedContent(id="tabs", initial="tab-queues"):
             with TabPane("Log", id="tab-log"):
-                yield EventLog(id="event-log")
+                yield Lazy(EventLog(id="event-log"))
             with TabPane("Queues", id="tab-queues"), VerticalScroll():
                 yield QueuesView(id="queues")
-            with TabPane("Violations", id="tab-violations"), VerticalScroll():
-                yield ViolationsView(examples=True, id="viol-tab")
-            with TabPane("Latency", id="tab-latency"), VerticalScroll():
-                yield Percentiles(id="pct-tab")
-            with TabPane("Metrics", id="tab-metrics"), VerticalScroll():
-                yield Static("", id="metrics-all")
+            with TabPane("Violations", id="tab-violations"):
+                yield Lazy(VerticalScroll(ViolationsView(examples=True, id="viol-tab")))
+            with TabPane("Latency", id="tab-latency"):
+                yield Lazy(VerticalScroll(Percentiles(id="pct-tab")))
+            with TabPane("Metrics", id="tab-metrics"):
+                yield Lazy(VerticalScroll(Static("", id="metrics-all")))
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.set_interval(0.5, self._tick)
-        self.query_one(TabbedContent).active = "tab-queues"
         self.refresh_top()
         self._draw_status()
 
     def on_screen_resume(self) -> None:
-        self.xapp.ensure_session()
+        if self.xapp.session is None:  # the first time: start the process once the frame is drawn
+            self.call_after_refresh(self.xapp.ensure_session)
         self.refresh_top()
         self.apply_latest(force=True)
 
@@ -100,6 +103,7 @@ class RunScreen(Screen[None]):
         if snap is None:
             self._draw_status()
             return
+        self._sync_view()
         if snap.seq == self.applied_seq and not force:
             self._draw_status()
             return
@@ -127,24 +131,44 @@ class RunScreen(Screen[None]):
         self.set_class(error is not None, "-failed")
         self.query_one(ErrorPanel).show_error(error, self.xapp.describe_plugin(error) if error else "")
         active = self.query_one(TabbedContent).active
-        if active == "tab-log":
-            self.query_one(EventLog).set_lines(snap.trace)
-        elif active == "tab-queues":
+        if active == "tab-queues":
             self.query_one(QueuesView).set_data(d)
+        elif not self._lazy_mounted():  # the hidden tabs mount after the first frame
+            self.call_after_refresh(self.apply_latest, True)
+        elif active == "tab-log":
+            self.query_one(EventLog).set_lines(snap.trace)
         elif active == "tab-violations":
             self.query_one("#viol-tab", ViolationsView).set_data(d)
         elif active == "tab-latency":
             self.query_one("#pct-tab", Percentiles).set_data(d)
         elif active == "tab-metrics":
+            from explorer.session import flatten_metrics
+
             rows = flatten_metrics(snap.metrics())
             width = max((len(k) for k, _ in rows), default=10)
             self.query_one("#metrics-all", Static).update(
                 Text("\n".join(f"{k.ljust(width)}  {json.dumps(v)}" for k, v in rows)))
 
+    def _sync_view(self) -> None:
+        """Trace lines in the snapshots only while the Log tab shows them (they cost the run)."""
+        s = self.xapp.session
+        if s is None:
+            return
+        want = self.query_one(TabbedContent).active == "tab-log"
+        if s.opts.get("want_trace", True) != want:
+            s.set_view(trace=want)
+            if want:
+                s.request_snapshot()  # the lines now, also when paused
+
+    def _lazy_mounted(self) -> bool:
+        return bool(self.query("#metrics-all")) and bool(self.query("#log-filter"))
+
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if self.xapp.session is not None and self.xapp.session.latest is not None:
+            self._sync_view()
         if self.snapshot is not None:
             self._draw(self.snapshot)
-        elif event.pane.id == "tab-log":
+        elif event.pane.id == "tab-log" and self._lazy_mounted():
             self.query_one(EventLog).set_lines(())
 
     def _draw_status(self) -> None:
@@ -249,7 +273,10 @@ class RunScreen(Screen[None]):
 
     def action_filter(self) -> None:
         self.query_one(TabbedContent).active = "tab-log"
-        self.query_one("#log-filter", Input).focus()
+        if self._lazy_mounted():
+            self.query_one("#log-filter", Input).focus()
+        else:
+            self.call_after_refresh(self.action_filter)
 
     def on_key(self, event: object) -> None:
         key = getattr(event, "key", "")
@@ -271,6 +298,8 @@ class RunScreen(Screen[None]):
         config = self.xapp.session.config if self.xapp.session else self.xapp.config
 
         def write(path: str, kind: str) -> str | None:
+            from explorer.session import metrics_csv, metrics_json
+
             text = metrics_csv(metrics) if kind == "csv" else metrics_json(metrics, config)
             try:
                 Path(path).write_text(text, encoding="utf-8")

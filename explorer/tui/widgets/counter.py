@@ -23,6 +23,7 @@ class BigCounter(Static):
         self.short = short or title
         self.alarm = alarm
         self.value = 0
+        self._small_len = -1
 
     def compose(self) -> ComposeResult:
         yield Digits("0")
@@ -36,6 +37,10 @@ class BigCounter(Static):
             return
         self.value = value
         self.query_one(Digits).update(f"{value:,}".replace(",", " ") if value < 10**9 else f"{value:.3g}")
-        self.query_one(".small", Label).update(f"{self.short} [b]{value:,}[/b]")
+        small = self.query_one(".small", Label)
+        text = f"{self.short} [b]{value:,}[/b]"
+        # A new layout only when the width may change (a layout costs more than drawing, at 10 Hz).
+        small.update(text, layout=len(text) != self._small_len)
+        self._small_len = len(text)
         if self.alarm:
             self.set_class(value > 0, "-bad")

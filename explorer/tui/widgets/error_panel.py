@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
-from explorer.session import RunError
+if TYPE_CHECKING:
+    from explorer.session import RunError
 
 
 class ErrorPanel(Vertical):

@@ -39,6 +39,9 @@ class EventLog(Vertical):
         yield Input(placeholder="filter: words that must appear, -word to exclude (f)", id="log-filter")
         yield Log(max_lines=2000, auto_scroll=True, id="log")
 
+    def on_mount(self) -> None:
+        self.query_one(Log).write_line("(no events yet: space runs, s steps)")
+
     def set_lines(self, lines: Sequence[str]) -> None:
         self.lines = tuple(lines)
         self._redraw()

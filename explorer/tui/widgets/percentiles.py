@@ -23,15 +23,13 @@ class Percentiles(Static):
     Percentiles { height: auto; }
     """
 
+    _key: tuple | None = None
+    _shape: bool | None = None
+
     def set_data(self, data: dict[str, Any]) -> None:
-        t = Table(box=None, expand=True, pad_edge=False, header_style="bold")
-        t.add_column("percentiles", no_wrap=True, overflow="ellipsis", ratio=1)
-        for col in ("n", "p50", "p99", "max"):
-            t.add_column(col, justify="right", no_wrap=True, min_width=7 if col != "n" else 5)
-        for key, label, _ in ROWS:
-            h = data.get(key) or {}
-            t.add_row(label, fmt.count(h.get("count", 0)), fmt.ns(h.get("p50")), fmt.ns(h.get("p99")),
-                      fmt.ns(h.get("max")))
+        rows = [(label, fmt.count((data.get(key) or {}).get("count", 0)), fmt.ns((data.get(key) or {}).get("p50")),
+                 fmt.ns((data.get(key) or {}).get("p99")), fmt.ns((data.get(key) or {}).get("max")))
+                for key, label, _ in ROWS]
         extra = []
         cache = data.get("cache") or {}
         if cache:
@@ -41,10 +39,23 @@ class Percentiles(Static):
             extra.append(f"peak queue {queue.get('peak', 0)}")
         if "worker_runs" in data:
             extra.append(f"worker runs {fmt.count(data['worker_runs'])}")
+        key = (tuple(rows), tuple(extra))
+        if key == self._key:  # what it shows has not changed: no redraw
+            return
+        self._key = key
+        layout = self._shape != bool(extra)  # the height changes only with the extra line
+        self._shape = bool(extra)
+        t = Table(box=None, expand=True, pad_edge=False, header_style="bold")
+        t.add_column("percentiles", no_wrap=True, overflow="ellipsis", ratio=1)
+        for col in ("n", "p50", "p99", "max"):
+            t.add_column(col, justify="right", no_wrap=True, min_width=7 if col != "n" else 5)
+        for row in rows:
+            t.add_row(*row)
         if extra:
             from rich.console import Group
             from rich.text import Text
 
-            self.update(Group(t, Text(" · ".join(extra), style="dim", overflow="ellipsis", no_wrap=True)))
+            self.update(Group(t, Text(" · ".join(extra), style="dim", overflow="ellipsis", no_wrap=True)),
+                        layout=layout)
             return
-        self.update(t)
+        self.update(t, layout=layout)

@@ -23,6 +23,8 @@ class StatusLine(Static):
     StatusLine { height: 1; background: $boost; padding: 0 1; }
     """
 
+    _last: Text | None = None
+
     def show(self, state: str, now_ns: int, end_ns: int, speed: float, step_ns: int, what: str,
              stalled: bool = False, note: str = "") -> None:  # type: ignore[override]
         width = max(20, self.size.width - 2)
@@ -45,4 +47,7 @@ class StatusLine(Static):
         rest = width - t.cell_len - 2
         if rest > 8 and what:
             t.append("  " + what[:rest], style="dim")
-        self.update(t)
+        if t == self._last:  # the same line: nothing to draw
+            return
+        self._last = t
+        self.update(t, layout=False)  # one line, always: no new layout

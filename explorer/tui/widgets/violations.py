@@ -41,8 +41,24 @@ class ViolationsView(Static):
     def __init__(self, examples: bool = False, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.examples = examples
+        self._key: Any = None
+        self._lines = -2
 
     def set_data(self, data: dict[str, Any]) -> None:
+        # Redraw only when what it shows changed; a new layout only when the number of lines did.
+        key = (data.get("violations"), data.get("stale_walk_queued"),
+               (data.get("examples") or [])[:20] if self.examples else None)
+        if key == self._key:
+            return
+        self._key = key
+        self._draw(data)
+
+    def update(self, content: Any = "", *, layout: bool = True) -> None:
+        lines = len(content.rows) if isinstance(content, Table) else -1
+        super().update(content, layout=layout and (lines < 0 or lines != self._lines))
+        self._lines = lines
+
+    def _draw(self, data: dict[str, Any]) -> None:
         v = data.get("violations") or {}
         total = fmt.violations_total(data)
         t = Table(box=None, expand=True, pad_edge=False, show_header=True, header_style="bold")

@@ -1,0 +1,129 @@
+"""The Sweep screen: an axis marked on the config tree (w), a small sweep run to the end on local
+workers, the results table sorted, a point opened as a live run."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Static
+
+from explorer.tui.screens.run import RunScreen
+from explorer.tui.screens.sweep import SweepScreen
+from explorer.tui.screens.sweep_axis import SweepAxisModal
+from explorer.tui.sweep_model import AxisSpec, SweepState, axis_kind
+from tests.conftest import make_config
+from tests.tui_helpers import SHORT, jump_to, make_app, paste, screen_text, wait_until
+
+
+def preview(app) -> str:
+    return str(app.screen.query_one("#axis-preview", Static).render())
+
+
+def test_axis_text_is_read_as_the_cli_reads_it(registry):
+    assert axis_kind("64,128,256") == "grid" and axis_kind("1:1000:4:log") == "range"
+    assert axis_kind("1us:1ms:4") == "range" and axis_kind("intel-vtd") == "grid"
+    state = SweepState()
+    state.set_axis("strategy.params.batch", "1:256:5:log")
+    state.set_axis("iommu.model", "intel-vtd,amd-vi")
+    state.set_axis("strategy.params.batch", "16,64")  # replaced in place
+    assert state.axes == [AxisSpec("strategy.params.batch", "16,64"), AxisSpec("iommu.model", "intel-vtd,amd-vi")]
+    assert state.axes[0].flag == "--grid strategy.params.batch=16,64"
+    state.seeds = 2
+    plan = state.plan_for(make_config(registry, "strategy.name=batched"), registry)
+    assert len(plan.points) == 2 * 2 * 2 and plan.keys == ["strategy.params.batch", "iommu.model"]
+
+
+async def test_sweep_from_the_config_tree_to_a_live_run(registry):
+    app = make_app(registry, make_config(registry, *SHORT, "strategy.name=batched"), start="config")
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await jump_to(pilot, "strategy.params.batch")
+            await pilot.press("w")
+            await wait_until(pilot, lambda: isinstance(app.screen, SweepAxisModal) and app.screen.focused is not None,
+                             what="the axis modal")
+            await paste(pilot, "1:10:x")  # a bad range is explained in place, nothing is added
+            await wait_until(pilot, lambda: "STEPS must be a whole number" in preview(app), what="the problem")
+            await pilot.press("enter")
+            assert isinstance(app.screen, SweepAxisModal) and not app.sweep_state.axes
+            await pilot.press("ctrl+u")
+            await paste(pilot, "8,64")
+            await wait_until(pilot, lambda: "2 values: 8, 64" in preview(app), what="the values")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: not isinstance(app.screen, SweepAxisModal), what="the modal to close")
+            assert app.sweep_state.axes == [AxisSpec("strategy.params.batch", "8,64")]
+
+            await pilot.press("5")
+            screen = app.screen
+            assert isinstance(screen, SweepScreen)
+            assert "--grid strategy.params.batch=8,64" in screen_text(app)
+            await pilot.press("space")
+            state = app.sweep_state
+            await wait_until(pilot, lambda: not state.running and len(state.results) == 2 and screen.shown == 2,
+                             timeout=60, what="the sweep to finish and be drawn")
+            assert state.error is None and all(r.ok for r in state.results)
+            text = screen_text(app)
+            assert "✓ finished" in text and "2/2 points" in text and "flushes" in text
+
+            # sort by flushes (s on the column), then reversed (s again)
+            table = screen.query_one("#sweep-results", DataTable)
+            table.focus()
+            cols = [str(k.value) for k in table.columns]
+            table.move_cursor(column=cols.index("flushes"))
+            await pilot.press("s")
+            flushes = [r.record["flushes"] for r in state.results]
+            assert screen.sort_key == "flushes" and not screen.sort_reverse
+            first = table.get_row_at(0)[cols.index("flushes")]
+            assert str(first) == str(min(flushes))
+            await pilot.press("s")
+            assert screen.sort_reverse
+            assert str(table.get_row_at(0)[cols.index("flushes")]) == str(max(flushes))
+            # the batch of the top row (most flushes) is the smaller one
+            top = int(str(table.coordinate_to_cell_key((0, 0)).row_key.value))
+            assert state.plan is not None and state.plan.points[top].params["strategy.params.batch"] == 8
+
+            # enter on the row opens that point on the Run screen
+            table.move_cursor(row=0, column=0)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), what="the Run screen")
+            point = state.plan.points[top]
+            assert app.config == point.config and app.config["strategy"]["params"]["batch"] == 8
+            await wait_until(pilot, lambda: app.session is not None and app.session.state == "paused",
+                             what="the run paused at zero")
+            assert app.session is not None and app.session.config == point.config
+    finally:
+        app.shutdown_sessions()
+
+
+async def test_sweep_stops_and_seeds_and_results_file(registry, tmp_path):
+    config = make_config(registry, "run.duration=200ms", "run.drain=5ms", "strategy.name=batched")
+    app = make_app(registry, config, start="sweep")
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("space")  # no axes: says how to add one
+            assert not app.sweep_state.running
+            app.sweep_state.set_axis("strategy.params.batch", "1:256:5:log")
+            await pilot.press("n")
+            await wait_until(pilot, lambda: isinstance(app.screen, SweepAxisModal) and app.screen.focused is not None,
+                             what="the seeds modal")
+            await pilot.press("ctrl+u")
+            await paste(pilot, "3")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.sweep_state.seeds == 3, what="three seeds")
+            app.sweep_state.out = str(tmp_path / "tui.csv")
+            screen = app.screen
+            assert isinstance(screen, SweepScreen)
+            screen.refresh_all()
+            assert "15 points" in screen_text(app)
+            await pilot.press("space")
+            state = app.sweep_state
+            await wait_until(pilot, lambda: len(state.results) >= 1, timeout=60, what="a first point")
+            await pilot.press("space")  # stop: the finished points are kept
+            await wait_until(pilot, lambda: not state.running, timeout=20, what="the sweep to stop")
+            assert state.sweep is not None and state.sweep.stopped
+            assert "■ stopped" in screen_text(app)
+            assert (tmp_path / "tui.csv").exists() and (tmp_path / "tui.jsonl").exists()
+            # again: the file exists, so it asks whether to resume
+            await pilot.press("space")
+            assert "already exists" in screen_text(app)
+            await pilot.press("escape")
+            assert not state.running
+    finally:
+        app.shutdown_sessions()
