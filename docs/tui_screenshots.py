@@ -14,7 +14,6 @@ import os
 import re
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 os.environ.setdefault("PGTABLE_EXPLORER_NO_ENTRYPOINTS", "1")
@@ -23,33 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 IMG = ROOT / "docs" / "img"
 DOC = ROOT / "docs" / "tui.md"
 
-RAISES = textwrap.dedent(
-    '''
-    from explorer.api import FreeStrategy, hookimpl
-
-    __version__ = "0.3"
-
-
-    class Buggy(FreeStrategy):
-        name = "my-buggy"
-        version = "0.3"
-        help = "Frees two tables, then trips over its own list."
-
-        def setup(self, k):
-            self.n = 0
-
-        def pagetable_free_kernel(self, k, pt):
-            self.n += 1
-            if self.n > 2:
-                raise KeyError(f"table {pt.page} is not on my list")
-            k.free_now(pt)
-
-
-    @hookimpl
-    def register_strategies(register):
-        register(Buggy)
-    '''
-)
+#: A user's strategy plugin with a bug (it raises on the third table), shipped as an example.
+RAISES = (ROOT / "docs" / "examples" / "buggy" / "my_buggy.py").read_text()
 
 
 def key_table() -> str:

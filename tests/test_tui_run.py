@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Log, TabbedContent
@@ -19,34 +20,8 @@ from explorer.tui.widgets.error_panel import ErrorPanel
 from tests.conftest import make_config
 from tests.tui_helpers import SHORT, make_app, paste, run_to_end, screen_text, wait_for_drawn, wait_until
 
-RAISES = textwrap.dedent(
-    '''
-    """A user's strategy with a bug: it raises on the third table."""
-    from explorer.api import FreeStrategy, hookimpl
-
-    __version__ = "0.3"
-
-
-    class Buggy(FreeStrategy):
-        name = "my-buggy"
-        version = "0.3"
-        help = "Frees two tables, then trips over its own list."
-
-        def setup(self, k):
-            self.n = 0
-
-        def pagetable_free_kernel(self, k, pt):
-            self.n += 1
-            if self.n > 2:
-                raise KeyError(f"table {pt.page} is not on my list")
-            k.free_now(pt)
-
-
-    @hookimpl
-    def register_strategies(register):
-        register(Buggy)
-    '''
-)
+#: A user's strategy plugin with a bug (it raises on the third table), shipped as an example.
+RAISES = (Path(__file__).resolve().parent.parent / "docs" / "examples" / "buggy" / "my_buggy.py").read_text()
 
 HANGS = textwrap.dedent(
     '''
