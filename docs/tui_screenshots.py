@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("PGTABLE_EXPLORER_NO_ENTRYPOINTS", "1")
+os.environ["PGTABLE_EXPLORER_KEYMAP"] = os.devnull  # the screenshots and docs show the default keys
 
 ROOT = Path(__file__).resolve().parent.parent
 IMG = ROOT / "docs" / "img"
@@ -27,27 +28,19 @@ RAISES = (ROOT / "docs" / "examples" / "buggy" / "my_buggy.py").read_text()
 
 
 def key_table() -> str:
-    from explorer.tui.actions import ACTIONS, SCREEN_TITLES
+    from explorer.tui.actions import ACTIONS, SCREEN_TITLES, display_key
 
     out = []
     for screen in ("app", "config", "run", "compare", "plugins", "sweep"):
         title = "Everywhere" if screen == "app" else SCREEN_TITLES[screen]
-        out += [f"### {title}", "", "| key | action | what it does |", "|---|---|---|"]
+        out += [f"### {title}", "", "| key | binding id | action | what it does |", "|---|---|---|---|"]
         for a in ACTIONS:
             if a.screen != screen:
                 continue
-            keys = ", ".join(f"`{_display(k)}`" for k in a.key.split(","))
-            out.append(f"| {keys} | {a.short} | {a.help} |")
+            keys = ", ".join(f"`{display_key(k)}`" for k in a.key.split(","))
+            out.append(f"| {keys} | `{a.id}` | {a.short} | {a.help} |")
         out.append("")
     return "\n".join(out)
-
-
-def _display(key: str) -> str:
-    from dataclasses import replace
-
-    from explorer.tui.actions import ACTIONS
-
-    return replace(ACTIONS[0], key=key).display_key
 
 
 async def wait(pilot, predicate, timeout=30.0):  # type: ignore[no-untyped-def]

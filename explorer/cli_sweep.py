@@ -99,6 +99,9 @@ def add_sweep_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Argu
                    help="run on this Dask cluster (needs pgtable-explorer[dask] here and on the workers)")
     x.add_argument("--dask-local", type=int, metavar="N",
                    help="start a Dask LocalCluster of N workers on 127.0.0.1 and run there")
+    g.add_argument("--timeout", metavar="TIME",
+                   help="wall-clock limit per point: 60s, 2m, or a number of seconds (default: none); a point "
+                   "over it fails as 'timed out' (its local worker process is killed) and is retried once")
 
     g = p.add_argument_group("results")
     g.add_argument("--out", default=DEFAULT_OUT, metavar="FILE.csv",
@@ -215,6 +218,7 @@ def _run_sweep(args: argparse.Namespace, config_path: str | None) -> int:
     from explorer.sweep import Sweep, SweepError, make_executor, plan_sweep, summary_path
     from explorer.sweep.progress import ProgressBar
 
+    timeout = _timeout(args.timeout)
     registry = _load_registry(args)
     base, _ = _effective_config(args, registry, config_path, args.scenario)
     try:
@@ -235,7 +239,7 @@ def _run_sweep(args: argparse.Namespace, config_path: str | None) -> int:
     bar = None if args.no_progress else ProgressBar(sys.stderr)
     try:
         sweep = Sweep(plan, registry, executor, out=args.out, resume=args.resume, overwrite=args.overwrite,
-                      on_progress=bar)
+                      on_progress=bar, timeout=timeout)
     except SweepError as exc:
         raise UserError(str(exc)) from None
     print(f"sweep     {_describe_plan(plan)}; on {executor.describe()}; results to {args.out}", file=sys.stderr)
@@ -275,6 +279,23 @@ def _run_sweep(args: argparse.Namespace, config_path: str | None) -> int:
               file=sys.stderr)
         return EXIT_RUN_FAILED
     return EXIT_OK
+
+
+def _timeout(text: str | None) -> float | None:
+    """``--timeout``: seconds per point, or None."""
+    if text is None:
+        return None
+    import math
+
+    from explorer.units import UnitError, parse_seconds
+
+    try:
+        seconds = parse_seconds(text)
+    except UnitError as exc:
+        raise UserError(f"--timeout: {exc}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UserError(f"--timeout must be a positive time such as 60s or 2m, got {text!r}")
+    return seconds
 
 
 def _print_points(plan: SweepPlan, as_json: bool) -> None:

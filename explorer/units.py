@@ -77,6 +77,44 @@ def human_duration(ns: float) -> str:
     return f"{ns / 1_000_000_000:.3g}s"
 
 
+_SECONDS_RE = re.compile(rf"^\s*({_NUM})\s*(m|min|h)\s*$")
+
+
+def parse_seconds(value: object) -> float:
+    """Return a wall-clock time as float seconds (a sweep's ``--timeout``, for instance).
+
+    Accepts a number (seconds), a numeric string (``"90"``: seconds), minutes or hours
+    (``"2m"``, ``"2min"``, ``"1h"``) or any duration :func:`parse_duration` reads (``"60s"``,
+    ``"500ms"``). Unlike :func:`parse_duration`, a plain number is seconds, not nanoseconds.
+    """
+    if isinstance(value, bool):
+        raise UnitError(f"expected a time such as '60s', '2m' or 90 (seconds), got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        m = _SECONDS_RE.match(text)
+        if m:
+            number, unit = m.groups()
+            return float(number) * (3600.0 if unit == "h" else 60.0)
+        try:
+            return parse_duration(text) / 1e9
+        except UnitError:
+            raise UnitError(
+                f"expected a time such as '60s', '2m', '1h' or a number of seconds, got {value!r}"
+            ) from None
+    raise UnitError(f"expected a time such as '60s', '2m' or 90 (seconds), got {value!r}")
+
+
+def format_seconds(seconds: float) -> str:
+    """Format a wall-clock time in seconds for messages: 60.0 -> ``"60s"``, 1.5 -> ``"1.5s"``."""
+    return f"{seconds:g}s"
+
+
 def parse_rate(value: object) -> float:
     """Return ``value`` as events per second.
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("PGTABLE_EXPLORER_NO_ENTRYPOINTS", "1")
+os.environ["PGTABLE_EXPLORER_KEYMAP"] = os.devnull  # the developer's own keymap stays out of the tests
 
 from explorer.config import apply_overrides, default_config
 from explorer.plugins import Registry, load_registry

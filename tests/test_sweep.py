@@ -79,6 +79,25 @@ def register_strategies(register):
     register(SweepDies)
 '''
 
+HANGING = '''
+from explorer.api import FreeStrategy, hookimpl
+
+
+class SweepHangs(FreeStrategy):
+    name = "sweep-hangs"
+    version = "1.0"
+    help = "Loops forever on the first kernel table."
+
+    def pagetable_free_kernel(self, k, pt):
+        while True:
+            pass
+
+
+@hookimpl
+def register_strategies(register):
+    register(SweepHangs)
+'''
+
 
 def base_config(registry: Registry, *overrides: str) -> dict[str, Any]:
     return apply_overrides(default_config(registry), [*SHORT, *overrides], registry)
@@ -376,6 +395,38 @@ def test_a_worker_killed_mid_sweep_loses_no_finished_point(registry: Registry, t
     by_id = {r["point_id"]: r for r in rows}
     for rec in finished_before_kill:
         assert by_id[rec["point_id"]] == {k: v for k, v in rec.items() if k != "config"}
+
+
+def test_a_point_that_hangs_times_out_and_the_sweep_completes(tmp_path: Path) -> None:
+    reg = plugin_registry(tmp_path, "hangs", HANGING)
+    plan = plan_sweep(base_config(reg), reg, [("grid", "strategy.name=deferred,sweep-hangs")])
+    executor = LocalExecutor(2)
+    results: list[PointResult] = []
+    report = Sweep(plan, reg, executor, out=tmp_path / "r.csv", timeout=2).run(on_result=results.append)
+    assert (report.ok, report.failed, report.stopped) == (1, 1, False)
+    rows = metrics_rows(tmp_path / "r.csv")
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert rows[0]["attempts"] == 1 and "queue.peak" in rows[0]
+    assert rows[1]["attempts"] == 2 and rows[1]["error"] == "timed out after 2s"  # both attempts timed out
+    hung = next(r for r in results if not r.ok)
+    assert hung.wall_s >= 2 and hung.worker in executor.workers()
+    assert all(s.pool is None and s.future is None for s in executor.slots)  # every worker stopped
+
+
+def test_timeout_is_parsed_and_checked(capsys: pytest.CaptureFixture[str], registry: Registry) -> None:
+    from explorer.units import UnitError, parse_seconds
+
+    assert [parse_seconds(v) for v in ("60s", "2m", "90", "1.5", "500ms", "1h", 3)] == [60, 120, 90, 1.5, 0.5, 3600, 3]
+    with pytest.raises(UnitError):
+        parse_seconds("soon")
+    plan = plan_sweep(base_config(registry), registry, [("grid", "kernel.cpus=1,2")])
+    for bad in (0, -1, float("inf")):
+        with pytest.raises(SweepError, match="timeout"):
+            Sweep(plan, registry, LocalExecutor(1), out=None, timeout=bad)
+    assert "timeout" not in Sweep(plan, registry, LocalExecutor(1), out=None)._task(plan.points[0])
+    for bad in ("soon", "0s"):
+        rc, _, err = sweep_cli(capsys, "--grid", "kernel.cpus=1,2", "--timeout", bad, "--dry-run")
+        assert rc == 2 and "--timeout" in err
 
 
 def test_local_and_dask_give_identical_results_files(registry: Registry, tmp_path: Path) -> None:

@@ -5,6 +5,12 @@ the retry policy, the results files and the progress are the runner's. An outcom
 worker that ran (or was running) its task; a retry carries it as ``avoid``, which the local
 executor honours (Dask's scheduler places retries itself, see :meth:`DaskExecutor.submit`).
 
+A task may carry ``"timeout"``: wall-clock seconds the attempt may take. An attempt that exceeds
+it is reported as a failed :class:`Outcome` with the error :func:`timeout_error` (the runner then
+retries it like any failure). The local executor kills the worker process and starts a fresh one;
+Dask cancels the task and restarts the worker through its nanny when it has one (a Python thread
+cannot be stopped from outside, see :meth:`DaskExecutor.poll`).
+
 - :class:`LocalExecutor`: ``workers`` processes on this machine, each its own single-process
   :class:`~concurrent.futures.ProcessPoolExecutor` holding one point at a time. A worker that dies
   takes down only the point it was running, which is known exactly; a fresh process replaces it.
@@ -31,6 +37,7 @@ from typing import Any
 
 from explorer.sweep.points import SweepError
 from explorer.sweep.worker import init_local_worker, run_point, worker_info
+from explorer.units import format_seconds
 
 DASK_MISSING = (
     "Dask is not installed. Install the optional extra into this environment:\n"
@@ -56,6 +63,16 @@ class Outcome:
     def from_record(cls, task: dict[str, Any], rec: Mapping[str, Any], worker: str | None = None) -> Outcome:
         return cls(task, rec["status"], rec.get("metrics"), rec.get("error"), rec.get("traceback"),
                    worker or str(rec.get("worker", "?")), float(rec.get("wall_s", 0.0)))
+
+
+def timeout_error(seconds: float) -> str:
+    """The error of an attempt that ran longer than its task's ``timeout``."""
+    return f"timed out after {format_seconds(seconds)}"
+
+
+def task_timeout(task: Mapping[str, Any]) -> float | None:
+    t = task.get("timeout")
+    return float(t) if t is not None else None
 
 
 def default_workers() -> int:
@@ -140,6 +157,8 @@ class _Slot:
         self.future: Future[dict[str, Any]] | None = None
         self.task: dict[str, Any] | None = None
         self.process: Any = None
+        self.started = 0.0  # time.monotonic() when the task was submitted
+        self.deadline: float | None = None  # when its timeout expires (None: no timeout)
 
     def ensure(self) -> ProcessPoolExecutor:
         if self.pool is None:
@@ -211,6 +230,9 @@ class LocalExecutor(Executor):
         else:  # pragma: no cover - a fresh pool refusing work
             raise SweepError(f"cannot start a worker process for {s.name}")
         s.task = task
+        s.started = time.monotonic()
+        limit = task_timeout(task)
+        s.deadline = s.started + limit if limit is not None else None
         procs = list(getattr(pool, "_processes", {}).values())
         s.process = procs[0] if procs else None
 
@@ -218,14 +240,32 @@ class LocalExecutor(Executor):
         busy = {s.future: s for s in self.slots if s.future is not None}
         if not busy:
             return []
+        deadlines = [s.deadline for s in busy.values() if s.deadline is not None]
+        if deadlines:  # wake up in time to stop the first attempt that runs over
+            timeout = max(0.0, min(timeout, min(deadlines) - time.monotonic()))
         done, _ = futures_wait(list(busy), timeout=timeout, return_when=FIRST_COMPLETED)
         out: list[Outcome] = []
+        now = time.monotonic()
+        for fut, s in busy.items():
+            if fut in done or fut.done() or s.deadline is None or now < s.deadline:
+                continue
+            # Over its time: kill the process (the only way to stop a plugin that loops) and
+            # let the next submit start a fresh one.
+            task = s.task
+            assert task is not None
+            s.future = None
+            s.task = None
+            s.deadline = None
+            s.kill()
+            out.append(Outcome(task, "failed", None, timeout_error(task_timeout(task) or 0.0), None, s.name,
+                               now - s.started))
         for fut in done:
             s = busy[fut]
             task = s.task
             assert task is not None
             s.future = None
             s.task = None
+            s.deadline = None
             try:
                 rec = fut.result()
             except BrokenProcessPool:
@@ -250,6 +290,7 @@ class LocalExecutor(Executor):
             s.kill()
             s.future = None
             s.task = None
+            s.deadline = None
 
 
 # --------------------------------------------------------------------------- Dask
@@ -286,6 +327,8 @@ class DaskExecutor(Executor):
         self.cluster: Any = None
         self.client: Any = None
         self.futures: dict[Any, dict[str, Any]] = {}
+        self._since: dict[Any, tuple[float, str]] = {}  # timed futures seen on a worker: (since, where)
+        self._processing_at = 0.0
         self._done = threading.Event()
         self._token = uuid.uuid4().hex[:8]  # task keys of this sweep only, on a shared cluster
         self._capacity = 1
@@ -376,12 +419,16 @@ class DaskExecutor(Executor):
     def poll(self, timeout: float) -> list[Outcome]:
         if not self.futures:
             return []
+        timed = any(task_timeout(t) is not None for t in self.futures.values())
+        if timed:
+            timeout = min(timeout, 0.5)
         if not any(f.done() for f in self.futures):
             self._done.wait(timeout)
         self._done.clear()  # a task ending from here on sets it again for the next poll
-        out: list[Outcome] = []
+        out: list[Outcome] = self._expire() if timed else []
         for fut in [f for f in self.futures if f.done()]:
             task = self.futures.pop(fut)
+            self._since.pop(fut, None)
             if fut.status == "finished":
                 try:
                     rec = fut.result()
@@ -405,11 +452,60 @@ class DaskExecutor(Executor):
             fut.release()
         return out
 
+    def _expire(self) -> list[Outcome]:
+        """Fail the attempts that have run longer than their ``timeout``.
+
+        The clock of a point starts when the scheduler is first seen to have it processing on a
+        worker (checked about twice a second), so it may include a short wait behind another
+        point on that worker. An attempt over its time is cancelled; the Python thread running
+        it cannot be stopped, so the worker is restarted through its nanny if it has one (Dask's
+        ``restart_workers``), and otherwise keeps that thread busy until the plugin returns.
+        """
+        now = time.monotonic()
+        if now - self._processing_at >= 0.5:
+            self._processing_at = now
+            where: dict[Any, str] = {}
+            with contextlib.suppress(Exception):
+                for worker, keys in self.client.processing().items():
+                    for key in keys:
+                        where[key] = str(worker)
+            for fut, task in self.futures.items():
+                if fut not in self._since and fut.key in where and task_timeout(task) is not None:
+                    self._since[fut] = (now, where[fut.key])
+        out: list[Outcome] = []
+        stuck: set[str] = set()
+        for fut, (since, worker) in list(self._since.items()):
+            task = self.futures[fut]
+            limit = task_timeout(task) or 0.0
+            if fut.done() or now - since < limit:
+                continue
+            del self.futures[fut], self._since[fut]
+            with contextlib.suppress(Exception):
+                self.client.cancel([fut], force=True)
+            out.append(Outcome(task, "failed", None, timeout_error(limit), None, worker, now - since))
+            stuck.add(worker)
+        if stuck:
+            self._restart(sorted(stuck))
+        return out
+
+    def _restart(self, workers: list[str]) -> None:
+        """Restart these workers if a nanny watches them (a worker without one is left alone)."""
+        with contextlib.suppress(Exception):
+            client = self.client
+            info = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
+            ws = info.get("workers", {})
+            nannied = [w for w in workers if ws.get(w, {}).get("nanny")]
+            if nannied:
+                client.restart_workers(nannied, timeout=self.connect_timeout, raise_for_error=False)
+        with contextlib.suppress(Exception):
+            self._refresh(force=True)
+
     def close(self) -> None:
         if self.client is not None and self.futures:
             with contextlib.suppress(Exception):
                 self.client.cancel(list(self.futures), force=True)
         self.futures.clear()
+        self._since.clear()
         for obj in (self.client, self.cluster):
             if obj is not None:
                 with contextlib.suppress(Exception):

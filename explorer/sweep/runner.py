@@ -14,6 +14,7 @@ stopped, results files rewritten in point order.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from explorer import __version__
 from explorer.sweep.executors import Executor, LocalExecutor, Outcome
-from explorer.sweep.points import Point, SweepPlan
+from explorer.sweep.points import Point, SweepError, SweepPlan
 from explorer.sweep.results import ResultsFiles, body_of, latest, make_record
 from explorer.sweep.worker import flatten_metrics, make_bundle
 
@@ -119,7 +120,10 @@ class Sweep:
     """One sweep of a :class:`SweepPlan` on an :class:`Executor` (default: local processes).
 
     ``out`` names the CSV results file (the JSON Lines file goes beside it); ``None`` keeps the
-    results in memory only. The sweep starts and closes the executor itself.
+    results in memory only. ``timeout`` is the wall-clock seconds one attempt at a point may take
+    (``None``, the default: no limit); an attempt over it fails with the error
+    ``"timed out after Ns"`` and is retried like any failure (see :mod:`explorer.sweep.executors`
+    for how each executor stops it). The sweep starts and closes the executor itself.
     """
 
     poll_interval = 0.2  # how quickly stop() is noticed, in seconds
@@ -136,7 +140,11 @@ class Sweep:
         on_progress: Callable[[Progress], None] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         bundle: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> None:
+        if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+            raise SweepError(f"the timeout must be a positive number of seconds, got {timeout!r}")
+        self.timeout = float(timeout) if timeout is not None else None
         self.plan = plan
         self.executor = executor if executor is not None else LocalExecutor()
         self.bundle = dict(bundle) if bundle is not None else bundle_for(registry)
@@ -177,8 +185,11 @@ class Sweep:
 
     # -- the loop --------------------------------------------------------------------------------
     def _task(self, point: Point) -> dict[str, Any]:
-        return {"index": point.index, "id": point.id, "config": point.config, "bundle": self.bundle,
+        task = {"index": point.index, "id": point.id, "config": point.config, "bundle": self.bundle,
                 "explorer": __version__, "attempt": 1}
+        if self.timeout is not None:
+            task["timeout"] = self.timeout
+        return task
 
     def results(self) -> Iterator[PointResult]:
         """Yield each point as it finishes: first those already in the results file (``resumed``),

@@ -27,16 +27,7 @@ class Action:
 
     @property
     def display_key(self) -> str:
-        first = self.key.split(",")[0]
-        names = {
-            "space": "space", "enter": "enter", "question_mark": "?", "slash": "/", "plus": "+", "minus": "-",
-            "full_stop": ".", "delete": "del", "escape": "esc", "greater_than_sign": ">", "less_than_sign": "<",
-        }
-        if first in names:
-            return names[first]
-        if first.startswith("ctrl+"):
-            return "^" + first[5:]
-        return first
+        return display_key(self.key)
 
     def binding(self) -> Binding:
         return Binding(self.key, self.action, self.short, show=self.footer, id=self.id, priority=self.priority,
@@ -146,6 +137,22 @@ ACTIONS: tuple[Action, ...] = (
     Action("sw_out", "o", "Sweep results file…", "File", "screen.out_file", "sweep", False,
            "Also write the results as they finish to a CSV file (and JSON Lines beside it), as the CLI's --out."),
 )
+
+
+def display_key(key: str) -> str:
+    """The first of the keys in a Textual key spec, as the footer and F1 help show it."""
+    first = key.split(",")[0]
+    names = {
+        "space": "space", "enter": "enter", "question_mark": "?", "slash": "/", "plus": "+", "minus": "-",
+        "full_stop": ".", "delete": "del", "escape": "esc", "greater_than_sign": ">", "less_than_sign": "<",
+        "comma": ",", "equals_sign": "=",
+    }
+    if first in names:
+        return names[first]
+    if first.startswith("ctrl+"):
+        return "^" + first[5:]
+    return first
+
 
 SCREEN_TITLES = {"config": "Config", "run": "Run", "compare": "Compare", "plugins": "Plugins", "sweep": "Sweep"}
 

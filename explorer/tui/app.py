@@ -34,7 +34,8 @@ from explorer.config import (
 )
 from explorer.plugins import Registry, load_registry
 from explorer.tui import fmt
-from explorer.tui.actions import ACTIONS, SCREEN_TITLES, Action, bindings_for
+from explorer.tui.actions import ACTIONS, SCREEN_TITLES, Action, bindings_for, display_key
+from explorer.tui.keymap import load_keymap
 from explorer.tui.messages import ConfigChanged, SessionUpdated
 from explorer.tui.model import Tree, add_workload, build_tree, edit_value, remove_workload, scenario_origins
 from explorer.tui.sweep_model import SweepState
@@ -95,8 +96,13 @@ class ExplorerApp(App[int]):
         hz: float = 10.0,
         stall_after: float = 2.0,
         entry_points: bool | None = None,
+        keymap_path: str | Path | None = None,
     ) -> None:
         super().__init__()
+        # the user's keys (explorer.tui.keymap): {} when there is no keymap file or it has problems
+        loaded = load_keymap(keymap_path)
+        self.keymap: dict[str, str] = loaded.keymap
+        self.keymap_problems: list[str] = loaded.problems
         self.plugins_dirs = tuple(str(Path(d).resolve()) for d in plugins_dirs)
         self.entry_points = entry_points
         self.registry = registry if registry is not None else load_registry(self.plugins_dirs,
@@ -136,7 +142,12 @@ class ExplorerApp(App[int]):
     def on_mount(self) -> None:
         for name in SCREEN_CLASSES:
             self.add_mode(name, self.screens_by_name.factory(name))
+        if self.keymap:
+            self.set_keymap(self.keymap)
         self.switch_mode(self.start_screen)
+        if self.keymap_problems:
+            self.notify("\n".join(self.keymap_problems) + "\nThe default keys are in effect.",
+                        title="Keymap not applied", severity="error", timeout=20, markup=False)
         for w in self.load_warnings:
             self.notify(str(w), severity="warning", timeout=8)
         if self.registry.failures:
@@ -454,7 +465,8 @@ class ExplorerApp(App[int]):
         for a in ACTIONS:
             if a.id in ("quit", "theme", "scenario_key"):
                 continue
-            yield SystemCommand(self._command_title(a, current), escape(f"{a.help} (key: {a.display_key})"),
+            key = display_key(self.keymap.get(a.id, a.key))  # the user's keymap over the default
+            yield SystemCommand(self._command_title(a, current), escape(f"{a.help} (key: {key})"),
                                 lambda a=a: self._run_from_palette(a))
         for name, sc in sorted(self.registry.scenarios.items()):
             yield SystemCommand(f"Load scenario: {name}", escape(sc.description), lambda n=name: self.load_scenario(n))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from rich.table import Table
@@ -12,7 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from explorer.tui.actions import SCREEN_TITLES, actions_for
+from explorer.tui.actions import SCREEN_TITLES, actions_for, display_key
 
 ABOUT = {
     "config": "The config explorer, like menuconfig: Kernel, Strategy, IOMMU, Workloads and Run. "
@@ -32,21 +33,16 @@ ABOUT = {
 }
 
 
-def keys_table(screen: str) -> Table:
+def keys_table(screen: str, keymap: Mapping[str, str] | None = None) -> Table:
+    """The screen's keys as in effect: the user's keymap (``explorer.tui.keymap``) over the defaults."""
     t = Table(box=None, pad_edge=False, expand=True, header_style="bold")
     t.add_column("key", no_wrap=True, style="bold cyan")
     t.add_column("action", no_wrap=True)
     t.add_column("what it does", ratio=1)
     for a in actions_for(screen):
-        keys = " ".join(k.display_key for k in _keys(a))
+        keys = " ".join(display_key(k) for k in (keymap or {}).get(a.id, a.key).split(","))
         t.add_row(keys, a.short, a.help)
     return t
-
-
-def _keys(a):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
-
-    return [replace(a, key=k) for k in a.key.split(",")]
 
 
 class HelpScreen(ModalScreen[None]):
@@ -58,15 +54,16 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         name = self.screen_name
+        keymap = getattr(self.app, "keymap", None)
         with Vertical(classes="dialog wide tall"):
             yield Label(f"Help: {SCREEN_TITLES.get(name, name)}", classes="dialog-title")
             with VerticalScroll(id="help-body"):
                 yield Static(Text(ABOUT.get(name, "")))
                 if name in SCREEN_TITLES:
                     yield Static(Text(f"\n{SCREEN_TITLES[name]} keys", style="bold"))
-                    yield Static(keys_table(name))
+                    yield Static(keys_table(name, keymap))
                 yield Static(Text("\nEverywhere", style="bold"))
-                yield Static(keys_table("app"))
+                yield Static(keys_table("app", keymap))
                 yield Static(Text("\nctrl+p opens the command palette: every action above, the scenarios, the "
                                   "strategies and IOMMU models, the speeds and the themes.", style="dim"))
             yield Label("esc closes", classes="dialog-hint")
