@@ -33,3 +33,27 @@ def test_registry() -> Registry:
 def make_config(registry: Registry, *overrides: str, scenario: str | None = None) -> dict[str, Any]:
     """The default (or a scenario's) config with ``key=value`` overrides applied."""
     return apply_overrides(default_config(registry, scenario=scenario), list(overrides), registry)
+
+
+def raising_strategy_source(name: str, cls: str = "Boom") -> str:
+    """The text of a plugin file whose strategy ``name`` raises on the first kernel table.
+
+    Tests write it into a temporary folder, to load it the way a user's ``--plugins-dir`` is.
+    """
+    return f'''
+from explorer.api import FreeStrategy, hookimpl
+
+
+class {cls}(FreeStrategy):
+    name = "{name}"
+    version = "1.0"
+    help = "Raises on the first kernel table."
+
+    def pagetable_free_kernel(self, k, pt):
+        raise RuntimeError("boom on purpose")
+
+
+@hookimpl
+def register_strategies(register):
+    register({cls})
+'''

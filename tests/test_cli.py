@@ -23,26 +23,11 @@ from explorer import __version__
 from explorer import config as C
 from explorer.cli import _Progress, main
 from explorer.plugins import Registry
+from tests.conftest import raising_strategy_source
 
 SHORT = ["--duration", "10ms"]
 
-RAISING_STRATEGY = '''
-from explorer.api import FreeStrategy, hookimpl
-
-
-class Boom(FreeStrategy):
-    name = "boom"
-    version = "1.0"
-    help = "Raises on the first kernel table."
-
-    def pagetable_free_kernel(self, k, pt):
-        raise RuntimeError("boom on purpose")
-
-
-@hookimpl
-def register_strategies(register):
-    register(Boom)
-'''
+RAISING_STRATEGY = raising_strategy_source("boom", "Boom")
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

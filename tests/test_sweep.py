@@ -37,26 +37,11 @@ from explorer.sweep import (
 from explorer.sweep.points import param_for_key
 from explorer.sweep.results import ResultsFiles, jsonl_path, read_csv, read_jsonl
 from explorer.sweep.summary import best, stat, t975
+from tests.conftest import raising_strategy_source
 
 SHORT = ["run.duration=5ms"]
 
-RAISING = '''
-from explorer.api import FreeStrategy, hookimpl
-
-
-class SweepBoom(FreeStrategy):
-    name = "sweep-boom"
-    version = "1.0"
-    help = "Raises on the first kernel table."
-
-    def pagetable_free_kernel(self, k, pt):
-        raise RuntimeError("boom on purpose")
-
-
-@hookimpl
-def register_strategies(register):
-    register(SweepBoom)
-'''
+RAISING = raising_strategy_source("sweep-boom", "SweepBoom")
 
 DYING = '''
 import os
