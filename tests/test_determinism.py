@@ -310,3 +310,23 @@ def test_memory_check_catches_an_owner_left_on_a_free_page() -> None:
     assert mem.check() == []
     mem.owner[table.page] = table
     assert any("owner" in p for p in mem.check())
+
+
+@pytest.mark.parametrize("name", QUICK)
+def test_reading_the_metrics_does_not_change_them(name: str) -> None:
+    # The TUI reads snapshots whenever it likes; the CLI reads once at the end. Both must agree,
+    # so a read may not move lazily replayed state (device walks) that the next read reports.
+    sim = Simulation(ALL[name], registry())
+    first = sim.run()
+    sim.snapshot()
+    assert canonical(sim.metrics()) == canonical(first)
+
+
+def test_a_snapshot_at_every_step_does_not_change_the_numbers() -> None:
+    whole = Simulation(ALL["batched-uniform-1"], registry()).run()
+    sim = Simulation(ALL["batched-uniform-1"], registry())
+    step = max(1, sim.end_ns // 211)
+    while not sim.finished:
+        sim.advance(sim.now + step)
+        sim.snapshot()
+    assert canonical(sim.metrics()) == canonical(whole)

@@ -219,6 +219,10 @@ class Simulation:
     # -- reading ------------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
         k = self.kernel
+        # Device walks of user addresses are replayed lazily; bring them up to now first, so the
+        # numbers do not depend on whether (or when) anything read the caches during the run.
+        for u in k.iommus:
+            u.catch_up(self.engine.now)
         page_ns = k.page_ns + len(k.pending) * (self.engine.now - k._last_change)
         hits = sum(u.hits for u in k.iommus)
         misses = sum(u.misses for u in k.iommus)
