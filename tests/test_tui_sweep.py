@@ -26,6 +26,7 @@ def test_axis_text_is_read_as_the_cli_reads_it(registry):
     state.set_axis("strategy.params.batch", "16,64")  # replaced in place
     assert state.axes == [AxisSpec("strategy.params.batch", "16,64"), AxisSpec("iommu.model", "intel-vtd,amd-vi")]
     assert state.axes[0].flag == "--grid strategy.params.batch=16,64"
+    assert state.worker_count() >= 1 and "--workers" not in state.cli()  # by default one per CPU
     state.seeds = 2
     plan = state.plan_for(make_config(registry, "strategy.name=batched"), registry)
     assert len(plan.points) == 2 * 2 * 2 and plan.keys == ["strategy.params.batch", "iommu.model"]
@@ -105,15 +106,24 @@ async def test_sweep_stops_and_seeds_and_results_file(registry, tmp_path):
                              what="the seeds modal")
             await pilot.press("ctrl+u")
             await paste(pilot, "3")
+            await pilot.press("tab")  # the workers: a bad count is refused in place, nothing changes
+            await paste(pilot, "0")
+            await pilot.press("enter")
+            assert isinstance(app.screen, SweepAxisModal) and "workers must be" in preview(app)
+            assert app.sweep_state.seeds == 1 and app.sweep_state.workers is None
+            await pilot.press("ctrl+u")
+            await paste(pilot, "1")
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.sweep_state.seeds == 3, what="three seeds")
+            assert app.sweep_state.workers == 1 and "--workers 1" in app.sweep_state.cli()
             app.sweep_state.out = str(tmp_path / "tui.csv")
             screen = app.screen
             assert isinstance(screen, SweepScreen)
             screen.refresh_all()
-            assert "15 points" in screen_text(app)
+            assert "15 points" in screen_text(app) and "1 local workers" in screen_text(app)
             await pilot.press("space")
             state = app.sweep_state
+            assert state.sweep is not None and state.sweep.executor.workers() == ["local-0"]
             await wait_until(pilot, lambda: len(state.results) >= 1, timeout=60, what="a first point")
             await pilot.press("space")  # stop: the finished points are kept
             await wait_until(pilot, lambda: not state.running, timeout=20, what="the sweep to stop")

@@ -132,8 +132,9 @@ ACTIONS: tuple[Action, ...] = (
            "Pick a parameter and its values (w on the Config screen does the same for the selected one)."),
     Action("sw_remove", "minus,delete", "Remove the sweep axis", "Remove", "screen.remove_axis", "sweep", False,
            "Stop sweeping the selected axis."),
-    Action("sw_seeds", "n", "Number of seeds…", "Seeds", "screen.seeds", "sweep", False,
-           "Seeds per combination: the config's seed and the ones after it."),
+    Action("sw_seeds", "n", "Seeds and workers…", "Seeds", "screen.seeds", "sweep", False,
+           "Seeds per combination (the config's seed and the ones after it) and the local worker processes "
+           "(as the CLI's --workers; by default one per CPU)."),
     Action("sw_out", "o", "Sweep results file…", "File", "screen.out_file", "sweep", False,
            "Also write the results as they finish to a CSV file (and JSON Lines beside it), as the CLI's --out."),
 )

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from explorer.plugins import Registry
     from explorer.sweep import Axis, PointResult, Progress, Sweep, SweepPlan
 
-#: How many local worker processes a sweep started from the TUI uses.
-DEFAULT_WORKERS = 2
 
 def axis_kind(text: str) -> str:
     """``range`` for ``START:STOP:STEPS[:lin|log]`` (no comma, three or four fields), else ``grid``."""
@@ -67,7 +65,7 @@ class SweepState:
 
     axes: list[AxisSpec] = field(default_factory=list)
     seeds: int = 1
-    workers: int = DEFAULT_WORKERS
+    workers: int | None = None  # local worker processes; None: one per CPU, as the CLI's default
     out: str | None = None  # the CSV results file (JSON Lines beside it); None: in memory only
     # the sweep that runs (or ran last)
     plan: SweepPlan | None = None
@@ -93,6 +91,14 @@ class SweepState:
     def axis(self, key: str) -> AxisSpec | None:
         return next((a for a in self.axes if a.key == key), None)
 
+    def worker_count(self) -> int:
+        """The local worker processes a sweep started now uses."""
+        if self.workers is not None:
+            return self.workers
+        from explorer.sweep.executors import default_workers
+
+        return default_workers()
+
     def specs(self) -> list[tuple[str, str]]:
         return [a.spec for a in self.axes]
 
@@ -107,6 +113,8 @@ class SweepState:
         parts = [a.flag for a in self.axes]
         if self.seeds > 1:
             parts.append(f"--seeds {self.seeds}")
+        if self.workers is not None:
+            parts.append(f"--workers {self.workers}")
         return " ".join([*sets, *parts])
 
     def stop(self, wait: float = 0.0) -> None:

@@ -175,7 +175,7 @@ class SweepScreen(Screen[None]):
             return
         out = st.out or "in memory only (o picks a file)"
         title.update(f"Axes ({len(st.axes)}) × {st.seeds} seed{'s' if st.seeds != 1 else ''} = {n} points over "
-                     f"the current config · {st.workers} local workers · results: {out}")
+                     f"the current config · {st.worker_count()} local workers · results: {out}")
 
     def _draw_status(self) -> None:
         st = self.state
@@ -357,7 +357,7 @@ class SweepScreen(Screen[None]):
                         ("overwrite", "Overwrite", "start again: replace the results file"),
                     ]), lambda c: self.start(resume=c == "resume", overwrite=c == "overwrite") if c else None)
                 return
-        executor = LocalExecutor(st.workers)
+        executor = LocalExecutor(st.worker_count())
         try:
             sweep = Sweep(plan, self.xapp.registry, executor, out=st.out, resume=resume,
                           overwrite=overwrite, on_progress=self._progress)

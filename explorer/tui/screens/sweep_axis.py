@@ -1,5 +1,6 @@
 """w on the config tree (or a on the Sweep screen): sweep this parameter over values, read as the CLI's
-``--grid``/``--range`` read them, checked as you type; and the number of seeds."""
+``--grid``/``--range`` read them, checked as you type; and the number of seeds (n on the Sweep screen:
+the seeds and the local worker processes)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ class SweepAxisModal(ModalScreen[bool]):
         return cast("ExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
+        from explorer.sweep.executors import default_workers
+
         state = sweep_state(self.xapp)
         with Vertical(classes="dialog wide", id="sweep-axis"):
             if self.key is not None:
@@ -53,9 +56,15 @@ class SweepAxisModal(ModalScreen[bool]):
                 yield Input(self.current, placeholder="64,128,256  or  1:1000:4:log", id="values")
                 yield Static("", id="axis-preview")
             else:
-                yield Label("Seeds of the sweep", classes="dialog-title")
+                yield Label("Seeds and workers of the sweep", classes="dialog-title")
             yield Label("seeds per combination (the config's seed and the ones after it)", classes="dialog-hint")
             yield Input(str(state.seeds), placeholder="1", id="seeds", type="integer")
+            if self.key is None:
+                yield Label(f"local worker processes (empty: one per CPU, {default_workers()} here)",
+                            classes="dialog-hint")
+                yield Input("" if state.workers is None else str(state.workers), placeholder="one per CPU",
+                            id="workers", type="integer")
+                yield Static("", id="axis-preview")  # what is wrong with a value, in place
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Sweep" if self.key is not None else "OK", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
@@ -119,7 +128,19 @@ class SweepAxisModal(ModalScreen[bool]):
             self._problem(f"seeds must be a whole number of at least 1, got {seeds_text!r}")
             return
         if self.key is None:
+            workers_text = self.query_one("#workers", Input).value.strip()
+            workers: int | None = None
+            if workers_text:
+                try:
+                    workers = int(workers_text)
+                except ValueError:
+                    workers = 0
+                if workers < 1:
+                    self._problem(f"workers must be a whole number of at least 1 (or empty: one per CPU), "
+                                  f"got {workers_text!r}")
+                    return
             state.seeds = seeds
+            state.workers = workers
             self.dismiss(True)
             return
         text = self.query_one("#values", Input).value.strip()
@@ -139,9 +160,6 @@ class SweepAxisModal(ModalScreen[bool]):
         self.dismiss(True)
 
     def _problem(self, text: str) -> None:
-        if self.key is None:
-            self.notify(text, severity="error")
-            return
         self.query_one("#axis-preview", Static).update(Text("✗ " + text, style="red"))
 
     @on(Button.Pressed, "#cancel")
