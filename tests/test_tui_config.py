@@ -61,7 +61,7 @@ async def test_edit_validates_as_you_type_and_explains_in_place(app):
         assert app.config["kernel"]["workqueue_delay"] == 40_000
         assert app.dirty and app.origins["kernel.workqueue_delay"] == "edited"
         text = screen_text(app)
-        assert "● workqueue_delay" in text and "40us" in text and "● modified" in text
+        assert "● workqueue_delay" in text and "40us" in text and "● modified (not saved)" in text
 
 
 async def test_a_cross_field_problem_is_explained_in_place(app):

@@ -15,7 +15,7 @@ from explorer.tui.screens.compare_setup import CompareSetup
 from explorer.tui.screens.help import HelpScreen
 from explorer.tui.screens.text_modal import TextModal
 from tests.conftest import TESTS, make_config
-from tests.tui_helpers import SHORT, make_app, screen_text, wait_for_drawn, wait_until
+from tests.tui_helpers import SHORT, jump_to, make_app, screen_text, wait_for_drawn, wait_until
 
 BROKEN = TESTS / "plugins" / "broken"
 
@@ -118,6 +118,56 @@ async def test_f1_help_lists_every_key_of_the_screen_and_themes(registry):
         assert app.screen.__class__.__name__ == "CommandPalette"
         await pilot.press("escape")
     app.shutdown_sessions()
+
+
+def _here(app) -> tuple[str, str]:
+    """The F1 help's "Here:" title and text (what it says of the focused widget)."""
+    assert isinstance(app.screen, HelpScreen)
+    title = str(app.screen.query_one("#help-here-title").render())
+    return title, screen_text(app)
+
+
+async def test_f1_help_starts_with_what_the_focused_widget_shows(registry):
+    app = make_app(registry, make_config(registry, *SHORT, "strategy.name=batched"), start="config")
+    try:
+        async with app.run_test(size=(120, 60)) as pilot:
+            # Config: the parameter under the cursor, as ? shows it
+            await jump_to(pilot, "strategy.params.batch")
+            await pilot.press("f1")
+            title, text = _here(app)
+            help_text = app.model().by_key()["strategy.params.batch"].param.help
+            assert title == "Here: strategy.params.batch" and help_text.split()[0] in text and "default" in text
+            await pilot.press("escape")
+            # Run: the tab that has the focus; the log filter belongs to the Log tab
+            await pilot.press("2")
+            await wait_for_drawn(pilot, app, ("paused",))
+            await pilot.press("f1")
+            title, text = _here(app)
+            assert title == "Here: Queues tab" and "pending list" in text
+            await pilot.press("escape", "f")
+            await wait_until(pilot, lambda: getattr(app.focused, "id", None) == "log-filter", what="the filter")
+            await pilot.press("f1")
+            assert _here(app)[0] == "Here: Log tab"
+            await pilot.press("escape", "escape")
+            # Sweep: the results column under the cursor
+            app.sweep_state.set_axis("strategy.params.batch", "16,64")
+            await pilot.press("5")
+            screen = app.screen
+            screen.refresh_all()
+            table = screen.query_one("#sweep-results", DataTable)
+            table.focus()
+            headers = [str(c.label) for c in table.columns.values()]
+            table.move_cursor(column=headers.index("peak queue"))
+            await pilot.press("f1")
+            title, text = _here(app)
+            assert title == "Here: the column peak queue" and "pending at once" in text
+            await pilot.press("escape")
+            table.move_cursor(column=headers.index("strategy.params.batch"))
+            await pilot.press("f1")
+            assert _here(app)[0] == "Here: the column strategy.params.batch"
+            assert help_text.split()[0] in screen_text(app)
+    finally:
+        app.shutdown_sessions()
 
 
 async def test_the_command_palette_has_every_action(registry):

@@ -36,7 +36,8 @@ class Action:
 
 ACTIONS: tuple[Action, ...] = (
     # everywhere
-    Action("help", "f1", "Help", "Help", "app.help", footer=True, help="Keys and what each screen shows (F1)."),
+    Action("help", "f1", "Help", "Help", "app.help", footer=True,
+           help="What the focused part of the screen shows, then the keys (F1)."),
     Action("screen.config", "1", "Go to Config", "Config", "app.goto('config')",
            help="The config explorer: kernel, strategy, IOMMU, workloads, run."),
     Action("screen.run", "2", "Go to Run", "Run", "app.goto('run')", help="The live run dashboard."),

@@ -161,7 +161,9 @@ class ExplorerApp(App[int]):
     def action_help(self) -> None:
         from explorer.tui.screens.help import HelpScreen
 
-        self.push_screen(HelpScreen(self.current_mode))
+        # what the focused widget shows comes first (the screen knows what has its focus)
+        here_of = getattr(self.screen, "focus_help", None)
+        self.push_screen(HelpScreen(self.current_mode, here_of() if callable(here_of) else None))
 
     def screen_named(self, name: str) -> Any:
         return self.screens_by_name[name]

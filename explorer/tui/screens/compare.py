@@ -19,6 +19,7 @@ from textual.widgets import Footer, Static
 from explorer.session import Snapshot, flatten_metrics
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
+from explorer.tui.focus_help import COMPARE_HELP, Here
 from explorer.tui.screens.compare_setup import CompareSetup
 from explorer.tui.screens.export_dialog import ExportDialog
 from explorer.tui.widgets.chart import TimeChart
@@ -130,6 +131,10 @@ class CompareScreen(Screen[None]):
             yield Static("", id="cmp-table")
         yield Horizontal(id="cmp-charts")
         yield Footer(compact=True)
+
+    def focus_help(self) -> Here | None:
+        """F1: how to read the table (the one thing on this screen that takes the focus)."""
+        return Here("the comparison", Text(COMPARE_HELP))
 
     def on_mount(self) -> None:
         self.set_interval(0.5, self._tick)

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Tree
 
 from explorer.tui.actions import bindings_for
+from explorer.tui.focus_help import Here
 from explorer.tui.model import SECTIONS, Entry
 from explorer.tui.screens.choice import ChoiceModal
 from explorer.tui.screens.param_info import ParamInfo
@@ -101,6 +102,27 @@ class ConfigScreen(Screen[None]):
         info = reg.provider.get((kind, name))
         where = f"\n\nplugin {info.name} {reg.version_of(kind, name)} ({info.origin}: {info.location})" if info else ""
         return f"{name}\n{(getattr(cls, 'help', '') or '').strip()}{where}"
+
+    def focus_help(self) -> Here | None:
+        """F1: the parameter (or section, or plugin) under the cursor, as ``?`` shows it."""
+        from rich.console import Group
+        from rich.text import Text
+
+        from explorer.tui.widgets.param_detail import facts_table
+
+        e = self.current_entry()
+        if e is not None:
+            return Here(e.key.split("@")[0], Group(Text(e.param.help or "(no help text)"), Text(""),
+                                                   facts_table(e, long=True)))
+        data = self.current_data() or ""
+        if data.startswith("section:"):
+            title, _, text = SECTION_TEXT.get(data[8:], data[8:]).partition("\n")
+            return Here(title, Text(text))
+        if data.startswith("group:"):
+            _, sec, name = data.split(":", 2)
+            title, _, text = self._group_text(sec, name).partition("\n")
+            return Here(f"{sec} {title}", Text(text.strip()))
+        return None
 
     def current_entry(self) -> Entry | None:
         tree = self.query_one(ConfigTree)

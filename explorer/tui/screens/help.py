@@ -1,4 +1,5 @@
-"""F1: the keys of this screen and of the whole app, from the one action table."""
+"""F1: what the focused part of the screen shows, then the keys of this screen and of the whole app
+(from the one action table)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from explorer.tui.actions import SCREEN_TITLES, actions_for, display_key
+from explorer.tui.focus_help import Here
 
 ABOUT = {
     "config": "The config explorer, like menuconfig: Kernel, Strategy, IOMMU, Workloads and Run. "
@@ -48,9 +50,10 @@ def keys_table(screen: str, keymap: Mapping[str, str] | None = None) -> Table:
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q", "close", "Close")]
 
-    def __init__(self, screen: str) -> None:
+    def __init__(self, screen: str, here: Here | None = None) -> None:
         super().__init__()
         self.screen_name = screen
+        self.here = here
 
     def compose(self) -> ComposeResult:
         name = self.screen_name
@@ -58,6 +61,10 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(classes="dialog wide tall"):
             yield Label(f"Help: {SCREEN_TITLES.get(name, name)}", classes="dialog-title")
             with VerticalScroll(id="help-body"):
+                if self.here is not None:
+                    yield Static(Text(f"Here: {self.here.title}", style="bold"), id="help-here-title")
+                    yield Static(self.here.body, id="help-here")
+                    yield Static(Text(f"\n{SCREEN_TITLES.get(name, name)}", style="bold"))
                 yield Static(Text(ABOUT.get(name, "")))
                 if name in SCREEN_TITLES:
                     yield Static(Text(f"\n{SCREEN_TITLES[name]} keys", style="bold"))

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from explorer.tui.actions import bindings_for
+from explorer.tui.focus_help import PLUGINS_HELP, Here
 from explorer.tui.screens.text_modal import TextModal
 from explorer.tui.widgets.topbar import TopBar
 
@@ -37,6 +38,12 @@ class PluginsScreen(Screen[None]):
             yield Label("", id="failed-title", classes="section-title")
             yield DataTable(id="failed", cursor_type="row")
         yield Footer(compact=True)
+
+    def focus_help(self) -> Here | None:
+        """F1: the table that has the focus."""
+        focused = self.focused
+        found = PLUGINS_HELP.get(focused.id or "") if focused is not None else None
+        return Here(found[0], Text(found[1])) if found else None
 
     def on_mount(self) -> None:
         reg = self.xapp.registry

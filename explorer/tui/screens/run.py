@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
 
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
+from explorer.tui.focus_help import RUN_PANES, Here
 from explorer.tui.screens.export_dialog import ExportDialog
 from explorer.tui.widgets.chart import TimeChart
 from explorer.tui.widgets.counter import BigCounter
@@ -162,6 +163,11 @@ class RunScreen(Screen[None]):
 
     def _lazy_mounted(self) -> bool:
         return bool(self.query("#metrics-all")) and bool(self.query("#log-filter"))
+
+    def focus_help(self) -> Here | None:
+        """F1: the tab that has the focus (the tabs and their contents are all that can take it)."""
+        pane = RUN_PANES.get(self.query_one(TabbedContent).active)
+        return Here(*pane) if pane else None
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if self.xapp.session is not None and self.xapp.session.latest is not None:

@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Footer, Label, Static
 
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
+from explorer.tui.focus_help import METRIC_HELP, SWEEP_AXES_HELP, Here
 from explorer.tui.screens.choice import ChoiceModal
 from explorer.tui.screens.file_dialog import FileDialog
 from explorer.tui.screens.sweep_axis import SweepAxisModal, ask_axis
@@ -434,6 +435,23 @@ class SweepScreen(Screen[None]):
         self.app.push_screen(FileDialog("Write the results to (CSV; the JSON Lines file goes beside it)",
                                         st.out or "sweep.csv", "Use", choose, folder=Path.cwd()),
                              lambda p: self.refresh_all() if p else None)
+
+    def focus_help(self) -> Here | None:
+        """F1: the axes table, or the results column under the cursor (a metric or a swept key)."""
+        focused = self.focused
+        if focused is None:
+            return None
+        if focused.id == "sweep-axes":
+            return Here(SWEEP_AXES_HELP[0], Text(SWEEP_AXES_HELP[1]))
+        if focused.id != "sweep-results":
+            return None
+        cols = self._columns()
+        key, header = cols[min(cast(DataTable[Any], focused).cursor_column, len(cols) - 1)]
+        if key in METRIC_HELP:
+            return Here(f"the column {header}", Text(METRIC_HELP[key]))
+        entry = self.xapp.model().by_key().get(key)
+        text = entry.param.help if entry is not None else ""
+        return Here(f"the column {header}", Text(f"A swept parameter. {text}".strip()))
 
     def action_sort(self, column: str | None = None) -> None:
         table = self.query_one("#sweep-results", DataTable)

@@ -43,7 +43,8 @@ class TopBar(Static):
                 parts.append(Content.from_markup(f"[@click=app.goto('{name}')]{label}[/]"))
         parts.append(" │ ")
         if self.dirty:
-            parts.append(Content.from_markup("[b $warning]● modified[/] "))
+            parts.append(Content.from_markup("[b $warning]● modified[/]"))
+            parts.append(" ")  # from_markup drops trailing spaces
         parts.append(Content(self.file_label))
         if self.extra:
             parts.append(Content.from_markup(f" [dim]{self.extra}[/]"))
