@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandPalette
 
 from explorer.tui.actions import ACTIONS
 from explorer.tui.keymap import ENV_VAR, keymap_path, load_keymap
 from explorer.tui.screens.help import HelpScreen
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, screen_text, wait_for_drawn, wait_until
+from tests.tui_helpers import SHORT, make_app, paste, screen_text, wait_for_drawn, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,5 +135,43 @@ async def test_a_bad_keymap_is_reported_and_the_defaults_stay(registry, tmp_path
             await pilot.press("space")
             assert calls[0] == 1
             await wait_until(pilot, lambda: app.session.state in ("running", "finished"), what="the run")
+    finally:
+        app.shutdown_sessions()
+
+
+async def _reload_from_the_palette(pilot: Any) -> None:
+    await pilot.press("ctrl+p")
+    await paste(pilot, "Reload keymap")
+    await wait_until(pilot, lambda: "Reload keymap" in screen_text(pilot.app), what="the palette's hit")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: not isinstance(pilot.app.screen, CommandPalette), what="the palette to close")
+
+
+async def test_the_keymap_reloads_from_the_palette(registry, tmp_path):
+    path = _keymap(tmp_path, '[keymap]\ntoggle = "p"\n')
+    app = make_app(registry, make_config(registry, *SHORT), keymap_path=path)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            calls = _count_toggles(app)
+            # edited while the app runs: the new key works after a reload, the old one no longer
+            path.write_text('[keymap]\ntoggle = "o"\n')
+            await _reload_from_the_palette(pilot)
+            assert app.keymap == {"toggle": "o"} and "o" in app.screen.active_bindings
+            await pilot.press("p")
+            await pilot.pause()
+            assert calls[0] == 0
+            await pilot.press("o")
+            assert calls[0] == 1
+            await pilot.press("o")  # pause again
+            # a file with a problem changes nothing and says why
+            path.write_text('[keymap]\ntoggle = "o\n')
+            await _reload_from_the_palette(pilot)
+            assert any(e.startswith("Keymap not reloaded: ") and "not valid TOML" in e for e in _errors(app))
+            assert app.keymap == {"toggle": "o"} and "o" in app.screen.active_bindings
+            # an empty keymap gives the default keys back
+            path.write_text("[keymap]\n")
+            await _reload_from_the_palette(pilot)
+            assert app.keymap == {} and "space" in app.screen.active_bindings and "o" not in app.screen.active_bindings
     finally:
         app.shutdown_sessions()

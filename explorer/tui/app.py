@@ -35,6 +35,7 @@ from explorer.config import (
 from explorer.plugins import Registry, load_registry
 from explorer.tui import fmt
 from explorer.tui.actions import ACTIONS, SCREEN_TITLES, Action, bindings_for, display_key
+from explorer.tui.keymap import keymap_path as default_keymap_path
 from explorer.tui.keymap import load_keymap
 from explorer.tui.messages import ConfigChanged, SessionUpdated
 from explorer.tui.model import Tree, add_workload, build_tree, edit_value, remove_workload, scenario_origins
@@ -100,6 +101,7 @@ class ExplorerApp(App[int]):
     ) -> None:
         super().__init__()
         # the user's keys (explorer.tui.keymap): {} when there is no keymap file or it has problems
+        self.keymap_path = keymap_path
         loaded = load_keymap(keymap_path)
         self.keymap: dict[str, str] = loaded.keymap
         self.keymap_problems: list[str] = loaded.problems
@@ -153,6 +155,19 @@ class ExplorerApp(App[int]):
         if self.registry.failures:
             self.notify(f"{len(self.registry.failures)} plugin(s) failed to load: 4 shows them",
                         severity="warning", timeout=6)
+
+    def reload_keymap(self) -> bool:
+        """Read the keymap file again and apply it; a file with problems changes nothing."""
+        loaded = load_keymap(self.keymap_path)
+        if loaded.problems:
+            self.notify("\n".join(loaded.problems) + "\nThe keys in effect stay.", title="Keymap not reloaded",
+                        severity="error", timeout=20, markup=False)
+            return False
+        self.keymap = loaded.keymap
+        self.set_keymap(self.keymap)
+        changed = f"{len(self.keymap)} binding(s) remapped" if self.keymap else "no keymap: the default keys"
+        self.notify(f"{changed} ({loaded.path})", title="Keymap reloaded", markup=False)
+        return True
 
     def action_goto(self, name: str) -> None:
         if name in SCREEN_CLASSES and self.current_mode != name:
@@ -470,6 +485,9 @@ class ExplorerApp(App[int]):
             key = display_key(self.keymap.get(a.id, a.key))  # the user's keymap over the default
             yield SystemCommand(self._command_title(a, current), escape(f"{a.help} (key: {key})"),
                                 lambda a=a: self._run_from_palette(a))
+        where = self.keymap_path or default_keymap_path()
+        yield SystemCommand("Reload keymap", escape(f"Read {where} again and apply it (a file with problems "
+                                                    "changes nothing)"), self.reload_keymap)
         for name, sc in sorted(self.registry.scenarios.items()):
             yield SystemCommand(f"Load scenario: {name}", escape(sc.description), lambda n=name: self.load_scenario(n))
         for name, scls in sorted(self.registry.strategies.items()):
