@@ -122,8 +122,8 @@ ACTIONS: tuple[Action, ...] = (
            "What the plugin registers, or the full traceback of a failure."),
     # sweep
     Action("sw_start", "space", "Start / stop the sweep", "Start/Stop", "screen.start_stop", "sweep", True,
-           "Start the sweep over the current config on 2 local worker processes, or stop it (finished points "
-           "are kept)."),
+           "Start the sweep over the current config on local worker processes (one per CPU unless Seeds "
+           "says otherwise), or stop it (finished points are kept)."),
     Action("sw_open", "enter", "Open the point as a live run", "Open", "screen.open_point", "sweep", True,
            "Open the selected result's config on the Run screen, paused at time zero (it replaces the config). "
            "Enter on an axis edits it."),
