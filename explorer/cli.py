@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(linux-6.19), with overrides; print the metrics.")
     _add_config_source(p)
     _add_output(p)
+    p.add_argument("--trace", metavar="FILE",
+                   help="also write the kernel trace of the whole run to FILE: every unlink, free, "
+                   "flush, worker run and violation, one line each (kept when the run fails)")
 
     p = sub.add_parser(
         "compare",
@@ -221,9 +224,10 @@ def _effective_config(
 
 def _write_output(text: str, output: str | None) -> None:
     if output:
+        from explorer import atomic
+
         try:
-            with open(output, "w", encoding="utf-8") as f:
-                f.write(text)
+            atomic.write_text(output, text)
         except OSError as exc:
             raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
         print(f"wrote {output}", file=sys.stderr)
@@ -264,18 +268,44 @@ class _Progress:
         self.last = -1
 
 
-def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[[float], None]) -> dict[str, Any]:
+def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[[float], None],
+              trace: str | None = None) -> dict[str, Any]:
     from explorer.sim.build import BuildError, build_simulation
     from explorer.sim.engine import PluginError
 
     try:
         sim = build_simulation(config, registry)
-        return sim.run(progress=progress)
+        if trace is None:
+            return sim.run(progress=progress)
+        return _run_traced(sim, progress, trace)
     except PluginError as exc:
         raise RunFailed(f"{exc.kind} {exc.name!r} raised: {getattr(exc, 'error', exc)}",
                         getattr(exc, "traceback_text", "")) from None
     except BuildError as exc:
         raise UserError(str(exc)) from None
+
+
+def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[str, Any]:
+    """Run ``sim`` streaming its trace to ``path`` (atomically). A run that fails still writes the
+    trace up to the failure: that is when it is wanted most."""
+    from explorer.atomic import atomic_open
+    from explorer.sim.engine import PluginError
+
+    failure: PluginError | None = None
+    metrics: dict[str, Any] = {}
+    try:
+        with atomic_open(path) as f:
+            sim.trace_to(f.write)
+            try:
+                metrics = sim.run(progress=progress)
+            except PluginError as exc:
+                failure = exc
+    except OSError as exc:
+        raise UserError(f"--trace: cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote the trace to {path}", file=sys.stderr)
+    if failure is not None:
+        raise failure
+    return metrics
 
 
 def _dig(metrics: Mapping[str, Any], path: str) -> Any:
@@ -574,7 +604,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config, scen = _effective_config(args, registry, args.config, args.scenario)
     progress = _Progress("running")
     try:
-        metrics = _simulate(config, registry, progress)
+        metrics = _simulate(config, registry, progress, trace=args.trace)
     finally:
         progress.close()
     scenario = _scenario_doc(registry, scen, metrics)

@@ -21,14 +21,12 @@ list replaces the base's list, each entry starting from its source's defaults.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import difflib
 import math
 import os
 import re
 import stat
-import tempfile
 import tomllib
 import warnings as _warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
+from explorer import atomic
 from explorer.api import Param, ParamError
 from explorer.core_params import IOMMU_PARAMS, KERNEL_PARAMS, RUN_PARAMS
 
@@ -659,27 +658,6 @@ def _leading_comments(text: str) -> str:
     return "\n".join(kept) + "\n\n" if kept else ""
 
 
-def _default_mode() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -723,10 +701,10 @@ def save_config(
         return False
     if old is not None:
         mode = stat.S_IMODE(target.stat().st_mode)
-        _atomic_write(backup_path(target), old, mode)
+        atomic.write_bytes(backup_path(target), old, mode)
     else:
-        mode = _default_mode()
-    _atomic_write(target, data, mode)
+        mode = atomic.default_mode()
+    atomic.write_bytes(target, data, mode)
     _fsync_dir(target.parent)
     return True
 

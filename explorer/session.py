@@ -307,14 +307,10 @@ class _Child:
         tracer = getattr(getattr(self.sim, "kernel", None), "tracer", None)
         if not isinstance(tracer, deque):
             return list(self.sim.trace_lines()[-self.trace_tail :])
+        from explorer.sim.build import trace_line
+
         n = len(tracer)
-        out = []
-        # The format of Simulation.trace_lines() (tests/test_session.py checks they agree).
-        for t, what, fields in itertools.islice(tracer, max(0, n - self.trace_tail), n):
-            cpu = fields.get("cpu", 0)
-            rest = " ".join(f"{k}={v}" for k, v in fields.items() if k != "cpu")
-            out.append(f"[{cpu:03d}] {t / 1e9:12.6f}: {what}: {rest}")
-        return out
+        return [trace_line(rec) for rec in itertools.islice(tracer, max(0, n - self.trace_tail), n)]
 
     def fail(self, exc: BaseException, phase: str = "run") -> None:
         from explorer.sim.engine import PluginError

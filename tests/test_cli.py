@@ -23,7 +23,7 @@ from explorer import __version__
 from explorer import config as C
 from explorer.cli import _Progress, main
 from explorer.plugins import Registry
-from tests.conftest import raising_strategy_source
+from tests.conftest import make_config, raising_strategy_source
 
 SHORT = ["--duration", "10ms"]
 
@@ -187,6 +187,60 @@ def test_a_plugin_that_raises_fails_the_run_with_exit_1(capsys: pytest.CaptureFi
     # --plugins-dir works after the command too
     rc, _, err = run_main(capsys, "run", "--plugins-dir", str(tmp_path), "--set", "strategy.name=boom", *SHORT)
     assert rc == 1
+
+
+def _trace_counts(path: Path) -> dict[str, int]:
+    """Lines per event of a trace file; a violation counts as ``violation:KIND``."""
+    counts: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        event = line.split(": ", 2)[1]
+        if event == "violation":
+            event += ":" + line.split("kind=", 1)[1].split()[0]
+        counts[event] = counts.get(event, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("scenario", ["before-fix", "linux-6.19", "sync-in-atomic", "v3-design"])
+def test_run_trace_has_a_line_for_everything_the_metrics_count(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                               registry: Registry, scenario: str) -> None:
+    trace = tmp_path / "run.trace"
+    rc, out, err = run_main(capsys, "run", "--scenario", scenario, "--duration", "20ms", "--format", "json",
+                            "--trace", str(trace))
+    assert rc == 0, err
+    m = json.loads(out)["metrics"]
+    counts = _trace_counts(trace)
+    for kind, v in m["violations"].items():  # every violation, not only the kept examples
+        assert counts.get(f"violation:{kind}", 0) == v["total"], kind
+    assert counts.get("stale_walk", 0) == m["stale_walk_queued"]["total"]  # the harmless ones too
+    assert counts["free"] == m["kernel_tables_freed"] + m["user_tables_freed"]
+    assert counts["unlink"] == m["kernel_tables_unlinked"] + m["user_tables_freed"]
+    assert counts.get("flush_start", 0) == counts.get("flush_end", 0) == m["flushes"]
+    assert counts.get("worker_start", 0) == m["worker_runs"]
+    if scenario == "sync-in-atomic":
+        assert m["violations"]["sleep_in_atomic"]["total"] > 3  # beyond the three kept as examples
+    if scenario in ("before-fix", "v3-design"):
+        assert m["violations"]["use_after_free"]["total"] > 0 and m["violations"]["stale_walk_free"]["total"] > 0
+    # the tail of the file is what the TUI's log shows of the same run
+    from explorer.sim.build import build_simulation
+
+    sim = build_simulation(make_config(registry, "run.duration=20ms", scenario=scenario), registry)
+    sim.enable_trace(50)
+    sim.run()
+    assert trace.read_text().splitlines()[-50:] == sim.trace_lines()
+
+
+def test_a_failed_run_keeps_its_trace_and_a_bad_trace_path_is_a_user_error(capsys: pytest.CaptureFixture[str],
+                                                                            tmp_path: Path) -> None:
+    (tmp_path / "boom.py").write_text(RAISING_STRATEGY)
+    trace = tmp_path / "boom.trace"
+    rc, _, err = run_main(capsys, "--plugins-dir", str(tmp_path), "run", "--set", "strategy.name=boom", *SHORT,
+                          "--trace", str(trace))
+    assert rc == 1 and "boom on purpose" in err
+    lines = trace.read_text().splitlines()
+    assert lines and lines[-1].split(": ", 2)[1] == "pagetable_free_kernel"  # up to the call that raised
+    rc, _, err = run_main(capsys, "run", *SHORT, "--trace", str(tmp_path / "no" / "such" / "dir.trace"))
+    assert rc == 2 and err.startswith("error: --trace: cannot write") and "No such file" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boom.py", "boom.trace"]  # no temporary file left
 
 
 # --------------------------------------------------------------------------- compare

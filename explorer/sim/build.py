@@ -50,6 +50,26 @@ def _instantiate(kind: str, name: str, cls: type[Any], params: Mapping[str, Any]
         raise PluginError(kind, name, exc) from exc
 
 
+def trace_line(record: tuple[int, str, dict[str, Any]]) -> str:
+    """One trace record as a kernel trace line: ``[003]     0.001234: flush_start: mms=16 source=...``."""
+    t, what, fields = record
+    cpu = fields.get("cpu", 0)
+    rest = " ".join(f"{k}={v}" for k, v in fields.items() if k != "cpu")
+    return f"[{cpu:03d}] {t / 1e9:12.6f}: {what}: {rest}"
+
+
+class _LineWriter:
+    """A trace sink that writes each record as a line (see :meth:`Simulation.trace_to`)."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self.write = write
+
+    def append(self, record: tuple[int, str, dict[str, Any]], /) -> None:
+        self.write(trace_line(record) + "\n")
+
+
 class Simulation:
     """One run: advance it in steps (the TUI) or all at once (the CLI); read snapshots and metrics."""
 
@@ -178,6 +198,11 @@ class Simulation:
     def enable_trace(self, size: int = 2000) -> None:
         """Keep the last ``size`` kernel trace events for :meth:`trace_lines` (off by default)."""
         self.kernel.tracer = deque(maxlen=size)
+
+    def trace_to(self, write: Callable[[str], object]) -> None:
+        """Send every kernel trace event, as a trace line with its newline, to ``write`` as it
+        happens (``run --trace FILE``); instead of :meth:`enable_trace`."""
+        self.kernel.tracer = _LineWriter(write)
 
     def advance(self, until: int) -> None:
         """Run events up to simulated time ``until`` (capped at the end of the run)."""
@@ -310,12 +335,9 @@ class Simulation:
         """The kept trace events as kernel trace lines: ``  kworker/0-  [000]  1.000020: flush_start: ...``."""
         if self.kernel.tracer is None:
             return []
-        out = []
-        for t, what, fields in self.kernel.tracer:
-            cpu = fields.get("cpu", 0)
-            rest = " ".join(f"{k}={v}" for k, v in fields.items() if k != "cpu")
-            out.append(f"[{cpu:03d}] {t / 1e9:12.6f}: {what}: {rest}")
-        return out
+        if not isinstance(self.kernel.tracer, deque):
+            return []
+        return [trace_line(rec) for rec in self.kernel.tracer]
 
     def invariant_problems(self) -> list[str]:
         """Conservation and allocator consistency; empty when everything holds."""

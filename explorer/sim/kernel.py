@@ -17,7 +17,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Generator
 from types import GeneratorType
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from explorer.api import FlushCost, FreeStrategy, IommuModel, KernelServices
 from explorer.sim.checker import Checker
@@ -28,6 +28,12 @@ from explorer.sim.metrics import BySource, LogHistogram, TimeSeries
 from explorer.sim.workqueue import Timer, WorkItem
 
 KWORKER = "kworker"
+
+
+class TraceSink(Protocol):
+    """Takes each kernel trace record ``(time_ns, event, fields)`` as it happens."""
+
+    def append(self, record: tuple[int, str, dict[str, Any]], /) -> None: ...
 
 
 def stream_seed(seed: int, name: str) -> int:
@@ -282,7 +288,8 @@ class Kernel:
         self.rng_refill = random.Random(stream_seed(seed, "kernel/refill"))
         self.rng_bg = random.Random(stream_seed(seed, "kernel/background"))
         self.recent_unlinked: deque[int] = deque(maxlen=64)
-        self.tracer: deque[tuple[Any, ...]] | None = None
+        # where trace records go: a bounded deque (the TUI's log) or a file writer (run --trace)
+        self.tracer: TraceSink | None = None
 
         # Kernel address space: one table per slot; every 32nd slot is mapped through a PMD table.
         self.slot_level = [2 if s % 32 == 31 else 1 for s in range(kernel_slots)]

@@ -20,11 +20,11 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from explorer.atomic import atomic_open
 from explorer.sweep.points import Point, SweepError, is_param_column
 
 HEAD = ("point", "point_id", "status", "error", "attempts")
@@ -171,17 +171,8 @@ def latest(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _atomic_write_text(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, newline="") as f:
+        write(f)
 
 
 class ResultsFiles:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from explorer.atomic import atomic_open
 from explorer.sweep.points import is_param_column
 from explorer.sweep.results import HEAD, JSON_ONLY
 from explorer.units import human_duration
@@ -165,7 +166,7 @@ def write_summary_csv(rows: Sequence[SummaryRow], path: str | os.PathLike[str], 
     header = [*keys, "seeds", "ok", "failed"]
     for m in metrics:
         header += [f"{m}.mean", f"{m}.ci95", f"{m}.n"]
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         for r in rows:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from rich.table import Table
@@ -16,6 +15,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from explorer import atomic
 from explorer.session import Snapshot, flatten_metrics
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
@@ -255,7 +255,7 @@ class CompareScreen(Screen[None]):
             else:
                 text = json.dumps(results, indent=2) + "\n"
             try:
-                Path(path).write_text(text, encoding="utf-8")
+                atomic.write_text(path, text)
             except OSError as exc:
                 return f"cannot write {path}: {exc.strerror or exc}"
             return None

@@ -4,7 +4,6 @@ the queues, sampled from the session's newest snapshot (never once per simulatio
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
@@ -14,6 +13,7 @@ from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
 
+from explorer import atomic
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import RUN_PANES, Here
@@ -308,7 +308,7 @@ class RunScreen(Screen[None]):
 
             text = metrics_csv(metrics) if kind == "csv" else metrics_json(metrics, config)
             try:
-                Path(path).write_text(text, encoding="utf-8")
+                atomic.write_text(path, text)
             except OSError as exc:
                 return f"cannot write {path}: {exc.strerror or exc}"
             return None

@@ -1,0 +1,65 @@
+"""Files written whole or not at all: a temporary file in the same folder, fsynced, then renamed.
+
+Every file the explorer writes for the user (configs, run output, exports, traces, sweep results)
+goes through here, so an interrupted write (Ctrl-C, a full disk, a plugin that raises halfway
+through a streamed trace) never leaves a half-written file or destroys the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+def default_mode() -> int:
+    """The permission bits a new file gets from ``open()`` under the current umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _mode_for(path: Path) -> int:
+    """Keep the mode of the file being replaced; a new file gets the umask's."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return default_mode()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], binary: bool = False, mode: int | None = None,
+                newline: str | None = None) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; when the block ends normally it replaces
+    ``path`` (fsynced, with ``mode`` or the old file's permissions); when it raises, ``path`` is
+    untouched and the temporary file is removed."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        f: IO[Any]
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline=newline)) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(target) if mode is None else mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_open(path) as f:
+        f.write(text)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, binary=True, mode=mode) as f:
+        f.write(data)
