@@ -16,14 +16,16 @@ import random
 import zlib
 from collections import deque
 from collections.abc import Callable, Generator
+from heapq import heappush
+from math import log as _log
 from types import GeneratorType
 from typing import Any, Protocol, cast
 
-from explorer.api import FlushCost, FreeStrategy, IommuModel, KernelServices
+from explorer.api import FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
 from explorer.sim.checker import Checker
 from explorer.sim.engine import Engine, Mutex, PluginError
 from explorer.sim.iommu import IommuUnit
-from explorer.sim.memory import UNLINKED, BackgroundTraffic, Memory, PageTable
+from explorer.sim.memory import EXPOVARIATE_INLINE, UNLINKED, BackgroundTraffic, Memory, PageTable
 from explorer.sim.metrics import BySource, LogHistogram, TimeSeries
 from explorer.sim.workqueue import Timer, WorkItem
 
@@ -296,6 +298,9 @@ class Kernel:
         self.slot_table: list[PageTable | None] = [None] * kernel_slots
         self.linked_slots: list[int] = []
         self.slot_pos: list[int] = [-1] * kernel_slots
+        # for unlink(): the refill rate (per second) and one bound _refill instead of one per unlink
+        self._refill_rate = 1e9 / slot_refill_ns if slot_refill_ns else 0.0
+        self._refill_fn = self._refill
         for s in range(kernel_slots):
             self._populate(s, s % cpus)
 
@@ -310,10 +315,7 @@ class Kernel:
         self.worker_cpu_ns = 0
         self.flushes = 0
         self.flush_time_ns = 0
-        self.flush_commands: dict[str, int] = {}
-        self.flush_stalls = 0
-        self.flush_stall_ns = 0
-        self.flush_wait_ns = 0
+        self._flush_units_cache: list[tuple[IommuUnit, SvaTopology, Callable[[str], None]]] = []
         self.mutex_contended = 0
         self.peak_pending = 0
         self.page_ns = 0  # integral of pending tables over time
@@ -345,6 +347,8 @@ class Kernel:
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
     def exp_gap(rng: random.Random, rate_per_s: float) -> int:
+        if EXPOVARIATE_INLINE:  # exactly rng.expovariate(rate_per_s), one Python call fewer (memory.py)
+            return int(-_log(1.0 - rng.random()) / rate_per_s * 1e9) + 1
         return int(rng.expovariate(rate_per_s) * 1e9) + 1
 
     def pick_cpu(self, rng: random.Random, spec: str) -> int:
@@ -406,7 +410,9 @@ class Kernel:
         pt.cpu = cpu
         self.memory.state[pt.page] = UNLINKED
         self.unlinked_total += 1
-        self.unlinked_by_source.add(source)
+        us = self.unlinked_by_source  # BySource.add(), inlined
+        us.total += 1
+        us.by_source[source] = us.by_source.get(source, 0) + 1
         slot = pt.slot
         if slot >= 0 and self.slot_table[slot] is pt:
             self.kernel_unlinked += 1
@@ -418,8 +424,10 @@ class Kernel:
                 self.slot_pos[last] = pos
             self.slot_pos[slot] = -1
             self.recent_unlinked.append(slot)
-            refill = self.exp_gap(self.rng_refill, 1e9 / self.slot_refill_ns) if self.slot_refill_ns else 0
-            self.engine.call_in(refill, self._refill, slot)
+            refill = self.exp_gap(self.rng_refill, self._refill_rate) if self.slot_refill_ns else 0
+            engine = self.engine  # engine.call_in(refill, self._refill, slot), inlined
+            engine._seq += 1
+            heappush(engine._heap, (engine.now + refill, engine._seq, self._refill_fn, slot))
         pending = self.pending
         pending[pt.page] = pt
         # _pending_changed(+1), inlined (with TimeSeries.add's fast path: the bin exists)
@@ -497,15 +505,23 @@ class Kernel:
             qs.add(now, n)
         self.memory.free(pt.page, ctx.cpu)
         self.freed_total += 1
-        self.freed_by_source.add(pt.source)
+        source = pt.source
+        fs = self.freed_by_source  # BySource.add(), inlined
+        fs.total += 1
+        fs.by_source[source] = fs.by_source.get(source, 0) + 1
         ctx.debt += self.free_page_ns
         if pt.kernel:
             self.kernel_freed += 1
-            h = self.latency_by_source.get(pt.source)
+            h = self.latency_by_source.get(source)
             if h is None:
-                h = self.latency_by_source[pt.source] = LogHistogram()
+                h = self.latency_by_source[source] = LogHistogram()
             h.record(now - pt.unlinked_at)
-            self.free_series.add(now, 1)
+            fr = self.free_series  # TimeSeries.add(now, 1), inlined when the bin exists ("sum" series)
+            i = now // fr.width
+            if i < len(fr.bins):
+                fr.bins[i] += 1
+            else:
+                fr.add(now, 1)
         else:
             self.user_freed += 1
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
@@ -525,7 +541,12 @@ class Kernel:
         except Exception as exc:
             raise PluginError("strategy", self.strategy_name, exc) from exc
         if isinstance(res, GeneratorType):
-            yield from guard(res, "strategy", self.strategy_name)
+            try:  # guard(), inlined: one generator frame fewer on each step of the worker
+                yield from res
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError("strategy", self.strategy_name, exc) from exc
         if ctx.debt:
             debt, ctx.debt = ctx.debt, 0
             yield debt
@@ -545,7 +566,8 @@ class Kernel:
     # -- the IOMMU flush -----------------------------------------------------------------------
     def iommu_sva_invalidate_kva_range(self, ctx: KernelContext) -> Generator[Any, Any, None]:
         """The kernel's iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL)."""
-        ctx.might_sleep()  # mutex_lock(&iommu_sva_lock)
+        if ctx.base_atomic or ctx.atomic_depth > 0:  # ctx.might_sleep(), inlined: mutex_lock(&iommu_sva_lock)
+            self.checker.sleep_in_atomic(ctx.source, ctx.cpu, "might_sleep")
         mutex = self.sva_mutex
         if mutex.held:
             self.mutex_contended += 1
@@ -558,32 +580,31 @@ class Kernel:
             engine = self.engine
             t0 = engine.now
             self.flushes += 1
-            self.flushes_by_source.add(ctx.source)
+            fs = self.flushes_by_source  # BySource.add(), inlined
+            fs.total += 1
+            fs.by_source[ctx.source] = fs.by_source.get(ctx.source, 0) + 1
             if self.tracer is not None:  # tracing is off unless asked: skip building the fields
                 self.trace("flush_start", cpu=ctx.cpu, mms=self.sva_mms, source=ctx.source)
             invalidate = self.iommu_model.invalidate_kernel_range
-            flush_commands = self.flush_commands
-            for unit in self.iommus:
-                topo = unit.topology(self.sva_mms, self.pasids_per_mm, self.iommu_count)
+            heap = engine._heap
+            for unit, topo, drop in self._flush_units():
                 try:
                     cost: FlushCost = invalidate(engine.now, topo)
                 except Exception as exc:
                     raise PluginError("iommu", self.iommu_model_name, exc) from exc
                 duration = max(0, int(cost.duration_ns))
                 effective = min(max(0, int(cost.effective_ns)), duration)
-                engine.call_in(effective, unit.invalidate, cost.scope)
+                engine._seq += 1  # engine.call_in(effective, unit.invalidate, cost.scope), inlined
+                heappush(heap, (engine.now + effective, engine._seq, drop, cost.scope))
+                # The unit's totals only: the kernel's (flush_commands, flush_stalls, ...) are
+                # their sums, made when read.
                 unit_commands = unit.commands
                 for name, n in cost.commands.items():
-                    flush_commands[name] = flush_commands.get(name, 0) + n
                     unit_commands[name] = unit_commands.get(name, 0) + n
-                stalls, stall_ns, wait_ns = cost.stalls, cost.stall_ns, cost.wait_ns
-                unit.stalls += stalls
-                unit.stall_ns += stall_ns
-                unit.wait_ns += wait_ns
+                unit.stalls += cost.stalls
+                unit.stall_ns += cost.stall_ns
+                unit.wait_ns += cost.wait_ns
                 unit.flush_ns += duration
-                self.flush_stalls += stalls
-                self.flush_stall_ns += stall_ns
-                self.flush_wait_ns += wait_ns
                 if duration:
                     yield duration
             now = engine.now
@@ -595,6 +616,37 @@ class Kernel:
                 self.trace("flush_end", cpu=ctx.cpu, took_ns=elapsed)
         finally:
             mutex.unlock(self.engine)
+
+    def _flush_units(self) -> list[tuple[IommuUnit, SvaTopology, Callable[[str], None]]]:
+        """Each IOMMU with its topology (fixed for the run) and its ``invalidate``, for the flush loop."""
+        units = self._flush_units_cache
+        if len(units) != len(self.iommus):  # the units are added after the kernel is built
+            units[:] = [
+                (u, u.topology(self.sva_mms, self.pasids_per_mm, self.iommu_count), u.invalidate) for u in self.iommus
+            ]
+        return units
+
+    # Exact sums of the units' own totals (integers, as FlushCost declares them).
+    @property
+    def flush_commands(self) -> dict[str, int]:
+        """IOMMU commands issued by the flushes, by type (all units)."""
+        out: dict[str, int] = {}
+        for u in self.iommus:
+            for name, n in u.commands.items():
+                out[name] = out.get(name, 0) + n
+        return out
+
+    @property
+    def flush_stalls(self) -> int:
+        return sum(u.stalls for u in self.iommus)
+
+    @property
+    def flush_stall_ns(self) -> int:
+        return sum(u.stall_ns for u in self.iommus)
+
+    @property
+    def flush_wait_ns(self) -> int:
+        return sum(u.wait_ns for u in self.iommus)
 
     # -- background page traffic ---------------------------------------------------------------
     def start_background(self, rate: float) -> None:
