@@ -11,6 +11,7 @@ plugin name; argparse errors are 2 as well).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -272,16 +273,19 @@ def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[
               trace: str | None = None) -> dict[str, Any]:
     from explorer.sim.build import BuildError, build_simulation
     from explorer.sim.engine import PluginError
+    from explorer.sim.memory import OutOfMemory
 
     try:
-        sim = build_simulation(config, registry)
-        if trace is None:
-            return sim.run(progress=progress)
-        return _run_traced(sim, progress, trace)
+        # A plugin's print() must not land in the output (`--format json | jq`): it goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            sim = build_simulation(config, registry)
+            if trace is None:
+                return sim.run(progress=progress)
+            return _run_traced(sim, progress, trace)
     except PluginError as exc:
         raise RunFailed(f"{exc.kind} {exc.name!r} raised: {getattr(exc, 'error', exc)}",
                         getattr(exc, "traceback_text", "")) from None
-    except BuildError as exc:
+    except (BuildError, OutOfMemory) as exc:  # the config asks for more than the machine it describes
         raise UserError(str(exc)) from None
 
 
@@ -290,15 +294,16 @@ def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[
     trace up to the failure: that is when it is wanted most."""
     from explorer.atomic import atomic_open
     from explorer.sim.engine import PluginError
+    from explorer.sim.memory import OutOfMemory
 
-    failure: PluginError | None = None
+    failure: PluginError | OutOfMemory | None = None
     metrics: dict[str, Any] = {}
     try:
         with atomic_open(path) as f:
             sim.trace_to(f.write)
             try:
                 metrics = sim.run(progress=progress)
-            except PluginError as exc:
+            except (PluginError, OutOfMemory) as exc:
                 failure = exc
     except OSError as exc:
         raise UserError(f"--trace: cannot write {path}: {exc.strerror or exc}") from None
@@ -665,6 +670,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 cfg = apply_overrides(cfg, overrides, registry, warnings=warnings)
             variants.append((os.path.splitext(os.path.basename(path))[0], cfg))
     _print_warnings(warnings)
+    if len(variants) < 2:
+        raise UserError(f"nothing to compare: only {variants[0][0]!r}; give two or more --strategy, --iommu or "
+                        "CONFIG (or use `run` for one)")
 
     labels: list[str] = []
     for label, _ in variants:

@@ -143,6 +143,7 @@ def test_run_from_a_file_with_overrides_and_output(capsys: pytest.CaptureFixture
         (["run", "--duration", "5 parsecs"], "run.duration: expected a duration"),
         (["run", "--output", "/nonexistent-dir/x.json", "--duration", "1ms"], "cannot write /nonexistent-dir/x.json"),
         (["compare"], "nothing to compare"),
+        (["compare", "--strategy", "deferred", "--duration", "1ms"], "nothing to compare: only 'deferred'"),
         (["compare", "--strategy", "sync", "--iommu", "none"], "not both"),
         (["compare", "--strategy", "sinc", "--strategy", "sync"], "unknown strategy 'sinc' (did you mean 'sync'?)"),
         (["config", "validate", "missing.toml"], "missing.toml: no such file"),
@@ -241,6 +242,49 @@ def test_a_failed_run_keeps_its_trace_and_a_bad_trace_path_is_a_user_error(capsy
     rc, _, err = run_main(capsys, "run", *SHORT, "--trace", str(tmp_path / "no" / "such" / "dir.trace"))
     assert rc == 2 and err.startswith("error: --trace: cannot write") and "No such file" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boom.py", "boom.trace"]  # no temporary file left
+
+
+CHATTY_STRATEGY = '''
+from explorer.api import FreeStrategy, hookimpl
+
+
+class Chatty(FreeStrategy):
+    name = "chatty"
+    version = "1.0"
+    help = "Prints, then frees at once."
+
+    def pagetable_free_kernel(self, k, pt):
+        print("freeing", pt)
+        k.free_now(pt)
+
+
+@hookimpl
+def register_strategies(register):
+    register(Chatty)
+'''
+
+
+def test_a_plugin_that_prints_does_not_spoil_the_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "chatty.py").write_text(CHATTY_STRATEGY)
+    rc, out, err = run_main(capsys, "--plugins-dir", str(tmp_path), "run", "--set", "strategy.name=chatty",
+                            *SHORT, "--format", "json")
+    assert rc == 0, err
+    m = json.loads(out)["metrics"]  # stdout is the JSON and nothing else
+    assert err.count("freeing") == m["strategy_calls"] > 0  # the prints went to stderr
+
+
+@pytest.mark.parametrize("sets, says", [
+    (["kernel.pages=64"], "kernel.pages = 64 is too small: the machine runs out of pages before the run starts"),
+    (["kernel.pages=1300", "workload.user-teardown.burst=200"],
+     "the simulated machine ran out of free pages at t="),
+])
+def test_a_machine_too_small_for_its_config_is_a_user_error(capsys: pytest.CaptureFixture[str], sets: list[str],
+                                                            says: str) -> None:
+    # an in-range kernel.pages that the rest of the config outgrows: the config's fault, not a plugin's
+    rc, out, err = run_main(capsys, "run", *[a for kv in sets for a in ("--set", kv)], "--duration", "20ms")
+    assert rc == 2 and out == ""
+    assert err.startswith("error: ") and says in err and "raise kernel.pages" in err
+    assert "Traceback" not in err and "raised" not in err
 
 
 # --------------------------------------------------------------------------- compare

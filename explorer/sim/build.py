@@ -18,7 +18,7 @@ from explorer.core_params import async_enabled
 from explorer.sim.engine import Engine, PluginError, Process
 from explorer.sim.iommu import IommuUnit
 from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext, stream_seed
-from explorer.sim.memory import STATE_NAMES
+from explorer.sim.memory import STATE_NAMES, OutOfMemory
 
 
 class PluginTables(Protocol):
@@ -95,7 +95,7 @@ class _WorkloadProcess(Process):
             y = self.gen.send(value)
         except StopIteration:
             return
-        except PluginError:
+        except (PluginError, OutOfMemory):
             raise
         except Exception as exc:
             raise PluginError("workload", self.label, exc) from exc
@@ -143,30 +143,14 @@ class Simulation:
             walks_kernel_half = arch == "x86_64"
 
         self.engine = Engine()
-        k = self.kernel = Kernel(
-            engine=self.engine,
-            seed=self.seed,
-            cpus=int(kcfg["cpus"]),
-            pages=int(kcfg["pages"]),
-            kernel_slots=int(kcfg["kernel_slots"]),
-            slot_refill_ns=int(kcfg["slot_refill"]),
-            async_free=async_enabled(kcfg),
-            sva_enabled=bool(kcfg["iommu_sva"]),
-            walks_kernel_half=walks_kernel_half,
-            workqueue_delay=int(kcfg["workqueue_delay"]),
-            spinlock_ns=int(kcfg["spinlock_ns"]),
-            free_page_ns=int(kcfg["free_page_ns"]),
-            strategy=strategy,
-            strategy_name=scfg["name"],
-            iommu_model=model,
-            iommu_model_name=icfg["model"],
-            iommu_count=int(icfg["count"]),
-            sva_mms=int(icfg["sva_mms"]),
-            pasids_per_mm=int(icfg["pasids_per_mm"]),
-        )
-        # Half the memory starts out as other people's data, so background frees have work.
-        for i in range(int(kcfg["pages"]) // 2):
-            k.memory.alloc_data(i % k.cpus)
+        self.pages = int(kcfg["pages"])
+        try:
+            k = self.kernel = self._kernel(kcfg, icfg, scfg, strategy, model, walks_kernel_half)
+        except OutOfMemory:
+            raise BuildError(
+                f"kernel.pages = {self.pages} is too small: the machine runs out of pages before the run "
+                f"starts (kernel.kernel_slots = {kcfg['kernel_slots']} kernel page tables, half the memory "
+                "as data); raise kernel.pages or lower kernel.kernel_slots") from None
 
         try:
             geometry = tuple(model.cache_geometry())
@@ -213,6 +197,36 @@ class Simulation:
                 raise PluginError("workload", label, exc) from exc
             _WorkloadProcess(self.engine, gen, label, wctx, self.duration).resume(None)
 
+
+    def _kernel(self, kcfg: Mapping[str, Any], icfg: Mapping[str, Any], scfg: Mapping[str, Any],
+                strategy: FreeStrategy, model: IommuModel, walks_kernel_half: bool) -> Kernel:
+        """The kernel with its page tables linked and half the memory handed out as data."""
+        k = Kernel(
+            engine=self.engine,
+            seed=self.seed,
+            cpus=int(kcfg["cpus"]),
+            pages=int(kcfg["pages"]),
+            kernel_slots=int(kcfg["kernel_slots"]),
+            slot_refill_ns=int(kcfg["slot_refill"]),
+            async_free=async_enabled(kcfg),
+            sva_enabled=bool(kcfg["iommu_sva"]),
+            walks_kernel_half=walks_kernel_half,
+            workqueue_delay=int(kcfg["workqueue_delay"]),
+            spinlock_ns=int(kcfg["spinlock_ns"]),
+            free_page_ns=int(kcfg["free_page_ns"]),
+            strategy=strategy,
+            strategy_name=scfg["name"],
+            iommu_model=model,
+            iommu_model_name=icfg["model"],
+            iommu_count=int(icfg["count"]),
+            sva_mms=int(icfg["sva_mms"]),
+            pasids_per_mm=int(icfg["pasids_per_mm"]),
+        )
+        # Half the memory starts out as other people's data, so background frees have work.
+        for i in range(int(kcfg["pages"]) // 2):
+            k.memory.alloc_data(i % k.cpus)
+        return k
+
     # -- running ------------------------------------------------------------------------------
     @property
     def now(self) -> int:
@@ -246,6 +260,12 @@ class Simulation:
             self.failed = err
             self.finished = True
             raise
+        except OutOfMemory:
+            self.finished = True
+            raise OutOfMemory(
+                f"the simulated machine ran out of free pages at t={self.engine.now / 1e9:.6f}s: kernel.pages = "
+                f"{self.pages} is too small for this workload; raise kernel.pages (or lower the workloads' "
+                "rates and bursts)") from None
 
     def _quiet(self) -> bool:
         return self.kernel.quiescent() and not any(w.in_op for _, w in self.workloads)

@@ -58,7 +58,8 @@ class PageTable:
 
 
 class OutOfMemory(RuntimeError):
-    pass
+    """The simulated machine has no free page left: the config's ``kernel.pages`` is too small for
+    what it runs. Never a plugin's fault, so the plugin wrappers let it through unwrapped."""
 
 
 class Memory:
