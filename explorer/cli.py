@@ -445,11 +445,16 @@ def _by_source(v: Any) -> str:
     return ", ".join(parts)
 
 
-def _describe_config(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+def _describe_config(
+    config: Mapping[str, Any], metrics: Mapping[str, Any], registry: Registry | None = None
+) -> list[str]:
     k, io, st = config["kernel"], config["iommu"], config["strategy"]
     from explorer.units import format_duration
 
-    params = ", ".join(f"{key}={val}" for key, val in st["params"].items())
+    # values as the user writes them (10ms, not 10000000): the declaring plugin formats its own
+    declared = {p.name: p for p in getattr(registry.strategies.get(st["name"]), "params", ())} if registry else {}
+    params = ", ".join(f"{key}={declared[key].show(val) if key in declared else val}"
+                       for key, val in st["params"].items())
     strategy = st["name"] + (f" ({params})" if params else "")
     afree = metrics.get("async_kernel_pgtable_free")
     lines = [
@@ -469,12 +474,13 @@ def _describe_config(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> l
 
 
 def format_run_table(
-    config: Mapping[str, Any], metrics: Mapping[str, Any], scenario: Mapping[str, Any] | None, color: bool
+    config: Mapping[str, Any], metrics: Mapping[str, Any], scenario: Mapping[str, Any] | None, color: bool,
+    registry: Registry | None = None,
 ) -> str:
     out: list[str] = []
     if scenario:
         out += _scenario_line(scenario, color)
-    out += _describe_config(config, metrics)
+    out += _describe_config(config, metrics, registry)
     out.append("")
 
     kfreed = metrics.get("kernel_tables_freed") or 0
@@ -619,7 +625,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             doc["scenario"] = scenario
         _write_output(_dumps_json(doc), args.output)
     else:
-        _write_output(format_run_table(config, metrics, scenario, _use_color(args.output)), args.output)
+        _write_output(format_run_table(config, metrics, scenario, _use_color(args.output), registry), args.output)
     return EXIT_OK
 
 

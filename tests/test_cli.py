@@ -78,6 +78,9 @@ def test_run_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Expected" in out
     assert "\033[" not in out  # no colour when stdout is not a terminal
     assert "\r" not in err  # no progress bar when stderr is not a terminal
+    rc, out, _ = run_main(capsys, "run", *SHORT, "--set", "strategy.name=batched", "--set",
+                          "strategy.params.max_age=2500us")
+    assert rc == 0 and "strategy  batched (batch=256, max_age=2500us)" in out  # as written, not in ns
 
 
 def test_run_json_is_byte_identical_for_the_same_seed(capsys: pytest.CaptureFixture[str], registry: Registry) -> None:
@@ -531,3 +534,19 @@ def test_python_m_explorer(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: --set: kernel.cpus: 0 is below the minimum 1")
     assert "Traceback" not in proc.stderr
+
+
+def test_tui_bad_files_are_error_lines_like_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_main(capsys, "tui", "missing.toml")  # no terminal here: said first, as an error line
+    assert rc == 2 and err.startswith("error: the interactive explorer needs a terminal")
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    rc, _, err = run_main(capsys, "tui", "missing.toml")
+    assert rc == 2 and err.startswith("error: cannot read missing.toml")
+    (tmp_path / "bad.toml").write_text("[kernel]\ncpuz = 4\n[strategy]\nname = \"batchd\"\n")
+    rc, _, err = run_main(capsys, "tui", "bad.toml")
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 2 and all(line.startswith("error: ") and "bad.toml: " in line for line in lines)
+    assert "did you mean 'cpus'" in lines[0] and "did you mean 'batched'" in lines[1]
