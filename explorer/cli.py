@@ -166,7 +166,11 @@ def _err(msg: str) -> None:
 
 
 def _plugins_dirs(args: argparse.Namespace) -> list[str]:
-    return [*getattr(args, "plugins_dirs", []), *getattr(args, "sub_plugins_dirs", [])]
+    dirs = [*getattr(args, "plugins_dirs", []), *getattr(args, "sub_plugins_dirs", [])]
+    for d in dirs:  # a typo in a folder name would otherwise run without the user's plugins
+        if not os.path.isdir(d):
+            raise UserError(f"--plugins-dir {d}: no such directory")
+    return dirs
 
 
 def _load_registry(args: argparse.Namespace, *, report_failures: bool = True) -> Registry:

@@ -146,6 +146,8 @@ def test_run_from_a_file_with_overrides_and_output(capsys: pytest.CaptureFixture
         (["run", "--duration", "5 parsecs"], "run.duration: expected a duration"),
         (["run", "--output", "/nonexistent-dir/x.json", "--duration", "1ms"], "cannot write /nonexistent-dir/x.json"),
         (["compare"], "nothing to compare"),
+        (["--plugins-dir", "no-such-dir", "run"], "--plugins-dir no-such-dir: no such directory"),
+        (["plugins", "--plugins-dir", "no-such-dir"], "--plugins-dir no-such-dir: no such directory"),
         (["compare", "--strategy", "deferred", "--duration", "1ms"], "nothing to compare: only 'deferred'"),
         (["compare", "--strategy", "sync", "--iommu", "none"], "not both"),
         (["compare", "--strategy", "sinc", "--strategy", "sync"], "unknown strategy 'sinc' (did you mean 'sync'?)"),
@@ -479,7 +481,11 @@ def test_no_command_without_the_tui_is_a_clear_error(
     assert "error: the interactive explorer (explorer.tui) is not available" in err
 
 
-def test_no_command_opens_the_tui(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_command_opens_the_tui(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                  tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d2").mkdir()
     calls: list[dict[str, Any]] = []
     pkg = types.ModuleType("explorer.tui")
     pkg.__path__ = []
