@@ -105,11 +105,13 @@ def add_sweep_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Argu
 
     g = p.add_argument_group("results")
     g.add_argument("--out", default=DEFAULT_OUT, metavar="FILE.csv",
-                   help=f"the results file; JSON Lines go beside it (default: {DEFAULT_OUT})")
+                   help=f"the results file, in a folder that exists; JSON Lines go beside it (default: {DEFAULT_OUT})")
     r = g.add_mutually_exclusive_group()
-    r.add_argument("--resume", action="store_true", help="skip the points already finished in --out")
+    r.add_argument("--resume", action="store_true",
+                   help="skip the points already finished in --out (which must be a sweep's results file)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress on stderr (a bar on a terminal; elsewhere a status line a minute)")
     g.add_argument("--metric", action="append", default=[], metavar="M[,M...]",
                    help="metrics to show in the summary (default: a few headline ones; the summary file has all)")
     g.add_argument("--maximize", action="append", default=[], metavar="M[,M...]",
@@ -158,6 +160,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"{image}: a plot file needs --plot METRIC and --x KEY")
     if (args.x or args.hue) and not plot_metrics:
         raise UserError("--x/--hue go with --plot METRIC")
+    if image is not None:
+        _check_folder(image)  # before a sweep that would end unable to draw
     if not _defines_sweep(args, config_path) and (plot_metrics or args.summary):
         return _from_results(args, plot_metrics, image)
     status = _run_sweep(args, config_path)
@@ -166,13 +170,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return status
 
 
-def _read(out: str) -> list[dict[str, Any]]:
-    from explorer.sweep import read_results
+def _check_folder(path: str) -> None:
+    from explorer.sweep import SweepError
+    from explorer.sweep.results import check_folder
 
     try:
-        records = read_results(out)
+        check_folder(path)
+    except SweepError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _read(out: str) -> list[dict[str, Any]]:
+    from explorer.sweep import read_results
+    from explorer.sweep.results import NotResults
+
+    try:
+        records = read_results(out, strict=True)
     except FileNotFoundError as exc:
         raise UserError(f"{exc} (give the results of a sweep with --out FILE.csv)") from None
+    except NotResults as exc:
+        raise UserError(exc.problem) from None
+    except IsADirectoryError:
+        raise UserError(f"{out} is a folder, not a results file "
+                        "(give the results of a sweep with --out FILE.csv)") from None
     if not records:
         raise UserError(f"{out}: no results in it")
     return records

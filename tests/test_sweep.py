@@ -8,6 +8,7 @@ sweep's own per-point callback.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -606,10 +607,8 @@ def test_cli_plots_the_results(capsys: pytest.CaptureFixture[str], tmp_path: Pat
 
 
 def test_progress_bar_shows_done_failed_rate_and_time_left() -> None:
-    import io
-
     from explorer.sweep import Progress
-    from explorer.sweep.progress import ProgressBar, render
+    from explorer.sweep.progress import render
 
     p = Progress(total=40, skipped=4, done=10, failed=2, retries=3, started=0.0)
     p.ended = 8.0  # 12 points run in 8 s
@@ -617,13 +616,190 @@ def test_progress_bar_shows_done_failed_rate_and_time_left() -> None:
     line = render(p)
     for part in ("16/40 points", "4 resumed", "2 failed", "3 retried", "1.5/s", "took 00:08"):
         assert part in line, line
-    p.ended = None
-    stream = io.StringIO()  # not a terminal: a line per tenth of the sweep, and the last one
-    bar = ProgressBar(stream)
-    for done in range(0, 25):
+    assert line.startswith("[##########..............] 16/40 points")
+    assert render(p, width=0).startswith("16/40 points  4 resumed")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _drive(bar: Any, clock: _Clock, seconds_per_point: float) -> None:
+    """Forty points, one every `seconds_per_point` of `clock`, then the end."""
+    from explorer.sweep import Progress
+
+    p = Progress(total=40, started=0.0)
+    for done in range(40):
         p.done = done
         bar(p)
-    p.done, p.ended = 34, p.started + 10
+        clock.now += seconds_per_point
+    p.done, p.ended = 40, 10.0
     bar(p)
-    lines = stream.getvalue().splitlines()
-    assert 3 <= len(lines) <= 8 and lines[-1].startswith("[########################] 40/40")
+    bar.close()
+
+
+def test_progress_bar_is_drawn_only_on_a_terminal() -> None:
+    from explorer.sweep.progress import ProgressBar
+
+    clock, term = _Clock(), _Terminal()
+    _drive(ProgressBar(term, interval=0.25, clock=clock), clock, 0.125)  # redrawn in place, every other point
+    text = term.getvalue()
+    assert text.count("\r") == 21 and text.endswith("\n") and text.count("\n") == 1
+    assert text.split("\r")[-1].rstrip() == "[########################] 40/40 points  0 failed  4/s  took 00:10"
+
+    clock, log = _Clock(), io.StringIO()  # not a terminal: a short sweep prints nothing
+    _drive(ProgressBar(log, clock=clock), clock, 1.0)
+    assert log.getvalue() == ""
+
+    clock, log = _Clock(), io.StringIO()  # a long one: a plain line a minute, and the end
+    _drive(ProgressBar(log, clock=clock), clock, 10.0)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and "#" not in log.getvalue()
+    assert [line.split(" points")[0] for line in lines] == [
+        "sweep      6/40", "sweep     12/40", "sweep     18/40", "sweep     24/40", "sweep     30/40",
+        "sweep     36/40", "sweep     40/40"]
+    assert "ETA" in lines[0] and lines[-1].endswith("took 00:10")
+
+
+def test_cli_sweep_into_a_log_has_no_progress_bar(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc, stdout, err = sweep_cli(capsys, "--grid", "kernel.cpus=1,2,3,4", "--duration", "1ms", "--workers", "2",
+                                "--out", str(tmp_path / "r.csv"))  # stderr is not a terminal here
+    assert rc == 0, err
+    assert err.splitlines() == [next(line for line in err.splitlines() if line.startswith("sweep     4 points:"))]
+    assert "4 ok, 0 failed" in stdout
+
+
+# --------------------------------------------------------------------------- bad --out files and folders
+
+
+NOT_RESULTS = {
+    "text": b"hello\n",
+    "other CSV": b"a,b,c\n1,2,3\n",
+    "not UTF-8": b"\xff\xfe\x00garbage\n",
+    "a bad row mid-file": b"point,point_id,status,seed\n0,a,ok,1\n1,b\n2,c,ok,1\n",
+}
+
+
+@pytest.mark.parametrize("content", NOT_RESULTS.values(), ids=NOT_RESULTS.keys())
+def test_resume_refuses_a_csv_that_is_not_results(capsys: pytest.CaptureFixture[str], registry: Registry,
+                                                  tmp_path: Path, content: bytes) -> None:
+    out = tmp_path / "x.csv"
+    out.write_bytes(content)
+    argv = ["--grid", "kernel.cpus=1,2", "--duration", "1ms", "--workers", "1", "--out", str(out)]
+    for extra in (["--resume"], []):  # with --resume: not a results file; without: it exists
+        rc, stdout, err = sweep_cli(capsys, *argv, *extra)
+        assert rc == 2 and "Traceback" not in err and stdout == ""
+        assert str(out) in err
+        assert ("not a sweep results file" in err) if extra else ("already exists" in err)
+        assert out.read_bytes() == content  # nothing written: not the file, nor the others beside it
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+    rc, _, err = sweep_cli(capsys, "--summary", "--out", str(out))  # nor is it read as results
+    assert rc == 2 and f"error: {out} is not a sweep results file (" in err and "Traceback" not in err
+    plan = plan_sweep(base_config(registry), registry, [])
+    with pytest.raises(SweepError, match="not a sweep results file"):
+        Sweep(plan, registry, LocalExecutor(1), out=out, resume=True)  # before anything starts
+    assert out.read_bytes() == content
+
+
+NOT_RESULTS_JSONL = {
+    "text": b"hello\n",
+    "other JSON": b'{"a": 1}\n',
+    "not an object": b'[1, 2]\n{"point_id": "x", "status": "ok"}\n',
+    "a bad line mid-file": b'{"point_id": "x", "status": "ok"}\n{"point_id": "y", "st\n{}\n',
+}
+
+
+@pytest.mark.parametrize("content", NOT_RESULTS_JSONL.values(), ids=NOT_RESULTS_JSONL.keys())
+def test_resume_refuses_a_jsonl_that_is_not_results(capsys: pytest.CaptureFixture[str], registry: Registry,
+                                                    tmp_path: Path, content: bytes) -> None:
+    out = tmp_path / "r.csv"
+    plan = plan_sweep(base_config(registry), registry, [("grid", "kernel.cpus=1,2")])
+    Sweep(plan, registry, LocalExecutor(1), out=out).run()
+    csv_before = out.read_bytes()
+    jsonl_path(out).write_bytes(content)
+    rc, _, err = sweep_cli(capsys, "--grid", "kernel.cpus=1,2", "--duration", "5ms", "--workers", "1",
+                           "--out", str(out), "--resume")
+    assert rc == 2 and "Traceback" not in err
+    assert str(jsonl_path(out)) in err and "not a sweep results file" in err
+    assert jsonl_path(out).read_bytes() == content and out.read_bytes() == csv_before
+    assert not (tmp_path / "r.summary.csv").exists()
+
+
+def test_resume_still_takes_results_with_a_torn_last_line(registry: Registry, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    plan = plan_sweep(base_config(registry), registry, [("grid", "kernel.cpus=1,2")])
+    Sweep(plan, registry, LocalExecutor(1), out=out).run()
+    whole = read_csv(out)
+    jsonl_path(out).unlink()  # resume from the CSV alone, cut short in the middle of a row
+    with open(out, "a") as f:
+        f.write("2,0123abcd,o")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert Sweep(plan, registry, LocalExecutor(1), out=empty, resume=True).run().ok == 2  # nothing in it to lose
+    report = Sweep(plan, registry, LocalExecutor(1), out=out, resume=True).run()
+    assert (report.skipped, report.ok) == (2, 0)
+    assert read_csv(out) == whole  # the torn row dropped, the finished ones kept
+
+
+def test_out_in_a_missing_folder_is_refused(capsys: pytest.CaptureFixture[str], registry: Registry,
+                                            tmp_path: Path) -> None:
+    missing = tmp_path / "missing" / "dir"
+    argv = ["--grid", "kernel.cpus=1,2", "--duration", "1ms", "--workers", "1", "--no-progress"]
+    rc, stdout, err = sweep_cli(capsys, *argv, "--out", str(missing / "x.csv"))
+    assert rc == 2 and stdout == "" and "Traceback" not in err
+    assert f"the folder {missing} does not exist" in err and str(missing / "x.csv") in err
+    assert not (tmp_path / "missing").exists()
+
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    rc, _, err = sweep_cli(capsys, *argv, "--out", str(a_file / "x.csv"))
+    assert rc == 2 and f"{a_file} is not a folder" in err
+
+    # a plot into a missing folder is refused before the sweep starts, and when reading results
+    out = tmp_path / "r.csv"
+    rc, _, err = sweep_cli(capsys, *argv, "--out", str(out), "--plot", "flushes", "--x", "kernel.cpus",
+                           str(missing / "p.svg"))
+    assert rc == 2 and f"the folder {missing} does not exist" in err
+    assert not out.exists() and not (tmp_path / "missing").exists()
+    assert sweep_cli(capsys, *argv, "--out", str(out))[0] == 0
+    rc, _, err = sweep_cli(capsys, "--plot", "flushes", "--x", "kernel.cpus", "--out", str(out),
+                           str(missing / "p.svg"))
+    assert rc == 2 and f"the folder {missing} does not exist" in err
+    assert not (tmp_path / "missing").exists()
+
+    plan = plan_sweep(base_config(registry), registry, [])
+    assert ResultsFiles(missing / "x.csv").check() == []  # "already exists?" (the TUI asks) is still no
+    with pytest.raises(SweepError, match="does not exist"):
+        Sweep(plan, registry, LocalExecutor(1), out=missing / "x.csv")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_plot_results_refuses_a_missing_folder(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need the optional extra: pip install 'pgtable-explorer[plot]'")
+    from explorer.sweep.plot import plot_results
+
+    records = [{"point_id": str(b), "status": "ok", "kernel.cpus": b, "seed": 1, "flushes": b} for b in (1, 2)]
+    with pytest.raises(SweepError, match="does not exist"):
+        plot_results(records, ["flushes"], "kernel.cpus", tmp_path / "missing" / "p.svg")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_out_that_is_a_folder_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = tmp_path / "r.csv"
+    folder.mkdir()
+    argv = ["--grid", "kernel.cpus=1", "--duration", "1ms", "--workers", "1", "--out", str(folder)]
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        rc, _, err = sweep_cli(capsys, *argv, *extra)
+        assert rc == 2 and f"error: {folder} is a folder, not a results file" in err, (extra, err)
+    rc, _, err = sweep_cli(capsys, "--summary", "--out", str(folder))
+    assert rc == 2 and f"error: {folder} is a folder, not a results file" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"] and not any(folder.iterdir())

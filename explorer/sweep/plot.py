@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.sweep.points import SweepError
+from explorer.sweep.results import check_folder
 from explorer.sweep.summary import metric_columns, param_columns, stat
 
 MATPLOTLIB_MISSING = (
@@ -64,6 +65,7 @@ def plot_results(
     out = Path(out)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise SweepError(f"{out}: the plot file must end in .png, .svg or .pdf")
+    check_folder(out)
     if not metrics:
         raise SweepError("--plot needs at least one metric")
     keys = param_columns(records)
@@ -133,7 +135,6 @@ def plot_results(
     if others:
         sup += "; averaged over " + ", ".join(others)
     fig.suptitle(sup, fontsize=9)
-    out.parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {}
     if out.suffix.lower() == ".svg":
         kwargs["metadata"] = {"Date": None}  # the same results give the same file

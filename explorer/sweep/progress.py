@@ -1,13 +1,16 @@
-"""The sweep's progress bar on stderr: points done, failed, rate and time left.
+"""The sweep's progress on stderr: points done, failed, rate and time left.
 
-On a terminal it redraws one line in place (at most ten times a second); into a file or a CI log it
-prints a line at each tenth of the sweep instead.
+On a terminal, a bar redrawn in place (at most ten times a second), like ``run``'s. Into a file, a
+pipe or a CI log there is no bar: a plain status line at most once a minute (so a long sweep still
+shows it is alive, and a short one prints nothing), and a last one when the sweep ends if any was
+printed. Either way the command's summary says how many points were ok and how many failed.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from explorer.sweep.runner import Progress
@@ -23,11 +26,12 @@ def _clock(seconds: float | None) -> str:
 
 
 def render(p: Progress, width: int = 24) -> str:
-    """``[#########...............]  37/100 points  2 failed  4.1/s  ETA 00:15``."""
+    """``[#########...............]  37/100 points  2 failed  4.1/s  ETA 00:15``; with
+    ``width=0``, the same without the bar."""
     frac = p.finished / p.total if p.total else 1.0
     filled = round(frac * width)
-    bar = "#" * filled + "." * (width - filled)
-    parts = [f"[{bar}] {p.finished:>{len(str(p.total))}}/{p.total} points"]
+    count = f"{p.finished:>{len(str(p.total))}}/{p.total} points"
+    parts = [f"[{'#' * filled}{'.' * (width - filled)}] {count}" if width > 0 else count]
     if p.skipped:
         parts.append(f"{p.skipped} resumed")
     parts.append(f"{p.failed} failed")
@@ -42,24 +46,30 @@ def render(p: Progress, width: int = 24) -> str:
 
 
 class ProgressBar:
-    """Call with each :class:`Progress`; ``close()`` ends the line."""
+    """Call with each :class:`Progress`; ``close()`` ends the line.
 
-    def __init__(self, stream: TextIO | None = None, *, interval: float = 0.1) -> None:
+    ``interval``: the least time between two redraws on a terminal; ``every``: between two plain
+    lines elsewhere (seconds of ``clock``)."""
+
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 0.1, every: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval
-        self._last = 0.0
-        self._last_decile = -1
+        self.every = every
+        self.clock = clock
+        self._last: float | None = None  # when the last line was drawn (or, off a terminal, the first call)
+        self._lines = 0  # plain lines printed (off a terminal)
         self._width = 0
         self._closed = False
 
     def __call__(self, p: Progress) -> None:
         if self._closed:
             return
-        now = time.monotonic()
+        now = self.clock()
         final = p.ended is not None
         if self.tty:
-            if not final and now - self._last < self.interval:
+            if not final and self._last is not None and now - self._last < self.interval:
                 return
             self._last = now
             line = render(p)
@@ -71,13 +81,18 @@ class ProgressBar:
                 self._closed = True
             self.stream.flush()
             return
-        decile = int(10 * p.finished / p.total) if p.total else 10
-        if final or decile > self._last_decile:
-            self._last_decile = decile
-            self.stream.write(render(p) + "\n")
-            self.stream.flush()
-            if final:
-                self._closed = True
+        if self._last is None:
+            self._last = now
+        if final:
+            self._closed = True
+            if not self._lines:  # a sweep shorter than `every`: nothing to add to its summary
+                return
+        elif now - self._last < self.every:
+            return
+        self._last = now
+        self._lines += 1
+        self.stream.write("sweep     " + render(p, width=0) + "\n")
+        self.stream.flush()
 
     def close(self) -> None:
         if self.tty and not self._closed and self._width:

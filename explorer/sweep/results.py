@@ -9,7 +9,9 @@ point's whole ``config`` (and a failed point's ``traceback``): any point can be 
 Rows are appended (and flushed) as points finish, so an interrupted or crashed sweep keeps every
 finished point; when the sweep ends, both files are rewritten in point order, so two sweeps of the
 same points give identical files whatever order their points finished in. ``--resume`` reads the
-JSON Lines file (else the CSV) and skips the points already finished there.
+JSON Lines file (else the CSV) and skips the points already finished there; before anything is
+written, each file there must be a results file (a torn last line aside), else :class:`NotResults`
+names the file and what is wrong. The folder of the files must exist: it is never created.
 """
 
 from __future__ import annotations
@@ -111,45 +113,108 @@ def _cell_in(text: str) -> Any:
     return v if math.isfinite(v) or text.lower() in ("nan", "inf", "-inf") else text
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a JSON Lines results file; a torn last line (a crash mid-write) is skipped."""
+class NotResults(SweepError):
+    """A file that is not a sweep's results file: ``--resume`` will not replace it, ``--summary``
+    will not read it. ``str()`` says so and what to do; :attr:`problem` says only what is wrong."""
+
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
+        self.path = Path(path)
+        self.problem = f"{path} is not a sweep results file ({why})"
+        super().__init__(f"{self.problem}; nothing was written: give another --out, or --overwrite to replace it")
+
+
+def read_jsonl(path: str | os.PathLike[str], *, strict: bool = False) -> list[dict[str, Any]]:
+    """The records of a JSON Lines results file; a torn last line (a crash mid-write) is skipped.
+
+    ``strict``: raise :class:`SweepError` (naming the file and the line) unless every other line is
+    a JSON object with a ``point_id``, and the file is UTF-8 text, instead of skipping what is not."""
     out: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict):
-                out.append(rec)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
+    except UnicodeDecodeError:
+        if not strict:
+            raise
+        raise NotResults(path, "it is not UTF-8 text") from None
+    for i, (n, line) in enumerate(lines):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if strict and not (i == len(lines) - 1 and line.startswith("{")):  # a torn last record is fine
+                raise NotResults(path, f"line {n} is not JSON: {line[:40]!r}") from None
+            continue
+        if isinstance(rec, dict) and (not strict or "point_id" in rec):
+            out.append(rec)
+        elif strict:
+            raise NotResults(path, f"line {n} is not a results record (a JSON object with a point_id)")
     return out
 
 
-def read_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The rows of a CSV results file, with numbers and booleans read back as such."""
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        rows = []
-        for row in reader:
-            if None in row:  # a torn last line with more cells than the header
+def read_csv(path: str | os.PathLike[str], *, strict: bool = False) -> list[dict[str, Any]]:
+    """The rows of a CSV results file, with numbers and booleans read back as such; a torn last row
+    (a crash mid-write: more or fewer cells than the header) is skipped.
+
+    ``strict``: raise :class:`SweepError` (naming the file and the line) unless the file is empty or
+    starts with a results header (``point,point_id,status,...``) and every row but a torn last one
+    has a cell per column."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if strict and header is not None and tuple(header[:3]) != HEAD[:3]:
+                first = ",".join(header)
+                raise NotResults(path, f"its first line {first[:60]!r} is not a results header "
+                                         f"{','.join(HEAD[:3])},...")
+            cells: list[tuple[int, list[str]]] = []
+            for row in reader:
+                if row:  # not a blank line
+                    cells.append((reader.line_num, row))
+    except UnicodeDecodeError:
+        if not strict:
+            raise
+        raise NotResults(path, "it is not UTF-8 text") from None
+    except csv.Error as exc:
+        if not strict:
+            raise
+        raise NotResults(path, f"it cannot be read as CSV: {exc}") from None
+    if header is None:
+        return []
+    rows = []
+    for i, (n, row) in enumerate(cells):
+        if len(row) != len(header):
+            if i == len(cells) - 1:  # a torn last row
                 continue
-            rows.append({k: _cell_in(v) if v is not None else None for k, v in row.items()})
-        return rows
+            if strict:
+                raise NotResults(path, f"line {n} has {len(row)} cells where the header has {len(header)}")
+            if len(row) > len(header):
+                continue
+        rows.append({k: _cell_in(row[j]) if j < len(row) else None for j, k in enumerate(header)})
+    return rows
 
 
-def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def check_folder(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`SweepError` unless the folder that is to hold ``path`` exists (it is never
+    created: a mistyped folder is a mistake to report, not to make)."""
+    folder = Path(path).parent
+    if folder.is_dir():
+        return
+    nearest = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if nearest is not None and not nearest.is_dir():
+        raise SweepError(f"cannot write {path}: {nearest} is not a folder")
+    raise SweepError(f"cannot write {path}: the folder {folder} does not exist (create it first)")
+
+
+def read_results(path: str | os.PathLike[str], *, strict: bool = False) -> list[dict[str, Any]]:
     """The records of a sweep's results: the JSON Lines file beside ``path`` when there is one
     (typed, with configs), else the CSV. When a point appears twice (a failed point run again),
-    the last row wins."""
+    the last row wins. ``strict``: a file that is not a results file raises :class:`SweepError`
+    (see :func:`read_csv`, :func:`read_jsonl`)."""
     p = Path(path)
     j = p if p.suffix.lower() == ".jsonl" else jsonl_path(p)
     if j.exists():
-        records = read_jsonl(j)
+        records = read_jsonl(j, strict=strict)
     elif p.exists():
-        records = read_csv(p)
+        records = read_csv(p, strict=strict)
     else:
         raise FileNotFoundError(f"no results file {p} (nor {j})")
     return latest(records)
@@ -202,14 +267,26 @@ class ResultsFiles:
             )
         return exists
 
-    def open(self) -> list[dict[str, Any]]:
-        """Open for appending; return the records already there (``--resume``), else ``[]``."""
+    def check_all(self) -> list[dict[str, Any]]:
+        """Everything :meth:`open` will check, without writing anything: the folder exists,
+        :meth:`check`, and with ``resume`` that each existing file is a results file (else a
+        :class:`SweepError` naming it and what is wrong). Returns the records already there."""
+        check_folder(self.csv_path)
+        for p in (self.csv_path, self.jsonl_path):
+            if p.is_dir():
+                raise SweepError(f"{p} is a folder, not a results file: give --out a file name")
         exists = self.check()
-        self.existed = bool(exists)
-        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        previous: list[dict[str, Any]] = []
-        if self.resume and exists:
-            previous = read_jsonl(self.jsonl_path) if self.jsonl_path.exists() else read_csv(self.csv_path)
+        if not (self.resume and exists):
+            return []
+        records = read_jsonl(self.jsonl_path, strict=True) if self.jsonl_path in exists else []
+        rows = read_csv(self.csv_path, strict=True) if self.csv_path in exists else []
+        return records if self.jsonl_path in exists else rows
+
+    def open(self) -> list[dict[str, Any]]:
+        """Open for appending; return the records already there (``--resume``), else ``[]``.
+        Raises :class:`SweepError` (and writes nothing) as :meth:`check_all` does."""
+        previous = self.check_all()
+        self.existed = self.csv_path.exists() or self.jsonl_path.exists()
         self.records = list(previous)
         self.columns = []
         for r in self.records:

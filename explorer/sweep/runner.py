@@ -150,7 +150,9 @@ class Sweep:
         self.bundle = dict(bundle) if bundle is not None else bundle_for(registry)
         self.files = ResultsFiles(out, resume=resume, overwrite=overwrite) if out is not None else None
         if self.files is not None:
-            self.files.check()  # before anything starts: existing results are never replaced silently
+            # Before anything starts: the folder must exist, existing results are never replaced
+            # silently, and --resume takes only a results file.
+            self.files.check_all()
         self.on_progress = on_progress
         self.max_attempts = max_attempts
         self.progress = Progress(total=len(plan.points))
