@@ -3,6 +3,8 @@ scenarios (list and palette), workloads."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from explorer.tui.screens.choice import ChoiceModal
@@ -173,3 +175,90 @@ async def test_workload_sources_can_be_removed_and_added(app):
         await pilot.press("enter")
         await pilot.pause()
         assert app.config["workload"][-1]["name"] == "hot-remove"
+
+
+#: A config with the same workload source twice (docs/config.md): the second is ``vmalloc-huge#1``.
+TWICE = """\
+[[workload]]
+name = "vmalloc-huge"
+
+[[workload]]
+name = "vmalloc-huge"
+cpus = "0-3"
+"""
+
+
+async def test_the_same_workload_source_twice_has_keys_of_its_own(registry, tmp_path):
+    path = tmp_path / "twice.toml"
+    path.write_text(TWICE)
+    app = make_app(registry, config_path=str(path), start="config")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        # search lists both instances (an option id each), and jumps to the second's key
+        await pilot.press("slash")
+        await paste(pilot, "vmalloc-huge cpus")
+        hits = [e.key for e in app.screen.hits]
+        assert hits[:2] == ["workload.vmalloc-huge.cpus", "workload.vmalloc-huge#1.cpus"]
+        await pilot.press("escape")
+        await jump_to(pilot, "run.seed")  # the QA repro: this crashed with DuplicateID
+        assert cursor_key(app) == "run.seed"
+
+        # each instance its own sub-menu, with its own values
+        tree = app.screen.query_one(ConfigTree)
+        first, second = tree.find("group:workload:vmalloc-huge"), tree.find("group:workload:vmalloc-huge#1")
+        assert first is not None and second is not None
+        assert tree.entries["workload.vmalloc-huge.cpus"].value == "all"
+        assert tree.entries["workload.vmalloc-huge#1.cpus"].value == "0-3"
+        assert tree.entries["workload.vmalloc-huge#1.cpus"].origin == "file"
+        assert "vmalloc-huge#1" in screen_text(app)
+
+        # editing the second changes only config["workload"][1], and its origin only
+        await jump_to(pilot, "workload.vmalloc-huge#1.rate")
+        assert cursor_key(app) == "workload.vmalloc-huge#1.rate"
+        await pilot.press("enter", "ctrl+u")
+        await paste(pilot, "10/s")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not app.screen.query_one(ParamDetail).editing, what="the edit")
+        assert app.config["workload"][1]["rate"] == 10.0 and app.config["workload"][0]["rate"] == 5000.0
+        assert app.origins.get("workload[1].rate") == "edited" and "workload[0].rate" not in app.origins
+        assert tree.entries["workload.vmalloc-huge#1.rate"].shown_value.startswith("10")
+        assert tree.entries["workload.vmalloc-huge.rate"].shown_value.startswith("5")
+
+        # ? says which instance, and where its value came from
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, ParamInfo)
+        text = screen_text(app)
+        assert "workload.vmalloc-huge#1.rate" in text and "override (edited here)" in text
+        await pilot.press("escape")
+
+        # w sweeps that instance's key
+        await pilot.press("w")
+        await wait_until(pilot, lambda: app.screen.focused is not None and app.screen.__class__.__name__
+                         == "SweepAxisModal", what="the axis modal")
+        await paste(pilot, "10/s,20/s")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(app.sweep_state.axes), what="the axis")
+        assert [a.key for a in app.sweep_state.axes] == ["workload.vmalloc-huge#1.rate"]
+
+        # - removes that instance only; the first keeps its origins
+        await jump_to(pilot, "workload.vmalloc-huge#1.cpus")
+        await pilot.press("minus")
+        await wait_until(pilot, lambda: len(app.config["workload"]) == 1, what="the removal")
+        assert app.config["workload"][0]["cpus"] == "all"
+        assert not any(k.startswith("workload[1].") for k in app.origins)
+
+
+async def test_d_resets_to_the_default_and_the_origin_says_default(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await jump_to(pilot, "workqueue_delay")
+        assert app.apply_edit("kernel.workqueue_delay", "40us") is None
+        await pilot.pause()
+        assert app.model().by_key()["kernel.workqueue_delay"].origin == "edited"
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.config["kernel"]["workqueue_delay"] == 20_000
+        assert app.model().by_key()["kernel.workqueue_delay"].origin == "default"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, ParamInfo)
+        text = screen_text(app)
+        assert re.search(r"\bfrom +default\b", text) and "override (edited here)" not in text

@@ -126,3 +126,20 @@ async def test_quit_without_changes_does_not_ask(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
+
+
+async def test_save_as_selects_the_suggested_name_so_typing_replaces_it(app, tmp_path):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+w")
+        await save_as(pilot, tmp_path / "dupw.toml")
+        await pilot.press("ctrl+w")  # the current file's name is suggested, selected as export's is
+        dialog = app.screen
+        assert isinstance(dialog, FileDialog)
+        inp = dialog.query_one("#path")
+        await wait_until(pilot, lambda: inp.has_focus, what="the name input")
+        assert inp.value == "dupw.toml"
+        await pilot.press(*"dupw-out", "full_stop", *"toml")
+        assert inp.value == "dupw-out.toml"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, FileDialog), what="the dialog to close")
+        assert (tmp_path / "dupw-out.toml").exists() and app.path == (tmp_path / "dupw-out.toml").resolve()

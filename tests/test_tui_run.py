@@ -227,3 +227,73 @@ async def test_a_hanging_plugin_can_be_stopped(tmp_path):
                              what="a new simulation process")
     finally:
         app.shutdown_sessions()
+
+
+async def test_the_live_speed_follows_a_config_that_replaces_this_one(app, registry, tmp_path):
+    from explorer.config import save_config
+    from explorer.tui.screens.choice import ChoiceModal
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_drawn(pilot, app, ("paused",))
+        await pilot.press("m")
+        assert app.current_speed() == 0.0 and app.config["run"]["speed"] == 0.0
+        await wait_until(pilot, lambda: "speed max" in screen_text(app), what="speed max")
+        # a scenario (its run.speed is the default, 10 ms/s): the header, the session and the config agree
+        await pilot.press("ctrl+l")
+        assert isinstance(app.screen, ChoiceModal)
+        from textual.widgets import OptionList
+
+        ids = [v for v, _, _ in app.screen.options]
+        app.screen.query_one(OptionList).highlighted = ids.index("linux-6.19")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.scenario == "linux-6.19", what="the scenario")
+        assert app.config["run"]["speed"] == 10_000.0
+        assert app.current_speed() == 10_000.0 and app.session.speed == 10_000.0
+        await wait_until(pilot, lambda: "speed 10 ms/s" in screen_text(app), what="the scenario's speed shown")
+        # a file with a speed of its own
+        path = tmp_path / "slow.toml"
+        save_config(make_config(registry, *SHORT, "run.speed=100"), str(path), registry)
+        assert app.open_path(str(path)) is None
+        assert app.current_speed() == 100.0
+        await wait_until(pilot, lambda: "speed 100 µs/s" in screen_text(app), what="the file's speed shown")
+        # and the session really runs at it: slow, far from the end (5ms) after a few snapshots
+        await wait_for_drawn(pilot, app, ("paused",))
+        seq = app.session.latest.seq
+        await pilot.press("space")
+        await wait_until(pilot, lambda: app.session.state == "running" and app.session.latest.seq >= seq + 3,
+                         what="a few snapshots")
+        assert app.session.latest.now_ns < 1_000_000
+
+
+async def test_the_log_filter_shows_what_is_typed_while_it_has_the_focus(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_drawn(pilot, app, ("paused",))
+        await pilot.press("f")
+        box = app.screen.focused
+        assert isinstance(box, Input) and box.id == "log-filter"
+        await paste(pilot, "zqxj")
+        await pilot.pause()
+        assert box.value == "zqxj"
+        # one row, no border rows around it: the text itself is on the screen
+        assert box.region.height == 1
+        assert "zqxj" in screen_text(app)
+
+
+async def test_at_80_columns_the_stall_warning_shows_its_x_hint(tmp_path):
+    (tmp_path / "my_hangs.py").write_text(HANGS)
+    reg = load_registry([tmp_path], entry_points=False)
+    app = make_app(reg, make_config(reg, *SHORT, "strategy.name=my-hangs"), plugins_dirs=[tmp_path],
+                   stall_after=0.3)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            await pilot.press("space")
+            await wait_until(pilot, lambda: app.session.stalled and "NOT RESPONDING" in screen_text(app),
+                             what="the stall warning")
+            line = next(ln for ln in screen_text(app).splitlines() if "NOT RESPONDING" in ln)
+            assert "NOT RESPONDING: x stops" in line, line
+            assert "speed" in line, line  # still says how fast it was asked to go
+            await pilot.press("x")
+            assert app.session.state == "stopped"
+    finally:
+        app.shutdown_sessions()

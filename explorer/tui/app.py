@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,7 +39,15 @@ from explorer.tui.actions import ACTIONS, SCREEN_TITLES, Action, bindings_for, d
 from explorer.tui.keymap import keymap_path as default_keymap_path
 from explorer.tui.keymap import load_keymap
 from explorer.tui.messages import ConfigChanged, SessionUpdated
-from explorer.tui.model import Tree, add_workload, build_tree, edit_value, remove_workload, scenario_origins
+from explorer.tui.model import (
+    Tree,
+    add_workload,
+    build_tree,
+    edit_value,
+    remove_workload,
+    scenario_origins,
+    workload_index,
+)
 from explorer.tui.sweep_model import SweepState
 
 if TYPE_CHECKING:  # explorer.session loads when the first session starts, after the first frame
@@ -76,6 +85,14 @@ class _Screens(dict[str, Screen[Any]]):
 
 def _problems_text(exc: ConfigError) -> str:
     return "\n".join(str(p) for p in exc.problems)
+
+
+def _shift_workload_origin(key: str, removed: int) -> str:
+    """``workload[J].K`` as it is once ``workload[removed]`` is gone (J > removed moves up one)."""
+    m = re.match(r"^workload\[(\d+)\]\.(.+)$", key)
+    if m is None or int(m.group(1)) < removed:
+        return key
+    return f"workload[{int(m.group(1)) - 1}].{m.group(2)}"
 
 
 class ExplorerApp(App[int]):
@@ -204,6 +221,13 @@ class ExplorerApp(App[int]):
         for key in edited:
             self.origins[key] = "edited"
         s = self.session
+        if s is not None:
+            # The live speed is run.speed (set_speed keeps the two together); a config that replaces
+            # this one (a scenario, a file, a sweep point) brings its own, which the Run screen shows
+            # and a save writes, so the session must run at it too.
+            speed = float(self.config["run"].get("speed", 0.0))
+            if s.speed != speed:
+                s.set_speed(speed)
         if s is not None and s.state in ("paused", "finished", "stopped", "failed", "starting"):
             snap = s.latest
             if s.state != "paused" or snap is None or snap.now_ns == 0:
@@ -221,11 +245,13 @@ class ExplorerApp(App[int]):
                 screen.refresh_top()
 
     def _origin_key(self, key: str) -> str:
+        """The key of ``self.origins`` (``workload[I].K``, as value_origins keys files) for an entry key
+        (``workload.LABEL.K``, where LABEL is ``name#1`` for the second instance of a source)."""
         if key.startswith("workload."):
-            _, name, param = key.split(".", 2)
-            for i, w in enumerate(self.config.get("workload", [])):
-                if w["name"] == name:
-                    return f"workload[{i}].{param}"
+            _, label, param = key.split(".", 2)
+            i = workload_index(self.config, label)
+            if i is not None:
+                return f"workload[{i}].{param}"
         return key
 
     def apply_edit(self, key: str, value: Any) -> str | None:
@@ -240,6 +266,16 @@ class ExplorerApp(App[int]):
         self.set_config(new, edited=[self._origin_key(key)])
         return None
 
+    def reset_to_default(self, key: str) -> str | None:
+        """``d``: set ``key`` back to its default, where its value then comes from (not an edit)."""
+        entry = self.model().by_key().get(key)
+        if entry is None:
+            return f"unknown parameter {key}"
+        problem = self.apply_edit(key, entry.default)
+        if problem is None:
+            self.origins.pop(self._origin_key(key), None)  # no origin recorded: "default"
+        return problem
+
     def add_workload(self, name: str) -> str | None:
         try:
             new = add_workload(self.config, self.registry, name)
@@ -248,11 +284,16 @@ class ExplorerApp(App[int]):
         self.set_config(new)
         return None
 
-    def remove_workload(self, name: str) -> str | None:
+    def remove_workload(self, label: str) -> str | None:
+        """Remove the workload instance ``label`` (``name``, or ``name#1`` for a second one of that source)."""
+        i = workload_index(self.config, label)
         try:
-            new = remove_workload(self.config, self.registry, name)
+            new = remove_workload(self.config, self.registry, label)
         except ConfigError as exc:
             return _problems_text(exc)
+        if i is not None:  # origins are kept by index: the instances after the removed one move up
+            self.origins = {_shift_workload_origin(k, i): v for k, v in self.origins.items()
+                            if not k.startswith(f"workload[{i}].")}
         self.set_config(new)
         return None
 
@@ -521,16 +562,16 @@ def main(config_path: str | None = None, plugins_dirs: list[str] | None = None) 
     """Run the TUI (``pgtable-explorer`` / ``pgtable-explorer tui FILE``); return the exit status."""
     dirs = list(plugins_dirs or [])
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print("pgtable-explorer: the interactive explorer needs a terminal; "
+        print("error: the interactive explorer needs a terminal; "
               "use `pgtable-explorer run` (see --help) for output to a pipe or file", file=sys.stderr)
         return 2
     try:
         app = ExplorerApp(config_path, dirs)
-    except ConfigError as exc:
-        print(_problems_text(exc), file=sys.stderr)
+    except ConfigError as exc:  # as the CLI prints them: one `error: ...` line each
+        print("\n".join(f"error: {p}" for p in exc.problems), file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"pgtable-explorer: cannot read {config_path}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: cannot read {config_path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
         result = app.run()

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from explorer import __version__
 from explorer.api import Param
-from explorer.config import IOMMU_CORE_PARAMS, ConfigError, Problem, apply_overrides, validate
+from explorer.config import (
+    IOMMU_CORE_PARAMS,
+    ConfigError,
+    Problem,
+    apply_overrides,
+    validate,
+    workload_labels,
+)
 from explorer.core_params import KERNEL_PARAMS, RUN_PARAMS, async_enabled
 
 if TYPE_CHECKING:
@@ -228,25 +236,28 @@ def build_tree(
                           active=False, reason=f"a parameter of IOMMU model {name!r}; the config uses {model!r}",
                           declarer=decl, depends=f"iommu.model = {name}", editable=False))
 
-    # Workloads
-    ref_w = {w["name"]: w for w in reference.get("workload", [])}
-    in_config = {w["name"]: (i, w) for i, w in enumerate(config.get("workload", []))}
-    for name in [w["name"] for w in config.get("workload", [])] + sorted(set(registry.workloads) - set(in_config)):
+    # Workloads: one sub-menu per instance, labelled as the CLI addresses it (``name``, then
+    # ``name#1`` for a second source of the same name), so every instance has keys of its own.
+    workloads = list(config.get("workload", []))
+    ref_workloads = list(reference.get("workload", []))
+    ref_w = dict(zip(workload_labels(ref_workloads), ref_workloads, strict=True))
+    for i, (label, w) in enumerate(zip(workload_labels(workloads), workloads, strict=True)):
+        name = w["name"]
         wcls = registry.workloads.get(name)
         if wcls is None:
             continue
         decl = _declarer(registry, "workload", name)
-        if name in in_config:
-            i, w = in_config[name]
-            for p in wcls.params:
-                default = ref_w[name].get(p.name, p.canonical_default()) if name in ref_w else p.canonical_default()
-                add(Entry(f"workload.{name}.{p.name}", "workload", name, p, w.get(p.name), default, declarer=decl,
-                          origin=origin(f"workload[{i}].{p.name}"), depends=f"workload {name!r} in the config"))
-        else:
-            for p in wcls.params:
-                add(Entry(f"workload.{name}.{p.name}@", "workload", name, p, None, p.canonical_default(),
-                          active=False, reason=f"workload source {name!r} is not in the config (+ adds it)",
-                          declarer=decl, depends=f"workload {name!r} in the config", editable=False))
+        ref = ref_w.get(label)
+        for p in wcls.params:
+            default = ref.get(p.name, p.canonical_default()) if ref is not None else p.canonical_default()
+            add(Entry(f"workload.{label}.{p.name}", "workload", label, p, w.get(p.name), default, declarer=decl,
+                      origin=origin(f"workload[{i}].{p.name}"), depends=f"workload {label!r} in the config"))
+    for name in sorted(set(registry.workloads) - {w["name"] for w in workloads}):
+        decl = _declarer(registry, "workload", name)
+        for p in registry.workloads[name].params:
+            add(Entry(f"workload.{name}.{p.name}@", "workload", name, p, None, p.canonical_default(),
+                      active=False, reason=f"workload source {name!r} is not in the config (+ adds it)",
+                      declarer=decl, depends=f"workload {name!r} in the config", editable=False))
 
     # Run
     for p in RUN_PARAMS:
@@ -294,9 +305,23 @@ def add_workload(config: Mapping[str, Any], registry: Registry, name: str) -> di
     return validate(new, registry, "edit", base=config, warnings=[])
 
 
-def remove_workload(config: Mapping[str, Any], registry: Registry, name: str) -> dict[str, Any]:
+def source_name(label: str) -> str:
+    """The workload source a label names: ``vmalloc-huge`` for ``vmalloc-huge#1``."""
+    return re.sub(r"#\d+$", "", label)
+
+
+def workload_index(config: Mapping[str, Any], label: str) -> int | None:
+    """The index in ``config["workload"]`` of the instance labelled ``label`` (``name`` or ``name#N``)."""
+    labels = workload_labels(config.get("workload", []))
+    return labels.index(label) if label in labels else None
+
+
+def remove_workload(config: Mapping[str, Any], registry: Registry, label: str) -> dict[str, Any]:
+    """The config without the workload instance ``label`` (only that one when a source appears twice)."""
+    i = workload_index(config, label)
     new = copy.deepcopy(dict(config))
-    new["workload"] = [w for w in new.get("workload", []) if w["name"] != name]
+    if i is not None:
+        del new["workload"][i]
     return validate(new, registry, "edit", base=config, warnings=[])
 
 

@@ -13,7 +13,7 @@ from textual.widgets import Footer, Tree
 
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import Here
-from explorer.tui.model import SECTIONS, Entry
+from explorer.tui.model import SECTIONS, Entry, source_name, workload_index
 from explorer.tui.screens.choice import ChoiceModal
 from explorer.tui.screens.param_info import ParamInfo
 from explorer.tui.screens.search import SearchModal
@@ -95,13 +95,14 @@ class ConfigScreen(Screen[None]):
         else:
             detail.show_entry(None, "")
 
-    def _group_text(self, section: str, name: str) -> str:
+    def _group_text(self, section: str, label: str) -> str:
         reg = self.xapp.registry
         kind = {"workload": "workload", "strategy": "strategy", "iommu": "iommu"}[section]
+        name = source_name(label) if kind == "workload" else label  # vmalloc-huge#1 is a vmalloc-huge
         cls = reg.table(kind).get(name)
         info = reg.provider.get((kind, name))
         where = f"\n\nplugin {info.name} {reg.version_of(kind, name)} ({info.origin}: {info.location})" if info else ""
-        return f"{name}\n{(getattr(cls, 'help', '') or '').strip()}{where}"
+        return f"{label}\n{(getattr(cls, 'help', '') or '').strip()}{where}"
 
     def focus_help(self) -> Here | None:
         """F1: the parameter (or section, or plugin) under the cursor, as ``?`` shows it."""
@@ -211,7 +212,9 @@ class ConfigScreen(Screen[None]):
         if not e.changed:
             self.notify(f"{e.key} is already the default ({e.shown_default})")
             return
-        self._apply(e.key, e.default)
+        problem = self.xapp.reset_to_default(e.key)
+        if problem:
+            self.notify(problem, severity="error", title=e.key)
 
     def action_sweep_axis(self) -> None:
         e = self.current_entry()
@@ -285,21 +288,21 @@ class ConfigScreen(Screen[None]):
 
     def action_remove_workload(self) -> None:
         data = self.current_data() or ""
-        name = ""
+        label = ""  # the instance: name, or name#1 for a second source of that name
         if data.startswith("group:workload:"):
-            name = data.split(":", 2)[2]
+            label = data.split(":", 2)[2]
         else:
             e = self.current_entry()
             if e is not None and e.section == "workload":
-                name = e.group
-        if not name or name not in {w["name"] for w in self.xapp.config.get("workload", [])}:
+                label = e.group
+        if not label or workload_index(self.xapp.config, label) is None:
             self.notify("select a workload source (in the config) to remove it", severity="warning")
             return
-        problem = self.xapp.remove_workload(name)
+        problem = self.xapp.remove_workload(label)
         if problem:
             self.notify(problem, severity="error")
         else:
-            self.notify(f"removed workload source {name}")
+            self.notify(f"removed workload source {label}")
 
     def section_order(self) -> list[str]:
         return [s for s, _ in SECTIONS]

@@ -59,7 +59,9 @@ class FileDialog(ModalScreen[str | None]):
     def on_mount(self) -> None:
         inp = self.query_one("#path", Input)
         inp.focus()
-        inp.action_end()
+        # The suggested name is selected (as the export dialog's is): typing a name replaces it
+        # instead of appending to it; an arrow key keeps it to edit.
+        inp.select_all()
 
     def _path(self) -> str:
         text = self.query_one("#path", Input).value.strip()

@@ -23,9 +23,12 @@ def matches(line: str, words: Sequence[str]) -> bool:
 class EventLog(Vertical):
     """A filter input over a :class:`Log` of the newest trace lines."""
 
+    # Input's own ``Input:focus`` (a pseudo-class: more specific than ``EventLog > Input``) draws
+    # its tall border on focus, which in one row leaves no room for the text: say none again there.
     DEFAULT_CSS = """
     EventLog { height: 1fr; }
     EventLog > Input { height: 1; border: none; padding: 0 1; background: $boost; }
+    EventLog > Input:focus { border: none; }
     EventLog > Log { height: 1fr; }
     """
 

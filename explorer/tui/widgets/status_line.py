@@ -17,6 +17,9 @@ ICON = {
     "idle": ("○ not started", "dim"),
 }
 
+ALERT = "NOT RESPONDING: x stops the simulation process"
+ALERT_SHORT = "NOT RESPONDING: x stops it"  # for a narrow terminal
+
 
 class StatusLine(Static):
     DEFAULT_CSS = """
@@ -28,22 +31,15 @@ class StatusLine(Static):
     def show(self, state: str, now_ns: int, end_ns: int, speed: float, step_ns: int, what: str,
              stalled: bool = False, note: str = "") -> None:  # type: ignore[override]
         width = max(20, self.size.width - 2)
-        label, style = ICON.get(state, (state, ""))
-        t = Text(label, style=style)
-        t.append(f"  t={fmt.sim_time(now_ns)}")
-        if end_ns:
-            t.append(f"/{fmt.ns(end_ns)}", style="dim")
-            frac = min(1.0, now_ns / end_ns)
-            n = 10
-            done = round(frac * n)
-            t.append(" " + "━" * done, style="green")
-            t.append("━" * (n - done), style="dim")
-        t.append(f"  speed {fmt.speed(speed)}")
-        t.append(f"  step {fmt.ns(step_ns)}", style="dim")
+        t = self._line(state, now_ns, end_ns, speed, step_ns, stalled, note, ALERT, bar=True, step=True)
         if stalled:
-            t.append("  NOT RESPONDING: x stops the simulation process", style="bold white on red")
-        elif note:
-            t.append(f"  {note}", style="bold yellow")
+            # The alert must show whole, its x hint above all (the line is cut at the edge): on a
+            # narrow terminal (80 columns) say it shorter, then leave out the step and the bar.
+            for alert, bar, step in ((ALERT_SHORT, True, True), (ALERT_SHORT, True, False),
+                                     (ALERT_SHORT, False, False)):
+                if t.cell_len <= width:
+                    break
+                t = self._line(state, now_ns, end_ns, speed, step_ns, stalled, note, alert, bar=bar, step=step)
         rest = width - t.cell_len - 2
         if rest > 8 and what:
             t.append("  " + what[:rest], style="dim")
@@ -51,3 +47,26 @@ class StatusLine(Static):
             return
         self._last = t
         self.update(t, layout=False)  # one line, always: no new layout
+
+    @staticmethod
+    def _line(state: str, now_ns: int, end_ns: int, speed: float, step_ns: int, stalled: bool, note: str,
+              alert: str, *, bar: bool, step: bool) -> Text:
+        label, style = ICON.get(state, (state, ""))
+        t = Text(label, style=style)
+        t.append(f"  t={fmt.sim_time(now_ns)}")
+        if end_ns:
+            t.append(f"/{fmt.ns(end_ns)}", style="dim")
+            if bar:
+                frac = min(1.0, now_ns / end_ns)
+                n = 10
+                done = round(frac * n)
+                t.append(" " + "━" * done, style="green")
+                t.append("━" * (n - done), style="dim")
+        t.append(f"  speed {fmt.speed(speed)}")
+        if step:
+            t.append(f"  step {fmt.ns(step_ns)}", style="dim")
+        if stalled:
+            t.append(f"  {alert}", style="bold white on red")
+        elif note:
+            t.append(f"  {note}", style="bold yellow")
+        return t
