@@ -165,6 +165,18 @@ def test_grid_values_are_read_like_set(registry: Registry) -> None:
     assert [p.params["workload.vmalloc-huge.rate"] for p in plan.points] == [1000.0, 1000.0]
 
 
+def test_a_second_source_of_one_name_is_swept_by_its_label(registry: Registry) -> None:
+    base = base_config(registry)
+    base["workload"] = [*base["workload"], {**base["workload"][0], "rate": 7.0}]  # vmalloc-huge twice
+    assert base["workload"][0]["name"] == base["workload"][-1]["name"] == "vmalloc-huge"
+    last = len(base["workload"]) - 1
+    plan = plan_sweep(base, registry, [("range", "workload.vmalloc-huge#1.rate=10/s:30/s:3")])
+    assert [p.params["workload.vmalloc-huge#1.rate"] for p in plan.points] == [10.0, 20.0, 30.0]
+    for p in plan.points:  # only the second instance moves
+        assert p.config["workload"][last]["rate"] == p.params["workload.vmalloc-huge#1.rate"]
+        assert p.config["workload"][0]["rate"] == base["workload"][0]["rate"]
+
+
 def test_sample_is_a_fixed_random_subset_in_order(registry: Registry) -> None:
     base = base_config(registry, "strategy.name=batched")
     axes = [("grid", "strategy.params.batch=1,2,4,8,16"), ("grid", "iommu.sva_mms=1,2,4,8")]

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from explorer.api import Param, ParamError
-from explorer.config import ConfigError, apply_overrides, parse_override_value
+from explorer.config import ConfigError, apply_overrides, parse_override_value, workload_labels
 from explorer.core_params import IOMMU_PARAMS, KERNEL_PARAMS, RUN_PARAMS
 
 if TYPE_CHECKING:
@@ -226,9 +226,10 @@ def _workload_index(config: Mapping[str, Any], key: str) -> tuple[int, str] | No
         return int(m.group(1)), m.group(2)
     m = _WL_NAME_RE.match(key)
     if m:
-        for i, w in enumerate(config.get("workload", [])):
-            if w.get("name") == m.group(1):
-                return i, m.group(2)
+        # by label, as overrides address them: the second source of one name is NAME#1
+        labels = workload_labels(config.get("workload", []))
+        if m.group(1) in labels:
+            return labels.index(m.group(1)), m.group(2)
     return None
 
 
