@@ -137,3 +137,18 @@ async def test_sweep_stops_and_seeds_and_results_file(registry, tmp_path):
             assert not state.running
     finally:
         app.shutdown_sessions()
+
+
+async def test_the_results_file_dialog_offers_csv_files(registry, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old-sweep.csv").write_text("point,point_id,status\n")
+    (tmp_path / "my.toml").write_text("")
+    app = make_app(registry, make_config(registry, *SHORT), start="sweep")
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("o")
+            await wait_until(pilot, lambda: app.screen.query("#files"), what="the file dialog's list")
+            listed = [str(o.id) for o in app.screen.query_one("#files").options]
+            assert listed == ["old-sweep.csv"] and "CSV files in" in screen_text(app)
+    finally:
+        app.shutdown_sessions()

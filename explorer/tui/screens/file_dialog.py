@@ -20,9 +20,10 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 
-def toml_files(folder: Path, limit: int = 50) -> list[str]:
+def files_with_suffix(folder: Path, limit: int = 50, suffix: str = ".toml") -> list[str]:
+    """The names of the files in ``folder`` that end in ``suffix`` (what the dialog offers)."""
     try:
-        return sorted(str(p.name) for p in folder.iterdir() if p.suffix == ".toml" and p.is_file())[:limit]
+        return sorted(str(p.name) for p in folder.iterdir() if p.suffix == suffix and p.is_file())[:limit]
     except OSError:
         return []
 
@@ -31,7 +32,7 @@ class FileDialog(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, initial: str, button: str, submit: Callable[[str, bool], str | None], *,
-                 minimal: bool | None = None, folder: Path | None = None) -> None:
+                 minimal: bool | None = None, folder: Path | None = None, suffix: str = ".toml") -> None:
         super().__init__()
         self.title_text = title
         self.initial = initial
@@ -39,18 +40,19 @@ class FileDialog(ModalScreen[str | None]):
         self.submit = submit
         self.minimal = minimal
         self.folder = folder or Path.cwd()
+        self.suffix = suffix
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Input(self.initial, placeholder="path/to/config.toml", id="path")
+            yield Input(self.initial, placeholder=f"path/to/file{self.suffix}", id="path")
             if self.minimal is not None:
                 yield Checkbox("minimal: only values that differ from the defaults", self.minimal, id="minimal")
             with VerticalScroll(id="problems"):
                 yield Static("", id="problem")
-            files = toml_files(self.folder)
+            files = files_with_suffix(self.folder, suffix=self.suffix)
             if files:
-                yield Label(f"TOML files in {self.folder}:", classes="dialog-hint")
+                yield Label(f"{self.suffix[1:].upper()} files in {self.folder}:", classes="dialog-hint")
                 yield OptionList(*[Option(f, id=f) for f in files], id="files")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.button, variant="primary", id="ok")

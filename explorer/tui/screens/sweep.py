@@ -433,7 +433,7 @@ class SweepScreen(Screen[None]):
             return None
 
         self.app.push_screen(FileDialog("Write the results to (CSV; the JSON Lines file goes beside it)",
-                                        st.out or "sweep.csv", "Use", choose, folder=Path.cwd()),
+                                        st.out or "sweep.csv", "Use", choose, folder=Path.cwd(), suffix=".csv"),
                              lambda p: self.refresh_all() if p else None)
 
     def focus_help(self) -> Here | None:
