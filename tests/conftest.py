@@ -35,25 +35,34 @@ def make_config(registry: Registry, *overrides: str, scenario: str | None = None
     return apply_overrides(default_config(registry, scenario=scenario), list(overrides), registry)
 
 
-def raising_strategy_source(name: str, cls: str = "Boom") -> str:
-    """The text of a plugin file whose strategy ``name`` raises on the first kernel table.
+def strategy_source(name: str, cls: str, body: str, *, help: str = "", imports: str = "",
+                    method: str = "pagetable_free_kernel(self, k, pt)") -> str:
+    """The text of a plugin file with one strategy ``name`` whose ``method`` runs ``body``.
 
     Tests write it into a temporary folder, to load it the way a user's ``--plugins-dir`` is.
     """
+    indented = "\n".join("        " + line for line in body.strip().splitlines())
     return f'''
+{imports}
 from explorer.api import FreeStrategy, hookimpl
 
 
 class {cls}(FreeStrategy):
     name = "{name}"
     version = "1.0"
-    help = "Raises on the first kernel table."
+    help = "{help}"
 
-    def pagetable_free_kernel(self, k, pt):
-        raise RuntimeError("boom on purpose")
+    def {method}:
+{indented}
 
 
 @hookimpl
 def register_strategies(register):
     register({cls})
 '''
+
+
+def raising_strategy_source(name: str, cls: str = "Boom") -> str:
+    """A plugin file whose strategy ``name`` raises on the first kernel table."""
+    return strategy_source(name, cls, 'raise RuntimeError("boom on purpose")',
+                           help="Raises on the first kernel table.")

@@ -23,7 +23,7 @@ from explorer import __version__
 from explorer import config as C
 from explorer.cli import _Progress, main
 from explorer.plugins import Registry
-from tests.conftest import make_config, raising_strategy_source
+from tests.conftest import make_config, raising_strategy_source, strategy_source
 
 SHORT = ["--duration", "10ms"]
 
@@ -249,24 +249,8 @@ def test_a_failed_run_keeps_its_trace_and_a_bad_trace_path_is_a_user_error(capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boom.py", "boom.trace"]  # no temporary file left
 
 
-CHATTY_STRATEGY = '''
-from explorer.api import FreeStrategy, hookimpl
-
-
-class Chatty(FreeStrategy):
-    name = "chatty"
-    version = "1.0"
-    help = "Prints, then frees at once."
-
-    def pagetable_free_kernel(self, k, pt):
-        print("freeing", pt)
-        k.free_now(pt)
-
-
-@hookimpl
-def register_strategies(register):
-    register(Chatty)
-'''
+CHATTY_STRATEGY = strategy_source("chatty", "Chatty", 'print("freeing", pt)\nk.free_now(pt)',
+                                  help="Prints, then frees at once.")
 
 
 def test_a_plugin_that_prints_does_not_spoil_the_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

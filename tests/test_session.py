@@ -12,30 +12,12 @@ import pytest
 from explorer.plugins import load_registry
 from explorer.session import Session, flatten_metrics, metrics_csv, metrics_json, run_to_end
 from explorer.sim.build import build_simulation
-from tests.conftest import make_config
+from tests.conftest import make_config, strategy_source
 
 SHORT = ("run.duration=5ms", "run.drain=5ms")
 
-HANG = textwrap.dedent(
-    '''
-    from explorer.api import FreeStrategy, hookimpl
-
-
-    class Hangs(FreeStrategy):
-        name = "test-hangs"
-        version = "0.1"
-        help = "Spins forever on the first table (a plugin that hangs)."
-
-        def pagetable_free_kernel(self, k, pt):
-            while True:
-                pass
-
-
-    @hookimpl
-    def register_strategies(register):
-        register(Hangs)
-    '''
-)
+HANG = strategy_source("test-hangs", "Hangs", "while True:\n    pass",
+                       help="Spins forever on the first table (a plugin that hangs).")
 
 SETUP_RAISES = textwrap.dedent(
     '''

@@ -38,51 +38,18 @@ from explorer.sweep import (
 from explorer.sweep.points import param_for_key
 from explorer.sweep.results import ResultsFiles, jsonl_path, read_csv, read_jsonl
 from explorer.sweep.summary import best, stat, t975
-from tests.conftest import raising_strategy_source
+from tests.conftest import raising_strategy_source, strategy_source
 
 SHORT = ["run.duration=5ms"]
 
 RAISING = raising_strategy_source("sweep-boom", "SweepBoom")
 
-DYING = '''
-import os
-import signal
+DYING = strategy_source("sweep-dies", "SweepDies", "os.kill(os.getpid(), signal.SIGKILL)",
+                        help="Kills the process it runs in on the first kernel table.",
+                        imports="import os\nimport signal")
 
-from explorer.api import FreeStrategy, hookimpl
-
-
-class SweepDies(FreeStrategy):
-    name = "sweep-dies"
-    version = "1.0"
-    help = "Kills the process it runs in on the first kernel table."
-
-    def pagetable_free_kernel(self, k, pt):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-@hookimpl
-def register_strategies(register):
-    register(SweepDies)
-'''
-
-HANGING = '''
-from explorer.api import FreeStrategy, hookimpl
-
-
-class SweepHangs(FreeStrategy):
-    name = "sweep-hangs"
-    version = "1.0"
-    help = "Loops forever on the first kernel table."
-
-    def pagetable_free_kernel(self, k, pt):
-        while True:
-            pass
-
-
-@hookimpl
-def register_strategies(register):
-    register(SweepHangs)
-'''
+HANGING = strategy_source("sweep-hangs", "SweepHangs", "while True:\n    pass",
+                          help="Loops forever on the first kernel table.")
 
 
 def base_config(registry: Registry, *overrides: str) -> dict[str, Any]:
