@@ -539,7 +539,10 @@ def format_run_table(
         for c in scenario.get("checks", []):
             mark = "ok  " if c["ok"] else ("??  " if c["ok"] is None else _red("FAIL", color))
             value = c["value"]
-            got = (", ".join(value) or "none") if isinstance(value, list) else _num(value)
+            if isinstance(value, list):  # the sources other than the expected one
+                got = ("also " + ", ".join(value)) if value else "no other source"
+            else:
+                got = _num(value)
             out.append(f"  {mark} {c['metric']} {c['expect']} (got {got})")
     return "\n".join(out) + "\n"
 
@@ -615,6 +618,8 @@ def format_compare_table(columns: Sequence[Mapping[str, Any]], color: bool) -> s
 def cmd_run(args: argparse.Namespace) -> int:
     from explorer.config import to_toml_dict
 
+    if args.trace and args.output and os.path.realpath(args.trace) == os.path.realpath(args.output):
+        raise UserError(f"--trace and --output are the same file ({args.output}): one would replace the other")
     registry = _load_registry(args)
     config, scen = _effective_config(args, registry, args.config, args.scenario)
     progress = _Progress("running")

@@ -119,6 +119,12 @@ def test_run_scenario_json_reports_its_expectations(capsys: pytest.CaptureFixtur
         for part in c["metric"].split("."):
             node = node[part]
         assert c["value"] == (node["total"] if isinstance(node, dict) else node)
+    # a scenario that names the one source its violations come from: the table says what else came
+    rc, out, _ = run_main(capsys, "run", "--scenario", "cpa-unmarked-2026", "--duration", "20ms")
+    assert rc == 0 and "ok   violations.by_source only cpa-collapse (got no other source)" in out
+    rc, out, _ = run_main(capsys, "run", "--scenario", "cpa-unmarked-2026", "--duration", "20ms",
+                          "--set", "strategy.name=sync-unsafe")
+    assert "violations.by_source only cpa-collapse (got also vmalloc-huge" in out and "FAIL" in out
 
 
 def test_run_from_a_file_with_overrides_and_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -146,6 +152,7 @@ def test_run_from_a_file_with_overrides_and_output(capsys: pytest.CaptureFixture
         (["run", "--duration", "5 parsecs"], "run.duration: expected a duration"),
         (["run", "--output", "/nonexistent-dir/x.json", "--duration", "1ms"], "cannot write /nonexistent-dir/x.json"),
         (["compare"], "nothing to compare"),
+        (["run", "--duration", "1ms", "--trace", "x.out", "-o", "./x.out"], "--trace and --output are the same file"),
         (["--plugins-dir", "no-such-dir", "run"], "--plugins-dir no-such-dir: no such directory"),
         (["plugins", "--plugins-dir", "no-such-dir"], "--plugins-dir no-such-dir: no such directory"),
         (["compare", "--strategy", "deferred", "--duration", "1ms"], "nothing to compare: only 'deferred'"),
