@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from explorer import __version__
+from explorer.documents import dig, dumps_json, scenario_doc
 
 if TYPE_CHECKING:
-    from explorer.api import Param, Scenario
+    from explorer.api import Param
     from explorer.config import Problem
     from explorer.plugins import Registry
 
@@ -241,9 +242,6 @@ def _write_output(text: str, output: str | None) -> None:
         sys.stdout.flush()
 
 
-def _dumps_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
 
 class _Progress:
     """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
@@ -315,49 +313,6 @@ def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[
     if failure is not None:
         raise failure
     return metrics
-
-
-def _dig(metrics: Mapping[str, Any], path: str) -> Any:
-    node: Any = metrics
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    if isinstance(node, Mapping) and "total" in node:
-        return node["total"]
-    return node
-
-
-def check_expectations(scenario: Scenario, metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Check a scenario's ``expect`` (metric path -> zero/nonzero) and ``only_source`` against metrics."""
-    checks: list[dict[str, Any]] = []
-    for path, want in scenario.expect.items():
-        value = _dig(metrics, path)
-        ok = None
-        if isinstance(value, (int, float)):
-            ok = value == 0 if want == "zero" else value > 0 if want == "nonzero" else None
-        checks.append({"metric": path, "expect": want, "value": value, "ok": ok})
-    if scenario.only_source:
-        others = sorted({
-            src
-            for v in (metrics.get("violations") or {}).values()
-            if isinstance(v, Mapping)
-            for src, n in (v.get("by_source") or {}).items()
-            if n and src != scenario.only_source
-        })
-        checks.append({"metric": "violations.by_source", "expect": f"only {scenario.only_source}",
-                       "value": others, "ok": not others})
-    return checks
-
-
-def _scenario_doc(registry: Registry, name: str | None, metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if name is None or name not in registry.scenarios:
-        return None
-    sc = registry.scenarios[name]
-    doc: dict[str, Any] = {"name": sc.name, "description": sc.description, "expected": sc.expected}
-    if metrics is not None and (sc.expect or sc.only_source):
-        doc["checks"] = check_expectations(sc, metrics)
-    return doc
 
 
 # --------------------------------------------------------------------------- text formatting
@@ -587,7 +542,7 @@ def _row_value(metrics: Mapping[str, Any], path: str) -> Any:
     if path == "@flushes_per_table":
         f, k = metrics.get("flushes"), metrics.get("kernel_tables_freed")
         return f / k if isinstance(f, (int, float)) and isinstance(k, (int, float)) and k else None
-    return _dig(metrics, path)
+    return dig(metrics, path)
 
 
 def format_compare_table(columns: Sequence[Mapping[str, Any]], color: bool) -> str:
@@ -627,12 +582,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics = _simulate(config, registry, progress, trace=args.trace)
     finally:
         progress.close()
-    scenario = _scenario_doc(registry, scen, metrics)
+    scenario = scenario_doc(registry, scen, metrics)
     if args.format == "json":
         doc: dict[str, Any] = {"config": to_toml_dict(config, registry), "metrics": metrics}
         if scenario is not None:
             doc["scenario"] = scenario
-        _write_output(_dumps_json(doc), args.output)
+        _write_output(dumps_json(doc), args.output)
     else:
         _write_output(format_run_table(config, metrics, scenario, _use_color(args.output), registry), args.output)
     return EXIT_OK
@@ -705,12 +660,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             progress.close()
         columns.append({"label": label, "config": to_toml_dict(cfg, registry), "metrics": metrics})
 
-    scenario = _scenario_doc(registry, scen, None)
+    scenario = scenario_doc(registry, scen, None)
     if args.format == "json":
         doc: dict[str, Any] = {"axis": axis, "columns": columns}
         if scenario is not None:
             doc["scenario"] = scenario
-        _write_output(_dumps_json(doc), args.output)
+        _write_output(dumps_json(doc), args.output)
         return EXIT_OK
     color = _use_color(args.output)
     head = []
@@ -765,7 +720,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             d["registered"] = [registered(k, n) for k, n in info.registers]
             plugins.append(d)
         failed = [{**info.as_dict(), "traceback": info.traceback} for info in registry.failures]
-        _write_output(_dumps_json({"plugins": plugins, "failed": failed}), None)
+        _write_output(dumps_json({"plugins": plugins, "failed": failed}), None)
         return EXIT_OK
 
     out: list[str] = []
@@ -821,7 +776,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
             }
             for _, sc in sorted(registry.scenarios.items())
         ]
-        _write_output(_dumps_json(docs), None)
+        _write_output(dumps_json(docs), None)
         return EXIT_OK
     out: list[str] = []
     if not registry.scenarios:

@@ -26,11 +26,11 @@ from explorer.cli import (
     UserError,
     _add_config_source,
     _align,
-    _dumps_json,
     _effective_config,
     _load_registry,
     _write_output,
 )
+from explorer.documents import dumps_json
 
 if TYPE_CHECKING:
     from explorer.sweep import SweepPlan
@@ -354,7 +354,7 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
     if args.json:
         doc = summary_json(rows, shown, maximize)
         doc["results"] = args.out
-        _write_output(_dumps_json(doc), None)
+        _write_output(dumps_json(doc), None)
         return
     out = list(header)
     table_metrics = chosen or [m for m in TABLE_METRICS if m in available]

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from explorer.plugins import load_registry
-from explorer.session import Session, flatten_metrics, metrics_csv, metrics_json, run_to_end
+from explorer.session import (
+    Session,
+    compare_document,
+    dumps_json,
+    flatten_metrics,
+    metrics_csv,
+    metrics_json,
+    run_document,
+    run_to_end,
+)
 from explorer.sim.build import build_simulation
 from tests.conftest import make_config, strategy_source
 
@@ -209,6 +218,28 @@ def test_export_helpers(registry):
     assert csv_text.startswith("metric,value\n") and f"flushes,{metrics['flushes']}\n" in csv_text
     doc = json.loads(metrics_json(metrics, {"schema": 1}))
     assert doc["metrics"]["flushes"] == metrics["flushes"] and doc["config"] == {"schema": 1}
+
+
+def test_run_and_compare_documents_are_the_clis(registry):
+    """The documents the TUI exports: the config in its TOML form, keys sorted, the scenario's checks."""
+    from explorer.config import to_toml_dict
+
+    config = make_config(registry, *SHORT, scenario="before-fix")
+    metrics = build_simulation(config, registry).run()
+    doc = run_document(config, metrics, registry, "before-fix")
+    assert doc["config"] == to_toml_dict(config, registry) and doc["config"]["run"]["duration"] == "5ms"
+    assert doc["metrics"] == metrics and doc["scenario"]["name"] == "before-fix" and doc["scenario"]["checks"]
+    assert "scenario" not in run_document(config, metrics, registry)
+    text = dumps_json(doc)
+    assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert list(json.loads(text)) == ["config", "metrics", "scenario"]
+
+    cmp = compare_document("strategy", [("sync", config, metrics), ("batched", config, None)], registry,
+                           errors=[None, {"kind": "strategy", "error": "KeyError: 1"}])
+    assert cmp["axis"] == "strategy" and [c["label"] for c in cmp["columns"]] == ["sync", "batched"]
+    assert cmp["columns"][0] == {"label": "sync", "config": doc["config"], "metrics": metrics}
+    assert cmp["columns"][1]["metrics"] is None and cmp["columns"][1]["error"]["error"] == "KeyError: 1"
+    assert "scenario" not in cmp
 
 
 def test_session_config_is_plain_data(registry):

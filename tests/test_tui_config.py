@@ -171,10 +171,32 @@ async def test_workload_sources_can_be_removed_and_added(app):
         assert "hot-remove" not in [w["name"] for w in app.config["workload"]]
         await pilot.press("plus")
         assert isinstance(app.screen, ChoiceModal)
-        assert [v for v, _, _ in app.screen.options] == ["hot-remove"]
+        # the source not in the config first, then the others (each would be a second instance)
+        assert [name for _, name, _ in app.screen.options] == [
+            "hot-remove", "cpa-collapse#1", "user-teardown#1", "vmalloc-huge#1"]
         await pilot.press("enter")
         await pilot.pause()
         assert app.config["workload"][-1]["name"] == "hot-remove"
+
+
+async def test_plus_adds_a_second_instance_of_a_source_already_there(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        before = [w["name"] for w in app.config["workload"]]
+        assert before.count("vmalloc-huge") == 1
+        await pilot.press("plus")
+        assert isinstance(app.screen, ChoiceModal)
+        values = [v for v, _, _ in app.screen.options]
+        assert "vmalloc-huge" in values  # already in the config, offered again
+        app.screen.query_one("#choices").highlighted = values.index("vmalloc-huge")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.config["workload"]) == len(before) + 1, what="the new instance")
+        assert [w["name"] for w in app.config["workload"]] == [*before, "vmalloc-huge"]
+        # it is vmalloc-huge#1, with keys of its own, and the cursor is on it
+        tree = app.screen.query_one(ConfigTree)
+        await wait_until(pilot, lambda: cursor_key(app) == "group:workload:vmalloc-huge#1", what="the cursor")
+        assert "workload.vmalloc-huge#1.rate" in tree.entries
+        assert app.apply_edit("workload.vmalloc-huge#1.rate", "10/s") is None
+        assert app.config["workload"][-1]["rate"] == 10.0 and app.config["workload"][0]["rate"] == 5000.0
 
 
 #: A config with the same workload source twice (docs/config.md): the second is ``vmalloc-huge#1``.

@@ -143,3 +143,80 @@ async def test_save_as_selects_the_suggested_name_so_typing_replaces_it(app, tmp
         await pilot.press("enter")
         await wait_until(pilot, lambda: not isinstance(app.screen, FileDialog), what="the dialog to close")
         assert (tmp_path / "dupw-out.toml").exists() and app.path == (tmp_path / "dupw-out.toml").resolve()
+
+
+async def export_json(pilot, path) -> str:
+    """On the Run screen: e, the file name, enter; the exported text."""
+    from explorer.tui.screens.export_dialog import ExportDialog
+
+    await pilot.press("e")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ExportDialog), what="the export dialog")
+    await pilot.press("ctrl+u")
+    await paste(pilot, str(path))
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: not isinstance(pilot.app.screen, ExportDialog), what="the dialog to close")
+    return path.read_text()
+
+
+async def test_the_run_export_is_the_document_the_cli_prints(app, tmp_path, capsys):
+    """e on the Run screen writes what `run --format json` prints for the same config: the config in
+    its TOML form ("5ms"), the metrics, keys sorted."""
+    path = tmp_path / "mine.toml"
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.apply_edit("strategy.name", "batched") is None
+        assert app.apply_edit("workload.vmalloc-huge.rate", "50000/s") is None
+        await pilot.press("ctrl+s")
+        await save_as(pilot, path)
+        await pilot.press("2")
+        await wait_for_drawn(pilot, app, ("paused",))
+        await run_to_end(pilot, app)
+        exported = await export_json(pilot, tmp_path / "tui.json")
+    assert cli.main(["run", str(path), "--format", "json"]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads(exported)
+    assert doc["config"]["run"]["duration"] == "5ms" and doc["config"]["workload"][0]["rate"] == "50000/s"
+    assert doc == json.loads(printed) and "scenario" not in doc
+    assert exported == printed  # the same text: sorted keys, indent 2
+
+
+async def test_the_run_export_of_a_scenario_has_the_scenario_and_its_checks(app, tmp_path, capsys):
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.load_scenario("before-fix")
+        for edit in SHORT:
+            assert app.apply_edit(*edit.split("=", 1)) is None
+        await pilot.press("2")
+        await wait_for_drawn(pilot, app, ("paused",))
+        await run_to_end(pilot, app)
+        exported = await export_json(pilot, tmp_path / "scenario.json")
+    assert cli.main(["run", "--scenario", "before-fix", *[a for s in SHORT for a in ("--set", s)],
+                     "--format", "json"]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads(exported)
+    assert doc["scenario"]["name"] == "before-fix" and doc["scenario"]["checks"]
+    assert doc == json.loads(printed)
+
+
+async def test_the_compare_export_is_the_document_the_cli_prints(app, tmp_path, capsys):
+    """e on the Compare screen writes what `compare --strategy ... --format json` prints: the axis,
+    one column (label, TOML-form config, metrics) per strategy, the scenario."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.load_scenario("linux-6.19")
+        for edit in SHORT:
+            assert app.apply_edit(*edit.split("=", 1)) is None
+        await pilot.press("3")
+        await wait_until(pilot, lambda: len(app.compare_sessions) == 3
+                         and all(s.state == "paused" for s in app.compare_sessions), what="three variants")
+        await pilot.press("space")
+        await wait_until(pilot, lambda: all(s.state == "finished" for s in app.compare_sessions),
+                         what="every variant to finish")
+        exported = await export_json(pilot, tmp_path / "cmp.json")
+    names = app.compare_names
+    assert names == ["sync", "deferred", "batched"]
+    assert cli.main(["compare", "--scenario", "linux-6.19", *[a for s in SHORT for a in ("--set", s)],
+                     *[a for n in names for a in ("--strategy", n)], "--format", "json"]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads(exported)
+    assert doc["axis"] == "strategy" and [c["label"] for c in doc["columns"]] == names
+    assert doc["columns"][0]["config"]["run"]["duration"] == "5ms"
+    assert doc == json.loads(printed)
+    assert exported == printed

@@ -69,7 +69,12 @@ def test_keymap_file_is_normalized_and_checked(tmp_path):
     assert "reset: not a key: 'ctrl+zz'" in not_a_key
 
     clash = load_keymap(_keymap(tmp_path, '[keymap]\nstep = "r"\n'))
-    assert clash.keymap == {} and clash.problems == ["key 'r' is bound to both step and reset on the Run screen"]
+    assert clash.keymap == {} and clash.problems == [
+        f"{tmp_path / 'keymap.toml'}:2: key 'r' is bound to both step and reset on the Run screen"]
+    # the line is the remapped entry's, wherever it is in the file
+    later = load_keymap(_keymap(tmp_path, '[keymap]\ntoggle = "p"\n\nreset = "s"\n'))
+    assert later.problems == [f"{tmp_path / 'keymap.toml'}:4: key 's' is bound to both step and reset "
+                              "on the Run screen"]
     # swapping two keys is no clash
     assert load_keymap(_keymap(tmp_path, '[keymap]\nstep = "r"\nreset = "s"\n')).problems == []
 
@@ -173,5 +178,22 @@ async def test_the_keymap_reloads_from_the_palette(registry, tmp_path):
             path.write_text("[keymap]\n")
             await _reload_from_the_palette(pilot)
             assert app.keymap == {} and "space" in app.screen.active_bindings and "o" not in app.screen.active_bindings
+    finally:
+        app.shutdown_sessions()
+
+
+async def test_help_remapped_to_f2_names_no_other_key(registry, tmp_path):
+    """The help action's text names no key: remapped to f2, nothing says F1."""
+    app = make_app(registry, make_config(registry, *SHORT), keymap_path=_keymap(tmp_path, '[keymap]\nhelp = "f2"\n'))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            assert _errors(app) == []
+            commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
+            assert commands["Help"].endswith("(key: f2)") and "F1" not in commands["Help"]
+            await pilot.press("f2")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+            text = screen_text(app)
+            assert re.search(r"\bf2\s+Help", text) and "F1" not in text
     finally:
         app.shutdown_sessions()

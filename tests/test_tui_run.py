@@ -297,3 +297,31 @@ async def test_at_80_columns_the_stall_warning_shows_its_x_hint(tmp_path):
             assert app.session.state == "stopped"
     finally:
         app.shutdown_sessions()
+
+
+async def test_f1_on_a_failed_run_describes_the_error_panel(tmp_path):
+    """The error panel takes the place of the tabs, so F1's "Here:" is about it (with the keys in
+    effect, a remapped one included), not about the Queues tab behind it."""
+    from explorer.tui.screens.help import HelpScreen
+    from tests.conftest import raising_strategy_source
+
+    (tmp_path / "boom.py").write_text(raising_strategy_source("my-boom"))
+    keymap = tmp_path / "keymap.toml"
+    keymap.write_text('[keymap]\ncopy_trace = "k"\n')
+    reg = load_registry([tmp_path], entry_points=False)
+    app = make_app(reg, make_config(reg, *SHORT, "strategy.name=my-boom"), plugins_dirs=[tmp_path],
+                   keymap_path=keymap)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            await run_to_end(pilot, app)
+            assert app.session.state == "failed" and app.screen.has_class("-failed")
+            await pilot.press("f1")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+            assert str(app.screen.query_one("#help-here-title").render()) == "Here: the error panel"
+            text = str(app.screen.query_one("#help-here").render())
+            assert "the plugin that raised it" in text and "the traceback" in text
+            assert "k copies the traceback" in text and "r resets the run" in text and "x stops" in text
+            assert "Queues tab" not in text
+    finally:
+        app.shutdown_sessions()

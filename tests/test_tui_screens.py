@@ -50,7 +50,7 @@ async def test_compare_runs_strategies_side_by_side_and_marks_the_best(registry)
             flushes = [s.latest.data["flushes"] for s in app.compare_sessions]
             assert flushes[2] < flushes[1] < flushes[0]  # batched < deferred < sync
             await pilot.press("y")
-            assert '"variants"' in app.clipboard and '"batched"' in app.clipboard
+            assert '"columns"' in app.clipboard and '"label": "batched"' in app.clipboard
     finally:
         app.shutdown_sessions()
 
@@ -75,6 +75,27 @@ async def test_choosing_what_to_compare(registry):
             assert "pick 2 to 4" in screen_text(app)
             await pilot.press("escape")
             assert isinstance(app.screen, CompareScreen)
+    finally:
+        app.shutdown_sessions()
+
+
+async def test_in_the_chooser_space_ticks_and_enter_compares(registry):
+    app = make_app(registry, make_config(registry, *SHORT), start="compare")
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: len(app.compare_sessions) == 3)
+            await pilot.press("c")
+            assert isinstance(app.screen, CompareSetup)
+            sl = app.screen.query_one(SelectionList)
+            assert app.screen.focused is sl
+            assert "space ticks" in screen_text(app) and "enter compares" in screen_text(app)
+            names = [str(sl.get_option_at_index(i).value) for i in range(sl.option_count)]
+            assert names[0] == "batched" and sl.highlighted == 0  # space acts on the first at once
+            await pilot.press("space")  # unticks batched
+            await wait_until(pilot, lambda: "batched" not in sl.selected, what="batched unticked")
+            await pilot.press("enter")  # confirms: it does not tick batched again
+            await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen), what="the chooser to close")
+            assert app.compare_names == ["deferred", "sync"] and len(app.compare_sessions) == 2
     finally:
         app.shutdown_sessions()
 
@@ -232,3 +253,37 @@ def test_docs_list_every_key_and_show_every_screen():
                 "help-run", "palette"):
         assert f"img/{img}.svg" in doc
         assert (TESTS.parent / "docs" / "img" / f"{img}.svg").exists()
+
+
+def test_the_file_label_is_shortened_to_fit():
+    from explorer.tui.widgets.topbar import fit_file
+
+    label = "scenario linux-6.19 (not saved)"
+    assert fit_file(label, True, "show-all", None) == ("● modified", label, "show-all")  # not laid out yet
+    assert fit_file(label, False, "", 40) == ("", label, "")
+    assert fit_file(label, False, "", 29) == ("", "linux-6.19 (not saved)", "")
+    assert fit_file(label, True, "", 29) == ("●", "linux-6.19 (not saved)", "")
+    assert fit_file(label, True, "show-all", 29) == ("●", "linux-6.19 *", "show-all")
+    mark, path, extra = fit_file("configs/experiments/2026/batched-large.toml", True, "show-all", 29)
+    assert (mark, extra) == ("●", "") and path.startswith("…") and path.endswith("batched-large.toml")
+    assert len(mark) + 1 + len(path) == 29
+
+
+async def test_at_80_columns_the_top_bar_shows_the_whole_file_label(registry):
+    app = make_app(registry, start="config")  # no file: the default scenario, not saved
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert app.file_label() == "scenario linux-6.19 (not saved)"
+            for key in ("1", "2", "4", "5"):
+                await pilot.press(key)
+                await pilot.pause()
+                top = screen_text(app).split("\n")[0].rstrip()
+                assert top.endswith("linux-6.19 (not saved)"), top
+            assert app.apply_edit("kernel.cpus", "4") is None
+            await pilot.press("1", "a")  # modified, and show-all on
+            await wait_until(pilot, lambda: app.show_all, what="show-all")
+            await pilot.pause()
+            top = screen_text(app).split("\n")[0].rstrip()
+            assert top.endswith("● linux-6.19 * show-all") and len(top) <= 80, top
+    finally:
+        app.shutdown_sessions()

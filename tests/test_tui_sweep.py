@@ -152,3 +152,82 @@ async def test_the_results_file_dialog_offers_csv_files(registry, tmp_path, monk
             assert listed == ["old-sweep.csv"] and "CSV files in" in screen_text(app)
     finally:
         app.shutdown_sessions()
+
+
+async def test_the_results_cursor_stays_put_when_the_screen_comes_back(registry):
+    """The cursor's row and column survive F1, a dialog and a trip to another screen (each redraws the
+    table), so enter opens the point under it and s sorts its column."""
+    from explorer.tui.screens.help import HelpScreen
+
+    app = make_app(registry, make_config(registry, *SHORT, "strategy.name=batched"), start="sweep")
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.sweep_state.set_axis("strategy.params.batch", "8,16,64")
+            screen = app.screen
+            assert isinstance(screen, SweepScreen)
+            await pilot.press("space")
+            state = app.sweep_state
+            await wait_until(pilot, lambda: not state.running and len(state.results) == 3 and screen.shown == 3,
+                             timeout=60, what="the sweep to finish and be drawn")
+            table = screen.query_one("#sweep-results", DataTable)
+            table.focus()
+            cols = [str(k.value) for k in table.columns]
+            table.move_cursor(row=2, column=cols.index("flushes"), animate=False)
+            await pilot.pause()
+            want = table.coordinate_to_cell_key(table.cursor_coordinate)
+
+            def still_there() -> bool:
+                return (app.screen is screen and screen.focused is table
+                        and table.coordinate_to_cell_key(table.cursor_coordinate) == want)
+
+            await pilot.press("f1")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+            await pilot.press("escape")
+            await wait_until(pilot, still_there, what="the cursor back on row 2, flushes")
+            await pilot.press("a")  # a dialog, dismissed
+            await wait_until(pilot, lambda: app.screen is not screen, what="the dialog")
+            await pilot.press("escape")
+            await wait_until(pilot, still_there, what="the cursor kept after the dialog")
+            await pilot.press("1")
+            await wait_until(pilot, lambda: app.screen is not screen, what="the Config screen")
+            await pilot.press("5")
+            await wait_until(pilot, still_there, what="the cursor kept after switching screens")
+            assert table.cursor_coordinate == (2, cols.index("flushes"))
+
+            await pilot.press("s")  # sorts the column under the cursor; the cursor stays on its point
+            assert screen.sort_key == "flushes"
+            assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key == want.row_key
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), what="the Run screen")
+            assert state.plan is not None
+            assert app.config == state.plan.points[int(str(want.row_key.value))].config
+    finally:
+        app.shutdown_sessions()
+
+
+async def test_the_results_file_dialog_lists_the_chosen_files_folder(registry, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here.csv").write_text("point,point_id,status\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (elsewhere / name).write_text("point,point_id,status\n")
+    app = make_app(registry, make_config(registry, *SHORT), start="sweep")
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            app.sweep_state.out = str(elsewhere / "a.csv")
+            await pilot.press("o")
+            await wait_until(pilot, lambda: app.screen.query("#files"), what="the file dialog's list")
+            files = app.screen.query_one("#files")
+            assert [str(o.id) for o in files.options] == ["a.csv", "b.csv"]
+            hints = [str(h.render()) for h in app.screen.query(".dialog-hint")]
+            assert f"CSV files in {elsewhere}:" in hints
+            # picking one from the list means that folder's file
+            files.focus()
+            files.highlighted = 1
+            await pilot.press("enter")  # to the input
+            await pilot.press("enter")  # use it
+            await wait_until(pilot, lambda: isinstance(app.screen, SweepScreen), what="the dialog to close")
+            assert app.sweep_state.out == str(elsewhere / "b.csv")
+    finally:
+        app.shutdown_sessions()

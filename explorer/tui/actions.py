@@ -36,8 +36,9 @@ class Action:
 
 ACTIONS: tuple[Action, ...] = (
     # everywhere
+    # no key in a help text: the keymap may move it, and the footer, F1 help and palette show the key
     Action("help", "f1", "Help", "Help", "app.help", footer=True,
-           help="What the focused part of the screen shows, then the keys (F1)."),
+           help="What the focused part of the screen shows, then the keys."),
     Action("screen.config", "1", "Go to Config", "Config", "app.goto('config')",
            help="The config explorer: kernel, strategy, IOMMU, workloads, run."),
     Action("screen.run", "2", "Go to Run", "Run", "app.goto('run')", help="The live run dashboard."),
@@ -71,7 +72,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("default", "d", "Reset value to default", "Default", "screen.reset_default", "config", False,
            "Set the selected parameter back to its default."),
     Action("add_workload", "plus", "Add a workload source", "Add", "screen.add_workload", "config", False,
-           "Add a loaded workload source to the config."),
+           "Add a loaded workload source to the config (again: a second instance)."),
     Action("remove_workload", "minus,delete", "Remove the workload source", "Remove", "screen.remove_workload",
            "config", False, "Remove the selected workload source from the config."),
     Action("scenario_key", "l", "Load scenario…", "Scenario", "app.pick_scenario", "config", True,

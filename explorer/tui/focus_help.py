@@ -43,6 +43,15 @@ RUN_PANES = {
                     "it; Export writes them as JSON or CSV and Copy puts them on the clipboard (keys below)."),
 }
 
+#: A failed run's error panel (it takes the place of the tabs); ``{reset}`` etc. are the keys in effect.
+ERROR_PANEL_HELP = ("the error panel", "The run failed: a plugin (or the simulator) raised. At the top, the error "
+                    "and the plugin that raised it (its name, version and where it was loaded from: built in, an "
+                    "installed package, a --plugins-dir folder), and whether it raised while the simulation was "
+                    "built or while it ran; below, the traceback from the simulation process (it scrolls). "
+                    "{copy} copies the traceback, {reset} resets the run (a new simulation process from time "
+                    "zero, with the current config), {config} goes to the config to choose another plugin or "
+                    "fix a value, {stop} stops the simulation process (one that hangs rather than raises).")
+
 #: What the headline metric columns mean (the Sweep results; the Compare rows say the same in words).
 METRIC_HELP = {
     "#": "The point's number in the sweep (the order of the grid, seeds innermost).",

@@ -108,7 +108,7 @@ def parse_keymap(data: Mapping[str, object], where: str = "keymap", text: str = 
             continue
         keymap[bid] = keys
     if not problems:
-        problems += clashes(keymap)
+        problems += clashes(keymap, where, text)
     return keymap, problems
 
 
@@ -129,8 +129,11 @@ def effective_key(a: Action, keymap: Mapping[str, str] | None = None) -> str:
     return (keymap or {}).get(a.id, a.key)
 
 
-def clashes(keymap: Mapping[str, str]) -> list[str]:
-    """Two actions on one key where both are in effect (a screen's own actions and the app-wide ones)."""
+def clashes(keymap: Mapping[str, str], where: str = "keymap", text: str = "") -> list[str]:
+    """Two actions on one key where both are in effect (a screen's own actions and the app-wide ones).
+
+    Each problem starts ``where:LINE:`` as the others do, with the line of the file's entry that
+    makes the clash (the remapped one of the two; the later one when both are)."""
     out: list[str] = []
     for screen in SCREEN_TITLES:
         seen: dict[str, Action] = {}
@@ -140,7 +143,8 @@ def clashes(keymap: Mapping[str, str]) -> list[str]:
             for k in _normalize_key_list(effective_key(a, keymap)).split(","):
                 other = seen.get(k)
                 if other is not None and other.id != a.id and (a.id in keymap or other.id in keymap):
-                    msg = (f"key {k!r} is bound to both {other.id} and {a.id}"
+                    culprit = a.id if a.id in keymap else other.id
+                    msg = (f"{where}{_line(text, culprit)}: key {k!r} is bound to both {other.id} and {a.id}"
                            + ("" if a.screen == other.screen == "app" else f" on the {SCREEN_TITLES[screen]} screen"))
                     if msg not in out:
                         out.append(msg)
@@ -169,6 +173,7 @@ def _where(bid: str) -> str:
 
 def _line(text: str, key: str) -> str:
     """`` line N`` where ``key`` is first assigned (or the table opens) in the file's text."""
-    pattern = re.compile(rf"^\s*(\[\s*{re.escape(key)}\s*\]|[\"']?{re.escape(key)}[\"']?\s*=)", re.M)
+    # [ \t]*, not \s*: a blank line before the entry must not be where it is found
+    pattern = re.compile(rf"^[ \t]*(\[[ \t]*{re.escape(key)}[ \t]*\]|[\"']?{re.escape(key)}[\"']?[ \t]*=)", re.M)
     m = pattern.search(text)
     return f":{text.count(chr(10), 0, m.start()) + 1}" if m else ""

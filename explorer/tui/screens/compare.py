@@ -3,7 +3,6 @@ live, each in its own simulation process; the best value of each metric is marke
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -220,16 +219,21 @@ class CompareScreen(Screen[None]):
         self.apply_latest()
 
     def _results(self) -> dict[str, Any] | None:
+        """The comparison as ``compare --format json`` prints it (``axis``, ``columns`` of label,
+        TOML-form config and metrics, the scenario): a variant not run yet has ``metrics: null``, a
+        failed one an ``error`` as well."""
+        from explorer.documents import compare_document
+
         app = self.xapp
-        out: dict[str, Any] = {"kind": app.compare_kind, "variants": {}}
-        for n, s in zip(app.compare_names, app.compare_sessions, strict=True):
-            snap = s.latest
-            out["variants"][n] = {"state": s.state, "metrics": snap.metrics() if snap is not None else None,
-                                  "error": s.error.as_dict() if s.error else None}
-        if not any(v["metrics"] for v in out["variants"].values()):
+        sessions = list(app.compare_sessions)
+        snaps = [s.latest for s in sessions]
+        metrics = [snap.metrics() if snap is not None and snap.data else None for snap in snaps]
+        if not any(metrics):
             self.notify("nothing to export yet: space runs the comparison", severity="warning")
             return None
-        return out
+        columns = [(n, s.config, m) for n, s, m in zip(app.compare_names, sessions, metrics, strict=True)]
+        return compare_document(app.compare_kind, columns, app.registry, app.scenario,
+                                errors=[s.error.as_dict() if s.error else None for s in sessions])
 
     def action_export(self) -> None:
         results = self._results()
@@ -237,9 +241,11 @@ class CompareScreen(Screen[None]):
             return
 
         def write(path: str, kind: str) -> str | None:
+            from explorer.documents import dumps_json
+
             if kind == "csv":
-                names = list(results["variants"])
-                flat = {n: dict(flatten_metrics(v["metrics"] or {})) for n, v in results["variants"].items()}
+                names = [c["label"] for c in results["columns"]]
+                flat = {c["label"]: dict(flatten_metrics(c["metrics"] or {})) for c in results["columns"]}
                 keys: list[str] = []
                 for n in names:
                     keys += [k for k in flat[n] if k not in keys]
@@ -253,7 +259,7 @@ class CompareScreen(Screen[None]):
                     w.writerow([k, *[flat[n].get(k, "") for n in names]])
                 text = buf.getvalue()
             else:
-                text = json.dumps(results, indent=2) + "\n"
+                text = dumps_json(results)
             try:
                 atomic.write_text(path, text)
             except OSError as exc:
@@ -266,5 +272,7 @@ class CompareScreen(Screen[None]):
     def action_copy(self) -> None:
         results = self._results()
         if results is not None:
-            self.app.copy_to_clipboard(json.dumps(results, indent=2))
+            from explorer.documents import dumps_json
+
+            self.app.copy_to_clipboard(dumps_json(results))
             self.notify("comparison copied to the clipboard (JSON)")

@@ -14,6 +14,20 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, RadioButton, RadioSet, SelectionList, Static
 
 
+class _Choices(SelectionList[str]):
+    """The names to compare: space ticks one (as in any SelectionList), enter confirms the dialog.
+
+    An OptionList's enter selects, and a SelectionList's select toggles: a user who ticks a few
+    and presses enter to go would untick the last one instead."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "confirm", "Compare", show=False)]
+
+    def action_confirm(self) -> None:
+        screen = self.screen
+        if isinstance(screen, CompareSetup):
+            screen.action_ok()
+
+
 class CompareSetup(ModalScreen[tuple[str, list[str]] | None]):
     """Returns ``("strategy" | "iommu", [names])``."""
 
@@ -34,12 +48,12 @@ class CompareSetup(ModalScreen[tuple[str, list[str]] | None]):
             with RadioSet(id="kind"):
                 yield RadioButton("free strategies", value=self.kind == "strategy", id="strategy")
                 yield RadioButton("IOMMU models", value=self.kind == "iommu", id="iommu")
-            yield SelectionList[str](id="names")
+            yield _Choices(id="names")
             yield Static("", id="problem")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Compare", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
-            yield Label("space ticks · pick 2 to 4 · tab moves", classes="dialog-hint")
+            yield Label("space ticks · pick 2 to 4 · enter compares · tab moves", classes="dialog-hint")
 
     def on_mount(self) -> None:
         self._fill()
@@ -51,6 +65,8 @@ class CompareSetup(ModalScreen[tuple[str, list[str]] | None]):
         chosen = self.chosen.get(self.kind, [])
         for n in self.names[self.kind]:
             sl.add_option((n, n, n in chosen))
+        if sl.option_count:
+            sl.highlighted = 0  # else the first space ticks nothing: a list starts with no highlight
 
     @on(RadioSet.Changed)
     def _kind(self, event: RadioSet.Changed) -> None:

@@ -11,6 +11,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Tree
 
+from explorer.config import workload_labels
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import Here
 from explorer.tui.model import SECTIONS, Entry, source_name, workload_index
@@ -266,14 +267,22 @@ class ConfigScreen(Screen[None]):
 
     # -- workloads
     def action_add_workload(self) -> None:
+        """``+``: any loaded source, the ones not in the config first; one already there is added
+        again as its next instance (``NAME#1``: on other CPUs or at another rate, say)."""
         app = self.xapp
-        have = {w["name"] for w in app.config.get("workload", [])}
-        options = [
-            (n, n, ((cls.help or "").strip().splitlines() or [""])[0])
-            for n, cls in sorted(app.registry.workloads.items()) if n not in have
-        ]
+        have = [str(w["name"]) for w in app.config.get("workload", [])]
+        new: list[tuple[str, str, str]] = []
+        again: list[tuple[str, str, str]] = []
+        for n, cls in sorted(app.registry.workloads.items()):
+            first = ((cls.help or "").strip().splitlines() or [""])[0]
+            count = have.count(n)
+            if count:
+                again.append((n, f"{n}#{count}", f"another {n} (the config has {count}) · {first}"))
+            else:
+                new.append((n, n, first))
+        options = new + again
         if not options:
-            self.notify("every loaded workload source is already in the config")
+            self.notify("no workload source is loaded", severity="warning")
             return
 
         def done(name: str | None) -> None:
@@ -282,7 +291,9 @@ class ConfigScreen(Screen[None]):
                 if problem:
                     self.notify(problem, severity="error")
                 else:
-                    self.refresh_config(keep=f"group:workload:{name}")
+                    label = workload_labels(app.config.get("workload", []))[-1]
+                    self.refresh_config(keep=f"group:workload:{label}")
+                    self.notify(f"added workload source {label}")
 
         self.app.push_screen(ChoiceModal("Add a workload source", options), done)
 

@@ -15,8 +15,9 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
 
 from explorer import atomic
 from explorer.tui import fmt
-from explorer.tui.actions import bindings_for
-from explorer.tui.focus_help import RUN_PANES, Here
+from explorer.tui.actions import ACTIONS, bindings_for, display_key
+from explorer.tui.focus_help import ERROR_PANEL_HELP, RUN_PANES, Here
+from explorer.tui.keymap import effective_key
 from explorer.tui.screens.export_dialog import ExportDialog
 from explorer.tui.widgets.chart import TimeChart
 from explorer.tui.widgets.counter import BigCounter
@@ -165,9 +166,19 @@ class RunScreen(Screen[None]):
         return bool(self.query("#metrics-all")) and bool(self.query("#log-filter"))
 
     def focus_help(self) -> Here | None:
-        """F1: the tab that has the focus (the tabs and their contents are all that can take it)."""
+        """F1: the error panel of a failed run (it replaces the tabs), else the tab that has the focus
+        (the tabs and their contents are all that can take it)."""
+        if self.has_class("-failed"):
+            title, text = ERROR_PANEL_HELP
+            return Here(title, Text(text.format(copy=self._key("copy_trace"), reset=self._key("reset"),
+                                                config=self._key("screen.config"), stop=self._key("stop"))))
         pane = RUN_PANES.get(self.query_one(TabbedContent).active)
         return Here(*pane) if pane else None
+
+    def _key(self, binding_id: str) -> str:
+        """The key of an action as the user's keymap has it (the text must not name a default key)."""
+        action = next(a for a in ACTIONS if a.id == binding_id)
+        return display_key(effective_key(action, self.xapp.keymap))
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if self.xapp.session is not None and self.xapp.session.latest is not None:
@@ -304,9 +315,13 @@ class RunScreen(Screen[None]):
         config = self.xapp.session.config if self.xapp.session else self.xapp.config
 
         def write(path: str, kind: str) -> str | None:
-            from explorer.session import metrics_csv, metrics_json
+            from explorer.documents import dumps_json, run_document
+            from explorer.session import metrics_csv
 
-            text = metrics_csv(metrics) if kind == "csv" else metrics_json(metrics, config)
+            # JSON: the document `pgtable-explorer run --format json` prints for this config, so the
+            # two can be diffed (the config in its TOML form, keys sorted, the scenario if any)
+            text = metrics_csv(metrics) if kind == "csv" else \
+                dumps_json(run_document(config, metrics, self.xapp.registry, self.xapp.scenario))
             try:
                 atomic.write_text(path, text)
             except OSError as exc:

@@ -264,28 +264,47 @@ class SweepScreen(Screen[None]):
                       reverse=self.sort_reverse)
 
     def _draw_results(self, rebuild: bool = False) -> None:
+        """Draw the results table; ``rebuild`` redraws every row (a new sort, the screen shown again).
+
+        The cursor keeps its row (by the point's key) and its column (by the column's key) across any
+        redraw: clearing the table puts it at 0/0, and enter and s act on what is under it."""
         st = self.state
         table = self.query_one("#sweep-results", DataTable)
         cols = self._columns()
-        if rebuild or [str(k.value) for k in table.columns] != [k for k, _ in cols]:
+        row_key: str | None = None
+        column_key: str | None = None
+        column = table.cursor_column
+        if table.row_count and table.cursor_row < table.row_count:
+            cell = table.coordinate_to_cell_key(table.cursor_coordinate)
+            row_key, column_key = cell.row_key.value, cell.column_key.value
+        elif table.columns and column < len(table.columns):
+            column_key = list(table.columns)[column].value
+        labels = [h + ((" ▼" if self.sort_reverse else " ▲") if k == self.sort_key else "") for k, h in cols]
+        drawn = [(str(c.key.value), c.label.plain) for c in table.columns.values()]
+        if drawn != [(k, lbl) for (k, _), lbl in zip(cols, labels, strict=True)]:
+            # only when the columns (or the sort arrow) changed: clearing them loses the scroll too
             table.clear(columns=True)
-            for k, h in cols:
-                arrow = (" ▼" if self.sort_reverse else " ▲") if k == self.sort_key else ""
-                table.add_column(h + arrow, key=k)
+            for (k, _), lbl in zip(cols, labels, strict=True):
+                table.add_column(Text(lbl), key=k)  # a Text: a swept key is not markup
+            self.shown = -1
+        elif rebuild:
             self.shown = -1
         if self.shown == len(st.results):
             return
-        row_key = None
-        if table.row_count and table.cursor_row < table.row_count:
-            row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        column = table.cursor_column
         table.clear()
         for r in self.sorted_results():
             table.add_row(*[self._cell(r, k) for k, _ in cols], key=str(r.point.index))
         self.shown = len(st.results)
+        keys = [k for k, _ in cols]
+        if column_key in keys:
+            column = keys.index(column_key)
+        column = min(column, len(keys) - 1)
+        row = 0
         if row_key is not None:
             with contextlib.suppress(Exception):  # the row is gone (a new sweep)
-                table.move_cursor(row=table.get_row_index(row_key), column=column, animate=False)
+                row = table.get_row_index(row_key)
+        if table.row_count:
+            table.move_cursor(row=row, column=column, animate=False)
         ok = sum(1 for r in st.results if r.ok)
         self.query_one("#sweep-results-title", Label).update(
             f"Results: {ok} ok, {len(st.results) - ok} failed · sorted by {self.sort_key}"
@@ -432,8 +451,15 @@ class SweepScreen(Screen[None]):
             st.out = path
             return None
 
+        # a file already chosen: its folder's CSV files are the ones to offer (the dialog joins a bare
+        # name to that folder, so the chosen file is given as an absolute path)
+        folder, initial = Path.cwd(), "sweep.csv"
+        if st.out:
+            chosen = Path(st.out).expanduser()
+            chosen = chosen if chosen.is_absolute() else Path.cwd() / chosen
+            folder, initial = chosen.parent, str(chosen)
         self.app.push_screen(FileDialog("Write the results to (CSV; the JSON Lines file goes beside it)",
-                                        st.out or "sweep.csv", "Use", choose, folder=Path.cwd(), suffix=".csv"),
+                                        initial, "Use", choose, folder=folder, suffix=".csv"),
                              lambda p: self.refresh_all() if p else None)
 
     def focus_help(self) -> Here | None:

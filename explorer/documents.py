@@ -1,0 +1,106 @@
+"""The documents the explorer writes as JSON: a run, a compare, a scenario and its checks.
+
+``pgtable-explorer run|compare --format json`` and the TUI's exports build them here, so an export
+from either face is the same text for the same run (``dumps_json``) and can be diffed or fed to jq.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from explorer.api import Scenario
+    from explorer.plugins import Registry
+
+
+def dumps_json(obj: Any) -> str:
+    """JSON text in the form ``pgtable-explorer ... --format json`` writes: keys sorted, indent 2,
+    non-ASCII kept; so an export from a face can be diffed against the CLI's output."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def dig(metrics: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted metric path (``violations.use_after_free`` gives its ``total``)."""
+    node: Any = metrics
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, Mapping) and "total" in node:
+        return node["total"]
+    return node
+
+
+def check_expectations(scenario: Scenario, metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Check a scenario's ``expect`` (metric path -> zero/nonzero) and ``only_source`` against metrics."""
+    checks: list[dict[str, Any]] = []
+    for path, want in scenario.expect.items():
+        value = dig(metrics, path)
+        ok = None
+        if isinstance(value, (int, float)):
+            ok = value == 0 if want == "zero" else value > 0 if want == "nonzero" else None
+        checks.append({"metric": path, "expect": want, "value": value, "ok": ok})
+    if scenario.only_source:
+        others = sorted({
+            src
+            for v in (metrics.get("violations") or {}).values()
+            if isinstance(v, Mapping)
+            for src, n in (v.get("by_source") or {}).items()
+            if n and src != scenario.only_source
+        })
+        checks.append({"metric": "violations.by_source", "expect": f"only {scenario.only_source}",
+                       "value": others, "ok": not others})
+    return checks
+
+
+def scenario_doc(registry: Registry, name: str | None, metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The scenario ``name`` (when the config came from one): its description, what to expect, and
+    with ``metrics`` the checks of its expectations against them."""
+    if name is None or name not in registry.scenarios:
+        return None
+    sc = registry.scenarios[name]
+    doc: dict[str, Any] = {"name": sc.name, "description": sc.description, "expected": sc.expected}
+    if metrics is not None and (sc.expect or sc.only_source):
+        doc["checks"] = check_expectations(sc, metrics)
+    return doc
+
+
+def run_document(config: Mapping[str, Any], metrics: Mapping[str, Any], registry: Registry,
+                 scenario: str | None = None) -> dict[str, Any]:
+    """What ``pgtable-explorer run --format json`` prints for this run: the config in its TOML form
+    (``"100ms"``, ``"50000/s"``, as a saved file has it), the metrics, and the scenario the config
+    came from (with the checks of its expectations), if any. Write it with :func:`dumps_json`."""
+    from explorer.config import to_toml_dict  # not at the top: `--version` and `--help` stay light
+
+    doc: dict[str, Any] = {"config": to_toml_dict(config, registry), "metrics": dict(metrics)}
+    sc = scenario_doc(registry, scenario, metrics)
+    if sc is not None:
+        doc["scenario"] = sc
+    return doc
+
+
+def compare_document(axis: str, columns: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any] | None]],
+                     registry: Registry, scenario: str | None = None,
+                     errors: Sequence[Mapping[str, Any] | None] = ()) -> dict[str, Any]:
+    """What ``pgtable-explorer compare --format json`` prints: the ``axis`` (``strategy``, ``iommu``
+    or ``config``) and one column per variant, ``(label, config, metrics)``, with the config in its
+    TOML form; the scenario the base config came from, if any (without checks, as the CLI). A variant
+    whose run failed (``errors[i]``, :meth:`RunError.as_dict`) gets an ``error`` beside its metrics:
+    the CLI stops at the first failure instead."""
+    from explorer.config import to_toml_dict
+
+    cols: list[dict[str, Any]] = []
+    for i, (label, config, metrics) in enumerate(columns):
+        col: dict[str, Any] = {"label": label, "config": to_toml_dict(config, registry),
+                               "metrics": dict(metrics) if metrics is not None else None}
+        if i < len(errors) and errors[i] is not None:
+            col["error"] = dict(errors[i] or {})
+        cols.append(col)
+    doc: dict[str, Any] = {"axis": axis, "columns": cols}
+    sc = scenario_doc(registry, scenario, None)
+    if sc is not None:
+        doc["scenario"] = sc
+    return doc
+
