@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from explorer import __version__
-from explorer.documents import dig, dumps_json, scenario_doc
+from explorer.documents import compare_document, dig, dumps_json, run_document, scenario_doc
 
 if TYPE_CHECKING:
     from explorer.api import Param
@@ -571,7 +571,6 @@ def format_compare_table(columns: Sequence[Mapping[str, Any]], color: bool) -> s
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from explorer.config import to_toml_dict
 
     if args.trace and args.output and os.path.realpath(args.trace) == os.path.realpath(args.output):
         raise UserError(f"--trace and --output are the same file ({args.output}): one would replace the other")
@@ -582,13 +581,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics = _simulate(config, registry, progress, trace=args.trace)
     finally:
         progress.close()
-    scenario = scenario_doc(registry, scen, metrics)
     if args.format == "json":
-        doc: dict[str, Any] = {"config": to_toml_dict(config, registry), "metrics": metrics}
-        if scenario is not None:
-            doc["scenario"] = scenario
-        _write_output(dumps_json(doc), args.output)
+        _write_output(dumps_json(run_document(config, metrics, registry, scen)), args.output)
     else:
+        scenario = scenario_doc(registry, scen, metrics)
         _write_output(format_run_table(config, metrics, scenario, _use_color(args.output), registry), args.output)
     return EXIT_OK
 
@@ -608,7 +604,7 @@ def _variant(spec: str, kind: str) -> tuple[str, list[str]]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from explorer.config import apply_overrides, load_config, to_toml_dict
+    from explorer.config import apply_overrides, load_config
 
     if args.strategies and args.iommus:
         raise UserError("compare either strategies (--strategy) or IOMMU models (--iommu), not both at once")
@@ -651,29 +647,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
             candidate, n = f"{label}#{n}", n + 1
         labels.append(candidate)
 
-    columns: list[dict[str, Any]] = []
+    columns: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for i, (label, cfg) in enumerate(zip(labels, (c for _, c in variants), strict=True)):
         progress = _Progress(f"[{i + 1}/{len(variants)}] {label}")
         try:
             metrics = _simulate(cfg, registry, progress)
         finally:
             progress.close()
-        columns.append({"label": label, "config": to_toml_dict(cfg, registry), "metrics": metrics})
+        columns.append((label, cfg, metrics))
 
-    scenario = scenario_doc(registry, scen, None)
+    doc = compare_document(axis, columns, registry, scen)
     if args.format == "json":
-        doc: dict[str, Any] = {"axis": axis, "columns": columns}
-        if scenario is not None:
-            doc["scenario"] = scenario
         _write_output(dumps_json(doc), args.output)
         return EXIT_OK
+    scenario = doc.get("scenario")
     color = _use_color(args.output)
     head = []
     if scenario:
         head += _scenario_line(scenario, color)
     first = variants[0][1]
     head.append(f"compare   {axis}: {', '.join(labels)}; the same workload and seed {first['run']['seed']}")
-    text = "\n".join(head) + "\n\n" + format_compare_table(columns, color)
+    text = "\n".join(head) + "\n\n" + format_compare_table(doc["columns"], color)
     _write_output(text, args.output)
     return EXIT_OK
 
