@@ -120,7 +120,7 @@ async def test_sweep_stops_and_seeds_and_results_file(registry, tmp_path):
             screen = app.screen
             assert isinstance(screen, SweepScreen)
             screen.refresh_all()
-            assert "15 points" in screen_text(app) and "1 local workers" in screen_text(app)
+            assert "× seeds 1..3 = 15 points over the current config" in screen_text(app) and "1 local workers" in screen_text(app)
             await pilot.press("space")
             state = app.sweep_state
             assert state.sweep is not None and state.sweep.executor.workers() == ["local-0"]

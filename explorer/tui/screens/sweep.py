@@ -175,8 +175,11 @@ class SweepScreen(Screen[None]):
             title.update(Text(f"Axes: ✗ {exc}", style="red"))
             return
         out = st.out or "in memory only (o picks a file)"
-        title.update(f"Axes ({len(st.axes)}) × {st.seeds} seed{'s' if st.seeds != 1 else ''} = {n} points over "
-                     f"the current config · {st.worker_count()} local workers · results: {out}")
+        # the seeds start at the config's: after a point was opened that is the point's seed, so say it
+        first = int(self.xapp.config["run"]["seed"])
+        seeds = f"seed {first}" if st.seeds == 1 else f"seeds {first}..{first + st.seeds - 1}"
+        title.update(f"Axes ({len(st.axes)}) × {seeds} = {n} points over the current config ({self.xapp.file_label()})"
+                     f" · {st.worker_count()} local workers · results: {out}")
 
     def _draw_status(self) -> None:
         st = self.state
