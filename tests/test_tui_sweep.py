@@ -120,7 +120,8 @@ async def test_sweep_stops_and_seeds_and_results_file(registry, tmp_path):
             screen = app.screen
             assert isinstance(screen, SweepScreen)
             screen.refresh_all()
-            assert "× seeds 1..3 = 15 points over the current config" in screen_text(app) and "1 local workers" in screen_text(app)
+            text = screen_text(app)
+            assert "× seeds 1..3 = 15 points over the current config" in text and "1 local workers" in text
             await pilot.press("space")
             state = app.sweep_state
             assert state.sweep is not None and state.sweep.executor.workers() == ["local-0"]
