@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import pluggy
 
-from explorer.cmdqueue import CommandQueue
+from explorer.cmdqueue import CommandQueue, FlushTally
 from explorer.units import (
     UnitError,
     format_duration,
@@ -46,6 +46,7 @@ __all__ = [
     "CacheLevel",
     "CommandQueue",
     "FlushCost",
+    "FlushTally",
     "FreeStrategy",
     "IommuModel",
     "KernelServices",

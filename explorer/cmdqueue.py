@@ -3,12 +3,66 @@
 VT-d's invalidation queue, AMD-Vi's command buffer and SMMUv3's command queue are all FIFO rings
 that the hardware executes in order. Plugins use :class:`CommandQueue` (exported by
 ``explorer.api``) to find out when a command they submit at time ``t`` completes and how long a
-full ring stalls the submitter.
+full ring stalls the submitter, :class:`FlushTally` to add up what one flush costs, and
+:meth:`CommandQueue.flush_each_mm` for the kernel's fan-out over the SVA-bound mms.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from explorer.api import FlushCost
+
+
+class FlushTally:
+    """What one kernel-range flush on one IOMMU has cost so far, as a model's flush adds it up.
+
+    ``t`` is the flushing CPU's time; ``effective`` when the cached entries are dropped (the
+    invalidation command's completion). A model may subclass it to keep more of its own state.
+    """
+
+    def __init__(self, now: int) -> None:
+        self.t = now
+        self.effective = now
+        self.commands: dict[str, int] = {}
+        self.stalls = 0
+        self.stall_ns = 0
+        self.wait_ns = 0
+        self.waits = 0  # synchronous completion waits (added to the queue's ``waits``)
+
+    def count(self, kind: str, n: int = 1) -> None:
+        """``n`` more commands of type ``kind``."""
+        self.commands[kind] = self.commands.get(kind, 0) + n
+
+    def stall(self, until: int) -> None:
+        """The submitter waited for room in the queue until ``until`` (a queue-full stall)."""
+        self.stalls += 1
+        self.stall_ns += until - self.t
+        self.t = until
+
+    def wait(self, until: int) -> None:
+        """The submitter waited for a completion until ``until``."""
+        self.waits += 1
+        self.wait_ns += until - self.t
+        self.t = until
+
+    def scale(self, n: int) -> None:
+        """Every count times ``n`` (``n`` identical mms, see :meth:`CommandQueue.flush_each_mm`)."""
+        self.stalls *= n
+        self.stall_ns *= n
+        self.wait_ns *= n
+        self.waits *= n
+        self.commands = {k: c * n for k, c in self.commands.items()}
+
+    def cost(self, now: int, scope: Literal["pasid", "kernel"]) -> FlushCost:
+        """The :class:`~explorer.api.FlushCost` of the flush that started at ``now``."""
+        from explorer.api import FlushCost
+
+        return FlushCost(duration_ns=self.t - now, effective_ns=self.effective - now, commands=self.commands,
+                         stall_ns=self.stall_ns, stalls=self.stalls, wait_ns=self.wait_ns, scope=scope)
 
 
 class CommandQueue:
@@ -76,3 +130,26 @@ class CommandQueue:
                 at = self.room(at, 1)  # the other submitter waits for room too
                 self.push(at, ex)
             self.bg_commands += burst
+
+    def flush_each_mm(self, tally: FlushTally, mms: int, flush_mm: Callable[[FlushTally], None]) -> FlushTally:
+        """Run ``flush_mm(tally)`` once for each of ``mms`` SVA-bound mms, in order, as the kernel's
+        fan-out over ``iommu_sva_mms`` does; return ``tally`` (which started at the flush's time).
+
+        When nothing else uses the queue and the hardware is idle, each mm ends with the hardware
+        idle again (its last completion wait is the last command queued), so every mm costs
+        exactly what the first does: one is run and the rest are added up at once (a large-sva
+        flush over hundreds of mms would otherwise be hundreds of identical loops).
+        """
+        now = tally.t
+        if mms > 1 and self.bg_next < 0 and self.hw_free <= now:
+            flush_mm(tally)
+            per_mm = tally.t - now
+            tally.scale(mms)
+            self.hw_free += (mms - 1) * per_mm
+            self.retire(self.hw_free)
+            tally.t, tally.effective = now + mms * per_mm, tally.effective + (mms - 1) * per_mm
+        else:
+            for _mm in range(mms):
+                flush_mm(tally)
+        self.waits += tally.waits
+        return tally

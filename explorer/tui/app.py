@@ -344,12 +344,17 @@ class ExplorerApp(App[int]):
         return None
 
     def action_save(self) -> None:
+        self._save_to_own_file()
+
+    def _save_to_own_file(self) -> bool:
+        """Save to the config's file (asking for a name when it has none); True once saved there."""
         if self.path is None:
             self.action_save_as()
-            return
+            return False
         problem = self._save(str(self.path), minimal=False)
         if problem:
             self.notify(problem, severity="error")
+        return problem is None
 
     def _suggested_name(self) -> str:
         if self.path is not None:
@@ -399,14 +404,8 @@ class ExplorerApp(App[int]):
             return
 
         def answer(choice: str | None) -> None:
-            if choice == "save":
-                if self.path is None:
-                    self.action_save_as()
-                    return
-                problem = self._save(str(self.path), minimal=False)
-                if problem:
-                    self.notify(problem, severity="error")
-                    return
+            if choice == "save" and not self._save_to_own_file():
+                return  # asked for a name (save as), or the save failed and said why
             if choice in ("save", "discard"):
                 self.shutdown_sessions()
                 self.exit(0)

@@ -20,7 +20,9 @@ Every latency except the 1us polling step of the driver is assumed (section 4).
 """
 
 
-from explorer.api import CacheLevel, CommandQueue, FlushCost, IommuModel, Param, hookimpl
+from collections import defaultdict
+
+from explorer.api import CacheLevel, CommandQueue, FlushTally, IommuModel, Param, hookimpl
 
 INV_PAGES = "INVALIDATE_IOMMU_PAGES"
 INV_IOTLB = "INVALIDATE_IOTLB_PAGES"
@@ -87,83 +89,45 @@ class AmdVi(IommuModel):
 
     def __init__(self, params):
         super().__init__(params)
-        self.rings = {}
+        # one command buffer per IOMMU, made on its first flush
+        self.rings = defaultdict(lambda: CommandQueue(
+            params["queue_entries"], params["background_burst"], params["background_period"],
+            params["exec_inv_pages"]))
 
     def cache_geometry(self):
         p = self.params
         w = p["cache_ways"]
         return (CacheLevel(1, p["cache_l1"], w), CacheLevel(2, p["cache_l2"], w), CacheLevel(3, p["cache_l3"], w))
 
-    def ring(self, index):
-        r = self.rings.get(index)
-        if r is None:
-            p = self.params
-            r = self.rings[index] = CommandQueue(
-                p["queue_entries"], p["background_burst"], p["background_period"], p["exec_inv_pages"]
-            )
-        return r
-
     def invalidate_kernel_range(self, now, topo):
         p = self.params
-        ring = self.ring(topo.iommu_index)
         per_pasid = [(INV_PAGES, p["exec_inv_pages"])]
         if p["ats"]:
             per_pasid.append((INV_IOTLB, p["exec_inv_iotlb"]))
         per_pasid.append((COMPLETION_WAIT, p["exec_completion_wait"]))
-        acc = {"commands": {}, "stalls": 0, "stall_ns": 0, "wait_ns": 0, "waits": 0}
-        mms = topo.sva_mms
-        if mms > 1 and ring.bg_next < 0 and ring.hw_free <= now:
-            # Nothing else uses the buffer and each mm ends with the hardware idle (its last
-            # COMPLETION_WAIT is the last command queued): every mm costs what the first does.
-            t, eff = self._flush_mm(ring, now, topo.pasids_per_mm, per_pasid, acc)
-            per_mm = t - now
-            for key in ("stalls", "stall_ns", "wait_ns", "waits"):
-                acc[key] *= mms
-            acc["commands"] = {k: n * mms for k, n in acc["commands"].items()}
-            ring.hw_free += (mms - 1) * per_mm
-            ring.retire(ring.hw_free)
-            t, eff = now + mms * per_mm, eff + (mms - 1) * per_mm
-        else:
-            t = eff = now
-            for _mm in range(mms):
-                t, eff = self._flush_mm(ring, t, topo.pasids_per_mm, per_pasid, acc, eff)
-        ring.waits += acc["waits"]
-        return FlushCost(
-            duration_ns=t - now,
-            effective_ns=eff - now,
-            commands=acc["commands"],
-            stall_ns=acc["stall_ns"],
-            stalls=acc["stalls"],
-            wait_ns=acc["wait_ns"],
-            scope="pasid" if p["range_flush"] == "whole-pasid" else "kernel",
-        )
+        ring = self.rings[topo.iommu_index]
+        tally = ring.flush_each_mm(FlushTally(now), topo.sva_mms,
+                                   lambda tally: self._flush_mm(ring, tally, topo.pasids_per_mm, per_pasid))
+        return tally.cost(now, "pasid" if p["range_flush"] == "whole-pasid" else "kernel")
 
-    def _flush_mm(self, ring, t, pasids, per_pasid, acc, eff=0):
+    def _flush_mm(self, ring, tally, pasids, per_pasid):
         """One mm's notifier: amd_iommu_dev_flush_pasid_pages() for each PASID of the domain."""
         p = self.params
         write, doorbell, step = p["write_cmd"], p["doorbell"], p["poll_step"]
-        commands = acc["commands"]
         for _pasid in range(pasids):
-            done = t
+            done = tally.t
             for kind, ex in per_pasid:  # iommu_queue_command() each
-                ring.catch_up(t)
+                ring.catch_up(tally.t)
                 # Full when no more than 0x20 bytes (2 entries) would be left after this one.
-                ready = ring.room(t, 3)
-                if ready > t:
-                    ready = _polled(t, ready, step)
-                    acc["stalls"] += 1
-                    acc["stall_ns"] += ready - t
-                    t = ready
-                t += write + doorbell
-                done = ring.push(t, ex)
-                commands[kind] = commands.get(kind, 0) + 1
+                ready = ring.room(tally.t, 3)
+                if ready > tally.t:
+                    tally.stall(_polled(tally.t, ready, step))
+                tally.t += write + doorbell
+                done = ring.push(tally.t, ex)
+                tally.count(kind)
                 if kind == INV_PAGES:
-                    eff = done
-            acc["waits"] += 1
-            seen = _polled(t, done, step)  # wait_on_sem(): udelay(1) until the store lands
-            acc["wait_ns"] += seen - t
-            t = seen
-        return t, eff
+                    tally.effective = done
+            tally.wait(_polled(tally.t, done, step))  # wait_on_sem(): udelay(1) until the store lands
 
     def metrics(self):
         return {

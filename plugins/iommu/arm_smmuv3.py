@@ -29,7 +29,9 @@ is assumed (section 4).
 """
 
 
-from explorer.api import CacheLevel, CommandQueue, FlushCost, IommuModel, Param, hookimpl
+from collections import defaultdict
+
+from explorer.api import CacheLevel, CommandQueue, FlushTally, IommuModel, Param, hookimpl
 
 TLBI_ASID = "CMD_TLBI_NH_ASID"
 TLBI_VA = "CMD_TLBI_NH_VA"
@@ -78,23 +80,13 @@ def poll_backoff(wait, spin):
         delay *= 2
 
 
-class _Acc:
-    """What one kernel-range flush on one SMMU has cost so far."""
+class _Acc(FlushTally):
+    """A flush's tally, plus when the last command and the last CMD_SYNC queued complete."""
 
     def __init__(self, now):
-        self.t = now
-        self.effective = now
+        super().__init__(now)
         self.last_done = now
         self.last_sync = now
-        self.commands = {}
-        self.stalls = self.stall_ns = self.wait_ns = self.syncs = 0
-
-    def scale(self, n):
-        self.stalls *= n
-        self.stall_ns *= n
-        self.wait_ns *= n
-        self.syncs *= n
-        self.commands = {k: c * n for k, c in self.commands.items()}
 
 
 class ArmSmmuV3(IommuModel):
@@ -159,21 +151,14 @@ class ArmSmmuV3(IommuModel):
         super().__init__(params)
         if params["batch"] + 1 > params["queue_entries"]:
             raise ValueError(f"batch {params['batch']} + CMD_SYNC must fit in queue_entries {params['queue_entries']}")
-        self.rings = {}
+        # one command queue per SMMU, made on its first flush
+        self.rings = defaultdict(lambda: CommandQueue(
+            params["queue_entries"], params["background_burst"], params["background_period"], params["exec_tlbi"]))
 
     def cache_geometry(self):
         p = self.params
         w = p["cache_ways"]
         return (CacheLevel(1, p["cache_l1"], w), CacheLevel(2, p["cache_l2"], w), CacheLevel(3, p["cache_l3"], w))
-
-    def ring(self, index):
-        r = self.rings.get(index)
-        if r is None:
-            p = self.params
-            r = self.rings[index] = CommandQueue(
-                p["queue_entries"], p["background_burst"], p["background_period"], p["exec_tlbi"]
-            )
-        return r
 
     def tlbi_commands(self):
         """The TLBI commands for the kernel range of one ASID: (type, count)."""
@@ -186,34 +171,12 @@ class ArmSmmuV3(IommuModel):
 
     def invalidate_kernel_range(self, now, topo):
         p = self.params
-        ring = self.ring(topo.iommu_index)
         tlbi, n_tlbi = self.tlbi_commands()
         tlbis = [(tlbi, p["exec_tlbi"])] * n_tlbi
         atcs = [(ATC_INV, p["exec_atc"])] * (topo.pasids_per_mm if p["ats"] else 0)
-        acc = _Acc(now)
-        mms = topo.sva_mms
-        if mms > 1 and ring.bg_next < 0 and ring.hw_free <= now:
-            # Nothing else uses the queue and each mm ends with the SMMU idle (its last CMD_SYNC is
-            # the last command queued): every mm costs exactly what the first does.
-            self._flush_mm(ring, acc, tlbis, atcs)
-            per_mm = acc.t - now
-            acc.scale(mms)
-            ring.hw_free += (mms - 1) * per_mm
-            ring.retire(ring.hw_free)
-            acc.t, acc.effective = now + mms * per_mm, acc.effective + (mms - 1) * per_mm
-        else:
-            for _mm in range(mms):
-                self._flush_mm(ring, acc, tlbis, atcs)
-        ring.waits += acc.syncs
-        return FlushCost(
-            duration_ns=acc.t - now,
-            effective_ns=acc.effective - now,
-            commands=acc.commands,
-            stall_ns=acc.stall_ns,
-            stalls=acc.stalls,
-            wait_ns=acc.wait_ns,
-            scope="kernel" if tlbi == TLBI_VA else "pasid",
-        )
+        ring = self.rings[topo.iommu_index]
+        acc = ring.flush_each_mm(_Acc(now), topo.sva_mms, lambda acc: self._flush_mm(ring, acc, tlbis, atcs))
+        return acc.cost(now, "kernel" if tlbi == TLBI_VA else "pasid")
 
     def _flush_mm(self, ring, acc, tlbis, atcs):
         """One mm's notifier: invalidate the ASID (then sync), then the ATCs (then sync)."""
@@ -233,19 +196,14 @@ class ArmSmmuV3(IommuModel):
         n = len(cmds) + (1 if sync else 0)
         ready = ring.room(acc.t, n)  # queue_has_space(), else arm_smmu_cmdq_poll_until_not_full()
         if ready > acc.t:
-            seen = acc.t + poll_backoff(ready - acc.t, p["spin"])
-            acc.stalls += 1
-            acc.stall_ns += seen - acc.t
-            acc.t = seen
+            acc.stall(acc.t + poll_backoff(ready - acc.t, p["spin"]))
         acc.t += n * p["write_cmd"] + p["doorbell"]
-        commands = acc.commands
         for kind, ex in cmds:
             acc.last_done = ring.push(acc.t, ex)
-            commands[kind] = commands.get(kind, 0) + 1
-        if sync:
+            acc.count(kind)
+        if sync:  # every sync issued is waited for (_wait_sync), which counts it
             acc.last_sync = ring.push(acc.t, p["exec_sync"])
-            commands[SYNC] = commands.get(SYNC, 0) + 1
-            acc.syncs += 1
+            acc.count(SYNC)
 
     def _batched(self, ring, acc, cmds):
         """arm_smmu_cmdq_batch_add() per command, then arm_smmu_cmdq_batch_submit() (with a sync)."""
@@ -263,8 +221,7 @@ class ArmSmmuV3(IommuModel):
         p = self.params
         wait = max(0, acc.last_sync - acc.t)
         seen = wait + p["msi_latency"] if p["sync_wait"] == "msi" else poll_backoff(wait, p["spin"])
-        acc.wait_ns += seen
-        acc.t += seen
+        acc.wait(acc.t + seen)
 
     def metrics(self):
         return {

@@ -22,7 +22,9 @@ Every latency is assumed: no vendor publishes them (section 4).
 """
 
 
-from explorer.api import CacheLevel, CommandQueue, FlushCost, IommuModel, Param, hookimpl
+from collections import defaultdict
+
+from explorer.api import CacheLevel, CommandQueue, FlushTally, IommuModel, Param, hookimpl
 
 P_IOTLB = "p_iotlb_inv_dsc"
 P_DEVTLB = "p_dev_tlb_inv_dsc"
@@ -88,21 +90,14 @@ class IntelVtd(IommuModel):
                 f"batch {params['batch']} + 2 must fit in queue_entries {params['queue_entries']} "
                 "(qi_submit_sync needs count + 2 free entries)"
             )
-        self.rings = {}
+        # one invalidation queue per IOMMU, made on its first flush
+        self.rings = defaultdict(lambda: CommandQueue(
+            params["queue_entries"], params["background_burst"], params["background_period"], params["exec_iotlb"]))
 
     def cache_geometry(self):
         p = self.params
         w = p["cache_ways"]
         return (CacheLevel(1, p["cache_l1"], w), CacheLevel(2, p["cache_l2"], w), CacheLevel(3, p["cache_l3"], w))
-
-    def ring(self, index):
-        r = self.rings.get(index)
-        if r is None:
-            p = self.params
-            r = self.rings[index] = CommandQueue(
-                p["queue_entries"], p["background_burst"], p["background_period"], p["exec_iotlb"]
-            )
-        return r
 
     def mm_descriptors(self, topo):
         """The descriptors one mm's notifier queues on one IOMMU, in cache-tag order."""
@@ -114,63 +109,31 @@ class IntelVtd(IommuModel):
 
     def invalidate_kernel_range(self, now, topo):
         p = self.params
-        ring = self.ring(topo.iommu_index)
         batch = p["batch"]
         descs = self.mm_descriptors(topo)
         chunks = [descs[i:i + batch] for i in range(0, len(descs), batch)]
-        acc = {"commands": {}, "stalls": 0, "stall_ns": 0, "wait_ns": 0, "submits": 0}
-        mms = topo.sva_mms
-        if mms > 1 and ring.bg_next < 0 and ring.hw_free <= now:
-            # Nothing else uses the ring and each mm ends with the hardware idle (its last wait
-            # descriptor is the last thing queued): every mm costs exactly what the first does.
-            t, eff = self._flush_mm(ring, now, chunks, acc)
-            per_mm = t - now
-            for key in ("stalls", "stall_ns", "wait_ns", "submits"):
-                acc[key] *= mms
-            acc["commands"] = {k: n * mms for k, n in acc["commands"].items()}
-            ring.hw_free += (mms - 1) * per_mm
-            ring.retire(ring.hw_free)
-            t, eff = now + mms * per_mm, eff + (mms - 1) * per_mm
-        else:
-            t = eff = now
-            for _mm in range(mms):
-                t, eff = self._flush_mm(ring, t, chunks, acc, eff)
-        ring.waits += acc["submits"]
-        return FlushCost(
-            duration_ns=t - now,
-            effective_ns=eff - now,
-            commands=acc["commands"],
-            stall_ns=acc["stall_ns"],
-            stalls=acc["stalls"],
-            wait_ns=acc["wait_ns"],
-            scope="pasid" if p["flush_all"] else "kernel",
-        )
+        ring = self.rings[topo.iommu_index]
+        tally = ring.flush_each_mm(FlushTally(now), topo.sva_mms, lambda tally: self._flush_mm(ring, tally, chunks))
+        return tally.cost(now, "pasid" if p["flush_all"] else "kernel")
 
-    def _flush_mm(self, ring, t, chunks, acc, eff=0):
+    def _flush_mm(self, ring, tally, chunks):
         """One mm's notifier on this IOMMU: each qi_batch chunk through qi_submit_sync()."""
         p = self.params
         write, doorbell, exec_wait, poll = p["write_desc"], p["doorbell"], p["exec_wait"], p["poll"]
-        commands = acc["commands"]
         for chunk in chunks:
-            ring.catch_up(t)
-            ready = ring.room(t, len(chunk) + 2)  # while (qi->free_cnt < count + 2) spin
-            if ready > t:
-                acc["stalls"] += 1
-                acc["stall_ns"] += ready - t
-                t = ready
-            t += (len(chunk) + 1) * write + doorbell
+            ring.catch_up(tally.t)
+            ready = ring.room(tally.t, len(chunk) + 2)  # while (qi->free_cnt < count + 2) spin
+            if ready > tally.t:
+                tally.stall(ready)
+            tally.t += (len(chunk) + 1) * write + doorbell
             for kind, ex in chunk:
-                done = ring.push(t, ex)
-                commands[kind] = commands.get(kind, 0) + 1
+                done = ring.push(tally.t, ex)
+                tally.count(kind)
                 if kind == P_IOTLB:
-                    eff = done
-            done = ring.push(t, exec_wait)
-            commands[WAIT] = commands.get(WAIT, 0) + 1
-            acc["submits"] += 1
-            seen = done + poll
-            acc["wait_ns"] += seen - t
-            t = seen
-        return t, eff
+                    tally.effective = done
+            done = ring.push(tally.t, exec_wait)
+            tally.count(WAIT)
+            tally.wait(done + poll)
 
     def metrics(self):
         return {
