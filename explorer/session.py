@@ -43,8 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from explorer.documents import compare_document, dumps_json, run_document  # re-exported for the faces
-
 #: Keys of a snapshot that describe the live state rather than the run's metrics.
 LIVE_KEYS = frozenset({"now_ns", "end_ns", "duration_ns", "finished", "pending_list", "work_items"})
 
@@ -154,15 +152,6 @@ def metrics_csv(metrics: Mapping[str, Any]) -> str:
             value = "true" if value else "false"
         w.writerow([key, value])
     return buf.getvalue()
-
-
-def metrics_json(metrics: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> str:
-    """The metrics (and, when given, the config as it is) as JSON text; :func:`run_document` gives
-    the CLI's document (the config in its TOML form, the scenario)."""
-    body: dict[str, Any] = {"metrics": dict(metrics)}
-    if config is not None:
-        body["config"] = dict(config)
-    return dumps_json(body)
 
 
 # --------------------------------------------------------------------------- the child process
@@ -874,11 +863,7 @@ __all__ = [
     "RunError",
     "Session",
     "Snapshot",
-    "compare_document",
-    "dumps_json",
     "flatten_metrics",
     "metrics_csv",
-    "metrics_json",
-    "run_document",
     "run_to_end",
 ]
