@@ -295,17 +295,16 @@ def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[
     """Run ``sim`` streaming its trace to ``path`` (atomically). A run that fails still writes the
     trace up to the failure: that is when it is wanted most."""
     from explorer.atomic import atomic_open
-    from explorer.sim.engine import PluginError
-    from explorer.sim.memory import OutOfMemory
+    from explorer.sim.engine import SimulatorError
 
-    failure: PluginError | OutOfMemory | None = None
+    failure: SimulatorError | None = None
     metrics: dict[str, Any] = {}
     try:
         with atomic_open(path) as f:
             sim.trace_to(f.write)
             try:
                 metrics = sim.run(progress=progress)
-            except (PluginError, OutOfMemory) as exc:
+            except SimulatorError as exc:  # the trace up to the failure is kept
                 failure = exc
     except OSError as exc:
         raise UserError(f"--trace: cannot write {path}: {exc.strerror or exc}") from None

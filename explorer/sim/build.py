@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from explorer.api import FreeStrategy, IommuModel, WorkloadSource
 from explorer.core_params import async_enabled
-from explorer.sim.engine import Engine, PluginError, Process
+from explorer.sim.engine import Engine, PluginError, Process, SimulatorError
 from explorer.sim.iommu import IommuUnit
 from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext, stream_seed
 from explorer.sim.memory import STATE_NAMES, OutOfMemory
@@ -95,7 +95,7 @@ class _WorkloadProcess(Process):
             y = self.gen.send(value)
         except StopIteration:
             return
-        except (PluginError, OutOfMemory):
+        except SimulatorError:
             raise
         except Exception as exc:
             raise PluginError("workload", self.label, exc) from exc

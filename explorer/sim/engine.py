@@ -22,7 +22,12 @@ from typing import Any, Protocol
 NEVER = 1 << 100
 
 
-class PluginError(Exception):
+class SimulatorError(Exception):
+    """The run stopped for a reason the simulator itself names (a plugin raised, the machine ran out
+    of pages). The wrappers around plugin code let these through instead of blaming the plugin."""
+
+
+class PluginError(SimulatorError):
     """A plugin raised while the simulation ran: the run failed (CLI exit status 1)."""
 
     def __init__(self, kind: str, name: str, exc: BaseException) -> None:

@@ -23,9 +23,9 @@ from typing import Any, Protocol, cast
 
 from explorer.api import FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
 from explorer.sim.checker import Checker
-from explorer.sim.engine import Engine, Mutex, PluginError
+from explorer.sim.engine import Engine, Mutex, PluginError, SimulatorError
 from explorer.sim.iommu import IommuUnit
-from explorer.sim.memory import EXPOVARIATE_INLINE, UNLINKED, BackgroundTraffic, Memory, OutOfMemory, PageTable
+from explorer.sim.memory import EXPOVARIATE_INLINE, UNLINKED, BackgroundTraffic, Memory, PageTable
 from explorer.sim.metrics import BySource, LogHistogram, TimeSeries
 from explorer.sim.workqueue import Timer, WorkItem
 
@@ -47,7 +47,7 @@ def guard(gen: Generator[Any, Any, Any], kind: str, name: str) -> Generator[Any,
     """Run a plugin's generator, turning its exceptions into :class:`PluginError`."""
     try:
         return (yield from gen)
-    except (PluginError, OutOfMemory):
+    except SimulatorError:
         raise
     except Exception as exc:
         raise PluginError(kind, name, exc) from exc
@@ -461,7 +461,7 @@ class Kernel:
                     # KernelContext is the KernelServices implementation; its methods take the
                     # simulator's own objects, which are all a strategy is ever handed.
                     res = self.strategy.pagetable_free_kernel(cast(KernelServices, ctx), pt)
-                except (PluginError, OutOfMemory):
+                except SimulatorError:
                     raise
                 except Exception as exc:
                     raise PluginError("strategy", self.strategy_name, exc) from exc
@@ -543,7 +543,7 @@ class Kernel:
         if isinstance(res, GeneratorType):
             try:  # guard(), inlined: one generator frame fewer on each step of the worker
                 yield from res
-            except (PluginError, OutOfMemory):
+            except SimulatorError:
                 raise
             except Exception as exc:
                 raise PluginError("strategy", self.strategy_name, exc) from exc

@@ -13,6 +13,8 @@ from heapq import heappop
 from math import log as _log
 from typing import Any
 
+from explorer.sim.engine import SimulatorError
+
 # Page states.
 FREE = 0
 TABLE = 1  # in use as a page table (linked or about to be)
@@ -57,7 +59,7 @@ class PageTable:
         return f"<{kind} L{self.level} table pfn={self.page} slot={self.slot}>"
 
 
-class OutOfMemory(RuntimeError):
+class OutOfMemory(SimulatorError):
     """The simulated machine has no free page left: the config's ``kernel.pages`` is too small for
     what it runs. Never a plugin's fault, so the plugin wrappers let it through unwrapped."""
 
