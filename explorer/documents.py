@@ -21,13 +21,19 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-def dig(metrics: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted metric path (``violations.use_after_free`` gives its ``total``)."""
-    node: Any = metrics
+def at_path(doc: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (``queue.peak``, ``kernel.cpus``) of nested mappings, or None."""
+    node: Any = doc
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
+    return node
+
+
+def dig(metrics: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted metric path (``violations.use_after_free`` gives its ``total``)."""
+    node = at_path(metrics, path)
     if isinstance(node, Mapping) and "total" in node:
         return node["total"]
     return node

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from explorer.api import Param, ParamError
 from explorer.config import ConfigError, apply_overrides, parse_override_value, workload_labels
 from explorer.core_params import IOMMU_PARAMS, KERNEL_PARAMS, RUN_PARAMS
+from explorer.documents import at_path
 
 if TYPE_CHECKING:
     from explorer.plugins import Registry
@@ -242,12 +243,7 @@ def get_value(config: Mapping[str, Any], key: str) -> Any:
         i, rest = found
         workloads = config.get("workload", [])
         return workloads[i].get(rest) if i < len(workloads) else None
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
+    return at_path(config, key)
 
 
 def param_for_key(

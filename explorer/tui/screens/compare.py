@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from explorer import atomic
+from explorer.documents import at_path
 from explorer.session import Snapshot, flatten_metrics
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
@@ -29,15 +30,7 @@ if TYPE_CHECKING:
 
 
 def _get(path: str) -> Callable[[dict[str, Any]], Any]:
-    def get(d: dict[str, Any]) -> Any:
-        node: Any = d
-        for part in path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
-
-    return get
+    return lambda d: at_path(d, path)
 
 
 def _commands(d: dict[str, Any]) -> Any:
