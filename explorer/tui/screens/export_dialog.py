@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
+from explorer.tui.screens.form_dialog import FormDialog
 
-class ExportDialog(ModalScreen[str | None]):
+
+class ExportDialog(FormDialog[str | None]):
     """``write(path, fmt)`` returns None on success or the problem text (shown in place)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, stem: str, write: Callable[[str, str], str | None], folder: Path | None = None) -> None:
         super().__init__()
@@ -63,16 +61,3 @@ class ExportDialog(ModalScreen[str | None]):
             self.query_one("#problem", Static).update(Text("✗ " + problem, style="red"))
         else:
             self.dismiss(str(path))
-
-    @on(Input.Submitted, "#path")
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._do()
-
-    @on(Button.Pressed, "#ok")
-    def _ok(self) -> None:
-        self._do()
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)

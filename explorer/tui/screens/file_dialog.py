@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from explorer.tui.screens.form_dialog import FormDialog
 
 
 def files_with_suffix(folder: Path, limit: int = 50, suffix: str = ".toml") -> list[str]:
@@ -28,8 +27,7 @@ def files_with_suffix(folder: Path, limit: int = 50, suffix: str = ".toml") -> l
         return []
 
 
-class FileDialog(ModalScreen[str | None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+class FileDialog(FormDialog[str | None]):
 
     def __init__(self, title: str, initial: str, button: str, submit: Callable[[str, bool], str | None], *,
                  minimal: bool | None = None, folder: Path | None = None, suffix: str = ".toml") -> None:
@@ -86,21 +84,8 @@ class FileDialog(ModalScreen[str | None]):
     def _problem(self, text: str) -> None:
         self.query_one("#problem", Static).update(Text("✗ " + text, style="red"))
 
-    @on(Input.Submitted, "#path")
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._do()
-
     @on(OptionList.OptionSelected, "#files")
     def _picked(self, event: OptionList.OptionSelected) -> None:
         inp = self.query_one("#path", Input)
         inp.value = str(event.option.id)
         inp.focus()
-
-    @on(Button.Pressed, "#ok")
-    def _ok(self) -> None:
-        self._do()
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from explorer.tui.screens.form_dialog import FormDialog
 from explorer.tui.sweep_model import SweepState, axis_kind, parse_axis
 
 if TYPE_CHECKING:
@@ -29,10 +28,9 @@ def sweep_state(app: ExplorerApp) -> SweepState:
     return app.sweep_state
 
 
-class SweepAxisModal(ModalScreen[bool]):
+class SweepAxisModal(FormDialog[bool]):
     """Values for ``key`` (none: only the seeds); dismissed with True once applied to the state."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, key: str | None, current: str = "", shown_value: str = "") -> None:
         super().__init__()
@@ -106,15 +104,6 @@ class SweepAxisModal(ModalScreen[bool]):
     def _changed(self, event: Input.Changed) -> None:
         self._preview(event.value)
 
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._do()
-
-    @on(Button.Pressed, "#ok")
-    def _ok(self) -> None:
-        self._do()
-
     def _do(self) -> None:
         from explorer.sweep import SweepError
 
@@ -162,9 +151,6 @@ class SweepAxisModal(ModalScreen[bool]):
     def _problem(self, text: str) -> None:
         self.query_one("#axis-preview", Static).update(Text("✗ " + text, style="red"))
 
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(False)
 
 
 def ask_axis(app: ExplorerApp, key: str, shown_value: str = "", then: Callable[[], None] | None = None) -> None:
