@@ -365,12 +365,18 @@ class _Declared:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0"
     help: ClassVar[str] = ""
-    #: On the class: the declared parameters (a tuple of :class:`Param`). On an instance: the
-    #: validated values in canonical units, keyed by parameter name (``self.params["batch"]``).
+    #: The declared parameters: a tuple of :class:`Param` on the class. (On an instance, for
+    #: plugins written before 1.1, ``self.params`` is the same mapping as :attr:`values`.)
     params: Any = ()
+    #: On an instance: the validated parameter values in canonical units, keyed by parameter name
+    #: (``self.values["batch"]``). Since 1.1.
+    values: dict[str, Any]
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        self.params = dict(params)
+        self.values = dict(params)
+        # Compatibility: before 1.1 the values were only in ``self.params`` (shadowing the
+        # declarations on the instance); the same dict, so old and new code see one set of values.
+        self.params = self.values
 
 
 class FreeStrategy(_Declared):

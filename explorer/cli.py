@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     from explorer.cli_sweep import add_sweep_parser  # standard library only, like this module
 
     add_sweep_parser(sub, common)
+    from explorer.scaffold import add_plugin_parser  # standard library only, like this module
+
+    add_plugin_parser(sub, common)
 
     p = sub.add_parser("tui", parents=[common], help="open the interactive explorer (the default)")
     p.add_argument("config", nargs="?", metavar="FILE.toml", help="a config file to open")
@@ -823,6 +826,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return sweep(args)
 
 
+def cmd_plugin(args: argparse.Namespace) -> int:
+    from explorer.scaffold import cmd_plugin as plugin
+
+    return plugin(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "compare": cmd_compare,
@@ -830,6 +839,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "scenarios": cmd_scenarios,
     "config": cmd_config,
     "sweep": cmd_sweep,
+    "plugin": cmd_plugin,
     "tui": cmd_tui,
 }
 
