@@ -896,8 +896,8 @@ def test_buggy_late_free_is_caught_where_the_kernel_strategy_is_not(samples_regi
         assert m["kernel_tables_freed"] == buggy["kernel_tables_freed"]
 
 
-def test_never_frees_is_reported_as_leaking_every_kernel_table(samples_registry: Registry) -> None:
-    m = _run(samples_registry, scenario="test-never-frees")
+def test_never_frees_is_reported_as_leaking_every_kernel_table(run_strategy: Callable[..., Any]) -> None:
+    m = run_strategy("test-never-frees", plugins_dir=RUNTIME, scenario="test-never-frees")
     assert m["kernel_tables_freed"] == 0
     assert m["violations"]["leaked"]["total"] == m["kernel_tables_unlinked"] > 0
     assert m["user_tables_freed"] > 0  # user tables never reach a strategy
