@@ -15,7 +15,7 @@ import importlib.util
 import os
 import sys
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -106,7 +106,17 @@ def builtin_plugins_dir() -> Path:
     return here.parent / "plugins"
 
 
-def _load_module_from_path(path: Path, modname: str) -> ModuleType:
+def _load_module_from_path(path: Path, modname: str, source: str | None = None) -> ModuleType:
+    if source is not None:  # a pinned earlier version of the file (see load_registry's ``pinned``)
+        module = ModuleType(modname)
+        module.__file__ = str(path)
+        sys.modules[modname] = module
+        try:
+            exec(compile(source, str(path), "exec"), module.__dict__)
+        except BaseException:
+            sys.modules.pop(modname, None)
+            raise
+        return module
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
@@ -194,6 +204,7 @@ class _Loader:
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.loaded_files: set[Path] = set()
+        self.pinned: Mapping[str, str] = {}
 
     def add(self, module: object, info: PluginInfo) -> None:
         """Register one plugin module and collect what it offers; on any error, skip it whole."""
@@ -265,7 +276,7 @@ class _Loader:
         self.loaded_files.add(path)
         info = PluginInfo(name=path.stem, origin=origin, location=str(path))
         try:
-            module = _load_module_from_path(path, modname)
+            module = _load_module_from_path(path, modname, self.pinned.get(str(path)))
         except BaseException as exc:  # a plugin may even call sys.exit(); never let it kill us
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -279,13 +290,17 @@ def load_registry(
     plugins_dirs: Sequence[str | os.PathLike[str]] = (),
     *,
     entry_points: bool | None = None,
+    pinned: Mapping[str, str] | None = None,
 ) -> Registry:
     """Discover and load every plugin; never raises for a broken plugin.
 
     ``entry_points=None`` autoloads installed packages unless ``PGTABLE_EXPLORER_NO_ENTRYPOINTS``
-    is set to a non-empty value other than ``0``.
+    is set to a non-empty value other than ``0``. ``pinned`` maps the resolved path of a
+    ``--plugins-dir`` file to the source to load instead of the file's current text (the TUI's
+    live reload keeps the last version that loaded while the file on disk does not).
     """
     loader = _Loader()
+    loader.pinned = dict(pinned or {})
     from explorer import __version__
 
     builtin = builtin_plugins_dir()

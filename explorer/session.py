@@ -345,7 +345,8 @@ class _Child:
                 from explorer.plugins import load_registry
 
                 self.registry = load_registry(self.opts.get("plugins_dirs", ()),
-                                              entry_points=self.opts.get("entry_points"))
+                                              entry_points=self.opts.get("entry_points"),
+                                              pinned=self.opts.get("pinned"))
             self.sim = Simulation(self.config, self.registry)
             if self.trace_size:
                 self.sim.enable_trace(self.trace_size)
@@ -381,6 +382,12 @@ class _Child:
         if op == "reset":
             if arg is not None:
                 self.config = arg
+            self.build()
+            return True
+        if op == "reload":  # the plugins changed: load them again, then start over
+            self.config = arg["config"]
+            self.opts["pinned"] = arg.get("pinned") or {}
+            self.registry = None
             self.build()
             return True
         if op == "speed":
@@ -764,6 +771,26 @@ class Session:
             self.config = json.loads(json.dumps(config))
         with self._start_lock:
             self._reset()
+
+    def reload_plugins(self, config: Mapping[str, Any] | None = None, pinned: Mapping[str, str] | None = None,
+                       run: bool = False) -> None:
+        """Load the plugins again (the ``--plugins-dir`` files as they are now, except the ``pinned``
+        ones: path -> the source to use instead) and start over from time zero (with ``config``
+        if given); running again at once with ``run``."""
+        if config is not None:
+            self.config = json.loads(json.dumps(config))
+        self.opts["pinned"] = dict(pinned or {})
+        with self._start_lock:
+            if self.alive and not self.stalled:
+                with self._lock:
+                    self._shared.state = "starting"
+                    self._shared.error = None
+                self._send("reload", {"config": self.config, "pinned": self.opts["pinned"]})
+            else:  # a new process loads the plugins afresh (with the pinned ones from opts)
+                self.stop()
+                self.start()
+        if run:
+            self.run()
 
     def _reset(self) -> None:
         if self.alive and not self.stalled:

@@ -48,6 +48,7 @@ from explorer.tui.model import (
     scenario_origins,
     workload_index,
 )
+from explorer.tui.reload import PluginWatcher, ReloadResult, fit_config
 from explorer.tui.sweep_model import SweepState
 
 if TYPE_CHECKING:  # explorer.session loads when the first session starts, after the first frame
@@ -156,6 +157,9 @@ class ExplorerApp(App[int]):
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
         self.screens_by_name = _Screens()
+        # live reload of --plugins-dir files (explorer.tui.reload); what each reload did, newest last
+        self.plugin_watcher: PluginWatcher | None = None
+        self.reload_log: list[str] = []
 
     # ------------------------------------------------------------------ screens
     def on_mount(self) -> None:
@@ -172,6 +176,35 @@ class ExplorerApp(App[int]):
         if self.registry.failures:
             self.notify(f"{len(self.registry.failures)} plugin(s) failed to load: 4 shows them",
                         severity="warning", timeout=6)
+        if self.plugins_dirs:
+            self.plugin_watcher = PluginWatcher(self.plugins_dirs, self.registry, self.entry_points)
+            self.set_interval(0.5, self.check_plugins)
+
+    def check_plugins(self) -> ReloadResult | None:
+        """Reload the plugins if a --plugins-dir file changed; restart the run with the new code."""
+        watcher = self.plugin_watcher
+        result = watcher.poll() if watcher is not None else None
+        if watcher is None or result is None:
+            return None
+        old, self.registry = self.registry, result.registry
+        self.reload_log.append(result.summary())
+        try:
+            self.config = fit_config(self.config, old, self.registry)
+        except ConfigError as exc:  # a plugin the config names is gone: keep the config, say so
+            self.notify(_problems_text(exc), title="The config does not fit the reloaded plugins",
+                        severity="error", timeout=10, markup=False)
+        self.reference = default_config(self.registry)
+        s = self.session
+        if s is not None:
+            s.reload_plugins(self.config, pinned=watcher.pinned, run=s.state == "running")
+        self.notify(result.summary() + "".join(f"\n{p}: {e}" for p, e in result.kept.items()),
+                    title="Plugins reloaded", severity="warning" if result.kept else "information",
+                    timeout=8, markup=False)
+        self.post_message(ConfigChanged("reload"))
+        screen = self.screens_by_name.get("plugins")
+        if screen is not None and screen.is_mounted and hasattr(screen, "populate"):
+            screen.populate()
+        return result
 
     def reload_keymap(self) -> bool:
         """Read the keymap file again and apply it; a file with problems changes nothing."""
@@ -435,8 +468,14 @@ class ExplorerApp(App[int]):
             self.session = Session(self.config, self.plugins_dirs, speed=float(self.config["run"].get("speed", 0.0)),
                                    step_ns=self.step_ns, hz=self.hz, stall_after=self.stall_after,
                                    entry_points=self.entry_points, on_update=self._callback("main"), label="main")
+            self._pin(self.session)
             self.session.start(background=True)  # never block the event loop on starting a process
         return self.session
+
+    def _pin(self, session: Session) -> None:
+        """A new session's process loads the last good version of a plugin file that fails now."""
+        if self.plugin_watcher is not None and self.plugin_watcher.pinned:
+            session.opts["pinned"] = self.plugin_watcher.pinned
 
     def current_speed(self) -> float:
         return self.session.speed if self.session is not None else float(self.config["run"].get("speed", 0.0))
@@ -478,6 +517,7 @@ class ExplorerApp(App[int]):
             s = Session(cfg, self.plugins_dirs, speed=float(self.config["run"].get("speed", 0.0)), hz=self.hz,
                         stall_after=self.stall_after, trace_size=0, trace_tail=0, entry_points=self.entry_points,
                         on_update=self._callback(f"cmp{i}"), label=f"cmp-{n}")
+            self._pin(s)
             s.start(background=True)
             self.compare_sessions.append(s)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
@@ -33,6 +34,7 @@ class PluginsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield TopBar("plugins")
         with Vertical(id="plugins-body"):
+            yield Label("", id="reload-status")
             yield Label("", id="loaded-title", classes="section-title")
             yield DataTable(id="loaded", cursor_type="row", zebra_stripes=True)
             yield Label("", id="failed-title", classes="section-title")
@@ -46,8 +48,22 @@ class PluginsScreen(Screen[None]):
         return Here(found[0], Text(found[1])) if found else None
 
     def on_mount(self) -> None:
+        self.populate()
+
+    def populate(self) -> None:
+        """Fill the tables from the app's registry (again, after a live reload)."""
         reg = self.xapp.registry
+        watcher = self.xapp.plugin_watcher
+        kept = dict(watcher.kept) if watcher is not None else {}
+        status = self.query_one("#reload-status", Label)
+        lines = []
+        if watcher is not None:
+            lines.append(f"Live reload: watching {', '.join(str(d) for d in watcher.dirs)}")
+        lines += [f"  {line}" for line in self.xapp.reload_log[-3:]]
+        status.update(Text("\n".join(lines)))
+        status.display = bool(lines)
         loaded = self.query_one("#loaded", DataTable)
+        loaded.clear(columns=True)
         loaded.add_columns("plugin", "kind", "origin", "version", "registers", "location")
         for info in reg.plugins:
             kinds = sorted({KIND_LABEL.get(k, k) for k, _ in info.registers})
@@ -58,14 +74,19 @@ class PluginsScreen(Screen[None]):
             f"Loaded: {len(reg.plugins)} plugins · {len(reg.strategies)} strategies · {len(reg.iommu_models)} "
             f"IOMMU models · {len(reg.workloads)} workloads · {len(reg.scenarios)} scenarios")
         failed = self.query_one("#failed", DataTable)
+        failed.clear(columns=True)
         failed.add_columns("plugin", "origin", "error", "location")
         for info in reg.failures:
             failed.add_row(info.name, info.origin, Text(info.error or "", style="red"), info.location,
                            key=f"fail:{info.name}:{info.location}")
-        title = f"Failed to load: {len(reg.failures)}" if reg.failures else "Failed to load: none"
+        for path, error in kept.items():  # after reg.failures: _info() indexes those first
+            failed.add_row(Path(path).stem, "directory (last good version in use)", Text(error, style="red"), path,
+                           key=f"kept:{path}")
+        n = len(reg.failures) + len(kept)
+        title = f"Failed to load: {n}" if n else "Failed to load: none"
         self.query_one("#failed-title", Label).update(title)
-        self.query_one("#failed-title", Label).set_class(bool(reg.failures), "-bad")
-        self.query_one("#failed", DataTable).display = bool(reg.failures)
+        self.query_one("#failed-title", Label).set_class(bool(n), "-bad")
+        self.query_one("#failed", DataTable).display = bool(n)
 
     def on_screen_resume(self) -> None:
         self.query_one(TopBar).set_file(self.xapp.file_label(), self.xapp.dirty)
