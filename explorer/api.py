@@ -45,6 +45,7 @@ from explorer.units import (
 __all__ = [
     "CacheLevel",
     "CommandQueue",
+    "FlushBatch",
     "FlushCost",
     "FlushTally",
     "FreeStrategy",
@@ -53,6 +54,7 @@ __all__ = [
     "Param",
     "ParamError",
     "Scenario",
+    "SharedCache",
     "SpinLock",
     "Step",
     "SvaTopology",
@@ -372,6 +374,17 @@ class _Declared:
     #: (``self.values["batch"]``). Since 1.1.
     values: dict[str, Any]
 
+    @classmethod
+    def check_values(cls, values: Mapping[str, Any]) -> str | Mapping[str, str] | None:
+        """Check the parameter values together (each is already valid on its own): return None
+        when they fit, else why not, as one message or a message per parameter name.
+
+        ``config validate``, ``run``, ``compare``, ``sweep`` and the TUI's editor call it, so a bad
+        combination is a config error naming the keys (exit status 2), not a crash when the run
+        builds the plugin. Since 1.1.
+        """
+        return None
+
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.values = dict(params)
         # Compatibility: before 1.1 the values were only in ``self.params`` (shadowing the
@@ -405,6 +418,35 @@ class CacheLevel:
     level: int
     entries: int
     ways: int = 0
+
+
+@dataclass(frozen=True)
+class SharedCache:
+    """One paging-structure cache whose capacity the table ``levels`` share (LRU across them).
+
+    Return it from :meth:`IommuModel.cache_geometry` instead of one :class:`CacheLevel` per level
+    when a vendor describes one pool of entries for several levels. Since 1.1.
+    """
+
+    levels: tuple[int, ...]
+    entries: int
+    ways: int = 0
+
+
+@dataclass(frozen=True)
+class FlushBatch:
+    """The kernel page tables one flush covers, given to :meth:`IommuModel.invalidate_kernel_range`
+    when it declares a ``batch`` parameter (since 1.1): what "cost per queued entry" is written with.
+
+    ``tables`` is how many unlinked kernel tables were waiting to be freed when the flush started
+    (every one of them is safe to free once it completes), ``levels`` the same by table level
+    (1 = PTE tables), and ``new`` how many of them were unlinked since the previous flush started
+    (the ones no earlier flush covered).
+    """
+
+    tables: int = 0
+    levels: Mapping[int, int] = field(default_factory=dict)
+    new: int = 0
 
 
 @dataclass
@@ -449,12 +491,17 @@ class IommuModel(_Declared):
     #: ``False`` for the model of "no IOMMU bound": no devices, no SVA mm.
     present: ClassVar[bool] = True
 
-    def cache_geometry(self) -> Sequence[CacheLevel]:
-        """The paging-structure cache geometry of each IOMMU."""
+    def cache_geometry(self) -> Sequence[CacheLevel | SharedCache]:
+        """The paging-structure cache geometry of each IOMMU: a :class:`CacheLevel` per level, or
+        a :class:`SharedCache` for levels that share one capacity."""
         return (CacheLevel(1, 64), CacheLevel(2, 16))
 
-    def invalidate_kernel_range(self, now: int, topo: SvaTopology) -> FlushCost:
-        """Cost and effect of ``iommu_sva_invalidate_kva_range`` on one IOMMU at ``now``."""
+    def invalidate_kernel_range(self, now: int, topo: SvaTopology, batch: FlushBatch | None = None) -> FlushCost:
+        """Cost and effect of ``iommu_sva_invalidate_kva_range`` on one IOMMU at ``now``.
+
+        A model that declares the ``batch`` parameter is given the :class:`FlushBatch` of the
+        flush; one written as ``invalidate_kernel_range(self, now, topo)`` is called that way.
+        """
         raise NotImplementedError
 
     def metrics(self) -> dict[str, Any]:

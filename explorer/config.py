@@ -200,6 +200,25 @@ def _check_params(
     return out
 
 
+def _check_together(cls: Any, values: Mapping[str, Any], prefix: str, col: _Collector) -> None:
+    """The plugin's own check of its parameter values together (``check_values``), as problems."""
+    check = getattr(cls, "check_values", None)
+    if check is None:
+        return
+    try:
+        why = check(dict(values))
+    except Exception as exc:  # a plugin bug: said as a problem of the config it was asked about
+        col.add(prefix, f"{cls.name}: check_values raised {type(exc).__name__}: {exc}")
+        return
+    if not why:
+        return
+    if isinstance(why, Mapping):
+        for key, message in why.items():
+            col.add(_join(prefix, str(key)), str(message))
+    else:
+        col.add(prefix, str(why))
+
+
 def _table(raw: Mapping[str, Any], key: str, prefix: str, col: _Collector) -> Mapping[str, Any]:
     value = raw.get(key, {})
     if not isinstance(value, Mapping):
@@ -288,7 +307,10 @@ def _validate(
     sparams_raw = _table(st, "params", "strategy", col)
     if scls is not None:
         pbase = base["strategy"]["params"] if sname == base["strategy"]["name"] else {}
+        before = len(col.problems)
         sparams = _check_params(sparams_raw, scls.params, pbase, "strategy.params", col)
+        if len(col.problems) == before:
+            _check_together(scls, sparams, "strategy.params", col)
     else:
         sparams = {}
     out["strategy"] = {"name": sname, "params": sparams}
@@ -308,7 +330,10 @@ def _validate(
     iparams_raw = _table(io, "params", "iommu", col)
     if icls is not None:
         pbase = base["iommu"]["params"] if model == base["iommu"]["model"] else {}
+        before = len(col.problems)
         iparams = _check_params(iparams_raw, icls.params, pbase, "iommu.params", col)
+        if len(col.problems) == before:
+            _check_together(icls, iparams, "iommu.params", col)
     else:
         iparams = {}
     out["iommu"] = {"model": model, **core, "params": iparams}
@@ -334,7 +359,10 @@ def _validate(
                 continue
             wcls = registry.workloads[wname]
             hints = {"params": "the parameters of a workload are written inline in its [[workload]] table"}
+            before = len(col.problems)
             params = _check_params(entry, wcls.params, {}, prefix, col, reserved=("name",), hints=hints)
+            if len(col.problems) == before:
+                _check_together(wcls, params, prefix, col)
             workloads.append({"name": wname, **params})
     else:
         workloads = copy.deepcopy([dict(w) for w in base["workload"]])

@@ -20,7 +20,7 @@ from heapq import heappush
 from math import log as _log
 from typing import TYPE_CHECKING, Any
 
-from explorer.api import CacheLevel, SvaTopology
+from explorer.api import CacheLevel, SharedCache, SvaTopology
 from explorer.sim.memory import EXPOVARIATE_INLINE, PageTable
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class IommuUnit:
         self,
         kernel: Kernel,
         index: int,
-        geometry: Sequence[CacheLevel],
+        geometry: Sequence[CacheLevel | SharedCache],
         *,
         walk_rate: float,
         probe_rate: float,
@@ -96,8 +96,20 @@ class IommuUnit:
     ) -> None:
         self.kernel = kernel
         self.index = index
-        self.caches: dict[int, SetAssocLRU] = {g.level: SetAssocLRU(g.entries, g.ways) for g in geometry}
+        # level -> its cache; the levels of a SharedCache map to one SetAssocLRU
+        self.caches: dict[int, SetAssocLRU] = {}
+        shared: set[int] = set()
+        for g in geometry:
+            if isinstance(g, SharedCache):
+                cache = SetAssocLRU(g.entries, g.ways)
+                for lv in g.levels:
+                    self.caches[lv] = cache
+                if len(g.levels) > 1:
+                    shared.update(g.levels)
+            else:
+                self.caches[g.level] = SetAssocLRU(g.entries, g.ways)
         self._levels = sorted(self.caches)
+        self._unique = list({id(c): c for c in self.caches.values()}.values())
         self.walk_rate = walk_rate
         self.probe_rate = probe_rate
         self.adversarial = probe_target == "adversarial"
@@ -121,7 +133,10 @@ class IommuUnit:
         self.flush_ns = 0
         # For the hot paths: the caches' sets as the walks use them, and the cache each table
         # level maps to (cache_for()).
-        self._walk_levels = [(self.caches[lv].sets, self.caches[lv].nsets, self.caches[lv].ways, 9 * i)
+        # User-walk keys are -1 - (uslot >> shift); in a cache shared by several levels each level's
+        # keys get their own range (an offset far below the others), so they never collide.
+        self._walk_levels = [(self.caches[lv].sets, self.caches[lv].nsets, self.caches[lv].ways, 9 * i,
+                              -1 - (i << 40) if lv in shared else -1)
                              for i, lv in enumerate(self._levels)]
         self._cache_of = {lv: self.cache_for(lv) for lv in kernel.slot_level} if self.caches else {}
         self._topo: SvaTopology | None = None
@@ -161,9 +176,9 @@ class IommuUnit:
         hits = misses = walks = 0
         while nxt <= t:
             uslot = int(rnd() * mms) * slots + int(rnd() * slots)
-            for sets, nsets, ways, shift in levels:
+            for sets, nsets, ways, shift, off in levels:
                 # SetAssocLRU.lookup() / insert() inlined; user entries are negative keys.
-                key = -1 - (uslot >> shift)
+                key = off - (uslot >> shift)
                 st = sets[key % nsets]
                 if key in st:
                     st.move_to_end(key)
@@ -244,7 +259,7 @@ class IommuUnit:
         self.catch_up(self.kernel.engine.now)
         self.invalidations += 1
         kernel_only = scope == "kernel"
-        for c in self.caches.values():
+        for c in self._unique:
             self.dropped += c.drop(kernel_only)
 
     # -- inspection -----------------------------------------------------------------------------
@@ -254,7 +269,7 @@ class IommuUnit:
         stale = 0
         total = 0
         capacity = 0
-        for c in self.caches.values():
+        for c in self._unique:
             capacity += c.entries
             for s in c.sets:
                 for key, v in s.items():

@@ -12,6 +12,7 @@ The dispatch is the seed patch's::
 
 from __future__ import annotations
 
+import inspect
 import random
 import zlib
 from collections import deque
@@ -21,7 +22,7 @@ from math import log as _log
 from types import GeneratorType
 from typing import Any, Protocol, cast
 
-from explorer.api import FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
+from explorer.api import FlushBatch, FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
 from explorer.sim.checker import Checker
 from explorer.sim.engine import Engine, Mutex, PluginError, SimulatorError
 from explorer.sim.iommu import IommuUnit
@@ -41,6 +42,17 @@ class TraceSink(Protocol):
 def stream_seed(seed: int, name: str) -> int:
     """A seed for one named random stream: independent of every other stream and of hash salt."""
     return (seed * 1_000_003) ^ zlib.crc32(name.encode())
+
+
+def takes_batch(invalidate: Callable[..., Any]) -> bool:
+    """Whether a model's ``invalidate_kernel_range`` takes the flush's batch (a third argument
+    or a ``batch`` keyword); models written before the batch existed take ``(now, topo)``."""
+    try:
+        params = inspect.signature(invalidate).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return (any(p.name == "batch" or p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 3)
 
 
 def guard(gen: Generator[Any, Any, Any], kind: str, name: str) -> Generator[Any, Any, Any]:
@@ -316,6 +328,9 @@ class Kernel:
         self.flushes = 0
         self.flush_time_ns = 0
         self._flush_units_cache: list[tuple[IommuUnit, SvaTopology, Callable[[str], None]]] = []
+        # A model that declares invalidate_kernel_range(now, topo, batch) is told what each flush covers.
+        self._model_takes_batch = takes_batch(iommu_model.invalidate_kernel_range)
+        self._last_flush_start = -1
         self.mutex_contended = 0
         self.peak_pending = 0
         self.page_ns = 0  # integral of pending tables over time
@@ -586,10 +601,12 @@ class Kernel:
             if self.tracer is not None:  # tracing is off unless asked: skip building the fields
                 self.trace("flush_start", cpu=ctx.cpu, mms=self.sva_mms, source=ctx.source)
             invalidate = self.iommu_model.invalidate_kernel_range
+            batch = self.flush_batch(t0) if self._model_takes_batch else None
             heap = engine._heap
             for unit, topo, drop in self._flush_units():
                 try:
-                    cost: FlushCost = invalidate(engine.now, topo)
+                    cost: FlushCost = invalidate(engine.now, topo) if batch is None else invalidate(
+                        engine.now, topo, batch)
                 except Exception as exc:
                     raise PluginError("iommu", self.iommu_model_name, exc) from exc
                 duration = max(0, int(cost.duration_ns))
@@ -616,6 +633,19 @@ class Kernel:
                 self.trace("flush_end", cpu=ctx.cpu, took_ns=elapsed)
         finally:
             mutex.unlock(self.engine)
+
+    def flush_batch(self, t0: int) -> FlushBatch:
+        """The kernel tables a flush starting at ``t0`` covers: every one unlinked and not yet freed."""
+        levels: dict[int, int] = {}
+        new = 0
+        since = self._last_flush_start
+        for pt in self.pending.values():
+            if pt.kernel:
+                levels[pt.level] = levels.get(pt.level, 0) + 1
+                if pt.unlinked_at >= since:
+                    new += 1
+        self._last_flush_start = t0
+        return FlushBatch(sum(levels.values()), dict(sorted(levels.items())), new)
 
     def _flush_units(self) -> list[tuple[IommuUnit, SvaTopology, Callable[[str], None]]]:
         """Each IOMMU with its topology (fixed for the run) and its ``invalidate``, for the flush loop."""

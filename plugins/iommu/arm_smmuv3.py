@@ -147,10 +147,14 @@ class ArmSmmuV3(IommuModel):
               help="Associativity of each level (gem5 walk_assoc = 4; 0 = fully associative)."),
     )
 
+    @classmethod
+    def check_values(cls, values):
+        if values["batch"] + 1 > values["queue_entries"]:
+            return {"batch": f"batch {values['batch']} + CMD_SYNC must fit in queue_entries {values['queue_entries']}"}
+        return None
+
     def __init__(self, params):
         super().__init__(params)
-        if params["batch"] + 1 > params["queue_entries"]:
-            raise ValueError(f"batch {params['batch']} + CMD_SYNC must fit in queue_entries {params['queue_entries']}")
         # one command queue per SMMU, made on its first flush
         self.rings = defaultdict(lambda: CommandQueue(
             params["queue_entries"], params["background_burst"], params["background_period"], params["exec_tlbi"]))

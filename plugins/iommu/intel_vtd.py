@@ -83,13 +83,15 @@ class IntelVtd(IommuModel):
               help="Associativity of each level (0 = fully associative; assumed)."),
     )
 
+    @classmethod
+    def check_values(cls, values):
+        if values["batch"] + 2 > values["queue_entries"]:
+            return {"batch": f"batch {values['batch']} + 2 must fit in queue_entries {values['queue_entries']} "
+                             "(qi_submit_sync needs count + 2 free entries)"}
+        return None
+
     def __init__(self, params):
         super().__init__(params)
-        if params["batch"] + 2 > params["queue_entries"]:
-            raise ValueError(
-                f"batch {params['batch']} + 2 must fit in queue_entries {params['queue_entries']} "
-                "(qi_submit_sync needs count + 2 free entries)"
-            )
         # one invalidation queue per IOMMU, made on its first flush
         self.rings = defaultdict(lambda: CommandQueue(
             params["queue_entries"], params["background_burst"], params["background_period"], params["exec_iotlb"]))
