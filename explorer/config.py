@@ -259,7 +259,12 @@ def _plugin_name(
         col.add(_join(prefix, key), f"expected the name of a {_KIND_LABEL[kind]} (a string), got {name!r}")
         return None
     if name not in table:
-        col.add(_join(prefix, key), _unknown_plugin(kind, name, table))
+        where = ("; plugins come from --plugins-dir DIR (each .py file in it) and installed packages "
+                 "(entry point group pgtable_explorer): `pgtable-explorer plugins` lists what is loaded")
+        failed = len(getattr(registry, "failures", ()) or ())
+        if failed:
+            where += f" and the {failed} that failed to load"
+        col.add(_join(prefix, key), _unknown_plugin(kind, name, table) + where)
         return None
     return name
 

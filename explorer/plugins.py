@@ -252,6 +252,11 @@ class _Loader:
             self.registry.table(kind)[name] = obj
             self.registry.provider[(kind, name)] = info
             info.registers.append((kind, name))
+        # One version shown: the `version` its classes declare (what configs record), when they
+        # agree; the module's __version__ or the package's only when they declare none ("0").
+        declared = {str(getattr(obj, "version", "") or "") for obj in collected.values()} - {"", "0"}
+        if len(declared) == 1:
+            info.version = declared.pop()
         self.registry.plugins.append(info)
 
     def _check_hook_names(self, module: object) -> None:

@@ -8,7 +8,7 @@ the testing kit (:mod:`explorer.testing`) and a README::
     pgtable-explorer-NAME/
       pyproject.toml
       README.md
-      src/pgtx_NAME/__init__.py       the package (its version)
+      src/pgtx_NAME/__init__.py       the package
       src/pgtx_NAME/KIND.py           the plugin: one standalone file, so --plugins-dir loads it too
       tests/test_NAME.py
 
@@ -90,10 +90,12 @@ Edit it live: `pgtable-explorer --plugins-dir src/{package} tui` reloads it on e
 
 from explorer.api import FreeStrategy, Param, hookimpl
 
+__version__ = "0.1.0"  # the one version: the package's (pyproject reads it) and the class's
+
 
 class {cls}(FreeStrategy):
     name = "{name}"
-    version = "0.1.0"  # bump it when the behaviour changes: configs record it
+    version = __version__  # bump it when the behaviour changes: configs record it
     help = "The kernel's deferred free: queue each table, one worker flushes the IOMMUs once, then frees the batch."
     params = (
         Param("extra_delay", "duration", "0ns", min=0, max=10**9,
@@ -150,10 +152,12 @@ parameter's help until you have a published figure.
 
 from explorer.api import CacheLevel, FlushCost, IommuModel, Param, hookimpl
 
+__version__ = "0.1.0"  # the one version: the package's (pyproject reads it) and the class's
+
 
 class {cls}(IommuModel):
     name = "{name}"
-    version = "0.1.0"  # bump it when the behaviour changes: configs record it
+    version = __version__  # bump it when the behaviour changes: configs record it
     help = "One invalidation per PASID of every SVA-bound mm, then one completion wait. Latencies assumed."
     params = (
         Param("per_pasid", "duration", "500ns", min=0, max=10**9,
@@ -195,10 +199,12 @@ a CPU TLB flush, at a Poisson rate.
 
 from explorer.api import Param, WorkloadSource, hookimpl, workload_params
 
+__version__ = "0.1.0"  # the one version: the package's (pyproject reads it) and the class's
+
 
 class {cls}(WorkloadSource):
     name = "{name}"
-    version = "0.1.0"  # bump it when the behaviour changes: configs record it
+    version = __version__  # bump it when the behaviour changes: configs record it
     help = "Bursts of kernel PTE tables unlinked and freed from a sleepable context."
     params = workload_params(
         "200/s",
@@ -285,7 +291,7 @@ test = ["pytest>=8"]
 {name} = "{module}"
 
 [tool.hatch.version]
-path = "src/{package}/__init__.py"
+path = "src/{package}/{kind}.py"
 
 [tool.hatch.build.targets.wheel]
 packages = ["src/{package}"]
@@ -295,9 +301,7 @@ testpaths = ["tests"]
 '''
 
 _INIT = '''\
-"""{dist}: the {what_lower} {name} for pgtable-explorer (the plugin itself is in {kind}.py)."""
-
-__version__ = "0.1.0"
+"""{dist}: the {what_lower} {name} for pgtable-explorer (the plugin, and its version, are in {kind}.py)."""
 '''
 
 _README = '''\

@@ -129,3 +129,29 @@ def test_the_tui_editor_refuses_parameters_that_do_not_fit_together() -> None:
     problem = app.apply_edit("iommu.params.batch", 300)
     assert problem is not None and "must fit in queue_entries 256" in problem
     assert app.config["iommu"]["params"]["batch"] == 16  # nothing changed
+
+
+def test_the_plugins_table_shows_the_version_the_classes_declare(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "twice.py").write_text(
+        "from explorer.api import FreeStrategy, hookimpl\n"
+        "__version__ = '9.9'\n"
+        "class T(FreeStrategy):\n"
+        "    name = 'test-twice'\n"
+        "    version = '2.0'\n"
+        "    def pagetable_free_kernel(self, k, pt):\n"
+        "        k.free_now(pt)\n"
+        "@hookimpl\n"
+        "def register_strategies(register):\n"
+        "    register(T)\n")
+    assert main(["--plugins-dir", str(tmp_path), "plugins"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("twice"))
+    assert line.split()[:3] == ["twice", "directory", "2.0"]
+
+
+def test_an_unknown_strategy_says_where_plugins_come_from(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--set", "strategy.name=delayd"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown strategy 'delayd'" in err
+    assert "plugins come from --plugins-dir DIR" in err and "installed packages" in err
+    assert "`pgtable-explorer plugins`" in err

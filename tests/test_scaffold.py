@@ -104,9 +104,10 @@ def test_generated_packages_install_and_show_as_installed_packages(
                          text=True, env=env, cwd=root / "venv")  # not the source folders: only what is installed
     doc = json.loads(out.stdout)
     assert doc["failed"] == []
-    got = {(r["kind"], r["name"]): p["origin"] for p in doc["plugins"] for r in p["registered"]}
-    for kind, name in KINDS.items():
-        assert got.get((kind, name)) == "installed package", (kind, name)
+    got = {(r["kind"], r["name"]): (p["origin"], p["version"], r["version"]) for p in doc["plugins"]
+           for r in p["registered"]}
+    for kind, name in KINDS.items():  # one version: the package's is the class's
+        assert got.get((kind, name)) == ("installed package", "0.1.0", "0.1.0"), (kind, name)
 
 
 def test_generated_tests_pass_with_the_kit(installed: tuple[Path, Path, dict[str, str]]) -> None:
