@@ -207,6 +207,19 @@ def _from_results(args: argparse.Namespace, plot_metrics: list[str], image: str 
     return EXIT_OK
 
 
+def _shower(args: argparse.Namespace, records: list[dict[str, Any]]) -> Any:
+    """``show(key, value)`` for the swept values, in their declared units (``200us``, not ``200000``)."""
+    from explorer.config import ConfigError, default_config
+    from explorer.sweep.points import value_shower
+
+    registry = _load_registry(args, report_failures=False)
+    try:
+        base = default_config(registry, getattr(args, "scenario", None))
+    except ConfigError:
+        base = default_config(registry)
+    return value_shower(records, base, registry)
+
+
 def _plot(
     args: argparse.Namespace, metrics: list[str], image: str, records: list[dict[str, Any]] | None = None
 ) -> None:
@@ -216,7 +229,7 @@ def _plot(
     if records is None:
         records = _read(args.out)
     try:
-        notes = plot_results(records, metrics, args.x, image, hue=args.hue)
+        notes = plot_results(records, metrics, args.x, image, hue=args.hue, show=_shower(args, records))
     except SweepError as exc:
         raise UserError(str(exc)) from None
     for n in notes:
@@ -348,6 +361,7 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
                             + (f" (did you mean {', '.join(close)}?)" if close else ""))
     maximize = set(_csv_list(args.maximize))
     rows = summarize(records, available)
+    show = _shower(args, records)
     if write_file:
         write_summary_csv(rows, summary_path(args.out), available)
     shown = chosen or [m for m in HEADLINE if m in available]
@@ -362,7 +376,7 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
         keys = list(rows[0].params)
         table = [[*keys, "seeds", *table_metrics]]
         for r in rows:
-            table.append([*("-" if r.params.get(k) is None else str(r.params.get(k)) for k in keys),
+            table.append([*(show(k, r.params.get(k)) for k in keys),
                           f"{r.ok}" + (f" ({r.failed} failed)" if r.failed else ""),
                           *(fmt_stat(r.stats.get(m), m) for m in table_metrics)])
         out.append("")
@@ -376,7 +390,7 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
         if b is None:
             continue
         tie = sum(1 for r in rows if m in r.stats and r.stats[m].mean == b.stats[m].mean)
-        where = b.label() + (f" (and {tie - 1} more with the same mean)" if tie > 1 else "")
+        where = b.label(show) + (f" (and {tie - 1} more with the same mean)" if tie > 1 else "")
         bests.append([m, "highest" if m in maximize else "lowest", fmt_stat(b.stats[m], m), where])
     if bests:
         out.append("")

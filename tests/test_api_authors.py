@@ -155,3 +155,28 @@ def test_an_unknown_strategy_says_where_plugins_come_from(capsys: pytest.Capture
     assert "unknown strategy 'delayd'" in err
     assert "plugins come from --plugins-dir DIR" in err and "installed packages" in err
     assert "`pgtable-explorer plugins`" in err
+
+
+def test_sweep_summaries_and_plot_legends_show_values_in_their_units(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sw.csv"
+    assert main(["sweep", "--set", "strategy.name=batched", "--grid", "strategy.params.max_age=100us,2ms",
+                 "--seeds", "1", "--duration", "2ms", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "strategy.params.max_age=100us" in text and "100000" not in text
+    rows = [line.split() for line in text.splitlines() if line.strip().startswith(("100us", "2ms"))]
+    assert [r[0] for r in rows] == ["100us", "2ms"]
+
+    pytest.importorskip("matplotlib", reason="plots need the optional extra")
+    from explorer.sweep.plot import plot_results
+    from explorer.sweep.points import value_shower
+
+    records = [{"point_id": f"{d}{s}", "status": "ok", "kernel.workqueue_delay": d, "kernel.cpus": c, "seed": s,
+                "flushes": d / 1000 + s} for d in (10_000, 1_000_000) for c in (4, 8) for s in (1, 2)]
+    reg = kit_registry()
+    show = value_shower(records, make_config(reg, "deferred"), reg)
+    svg = tmp_path / "p.svg"
+    plot_results(records, ["flushes"], "kernel.cpus", svg, hue="kernel.workqueue_delay", show=show)
+    drawn = svg.read_text()
+    assert "kernel.workqueue_delay=10us" in drawn and "kernel.workqueue_delay=1ms" in drawn
+    assert "kernel.workqueue_delay=10000" not in drawn

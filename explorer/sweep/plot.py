@@ -8,7 +8,7 @@ its 95% confidence interval as an error bar. Needs matplotlib, an optional extra
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +51,16 @@ def plot_results(
     *,
     logx: bool | None = None,
     title: str | None = None,
+    show: Callable[[str, Any], str] | None = None,
 ) -> list[str]:
     """Draw ``metrics`` (one panel each) against the swept key ``x`` into ``out`` (``.png``,
     ``.svg`` or ``.pdf``). Returns notes worth showing (keys averaged over, points failed).
 
     ``logx=None`` picks a log axis when every x is positive and they span 100x or more.
+    ``show(key, value)`` writes a swept value as a user reads it (``max_delay=200us``, not
+    ``200000``) in the legend and on the x ticks.
     """
+    shown = show or (lambda _key, v: f"{v:g}" if isinstance(v, float) else str(v))
     try:
         import matplotlib
         from matplotlib.figure import Figure
@@ -115,7 +119,7 @@ def plot_results(
                 errs.append((s.ci95 or 0.0) / scale)
             if not xs:
                 continue
-            label = f"{hue}={h}" if hue else None
+            label = f"{hue}={shown(hue, h)}" if hue else None
             ax.errorbar(xs, ys, yerr=errs, marker="o", markersize=4, capsize=3, linewidth=1.4, label=label)
         ax.set_xlabel(x)
         ax.set_ylabel(f"{m} ({unit})" if unit else m)
@@ -123,9 +127,9 @@ def plot_results(
         if logx and numeric:
             ax.set_xscale("log")
         if not numeric:
-            ax.set_xticks(range(len(xs_all)), [str(v) for v in xs_all])
+            ax.set_xticks(range(len(xs_all)), [shown(x, v) for v in xs_all])
         elif len(xs_all) <= 12:  # few values: mark exactly those
-            ax.set_xticks(xs_all, [f"{v:g}" for v in xs_all])
+            ax.set_xticks(xs_all, [shown(x, v) if show else f"{v:g}" for v in xs_all])
             ax.minorticks_off()
         ax.grid(True, alpha=0.3)
         if hue:

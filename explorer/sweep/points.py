@@ -34,7 +34,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -286,6 +286,42 @@ def param_for_key(
             if p is not None:
                 return p
     return None
+
+
+def value_shower(
+    records: Sequence[Mapping[str, Any]], config: Mapping[str, Any], registry: Registry
+) -> Callable[[str, Any], str]:
+    """``show(key, value)``: a swept value as a user writes it, in its declared unit
+    (``strategy.params.max_delay`` 200000 -> ``200us``); a key no parameter declares as it is."""
+    choices = {k: sorted({str(r[k]) for r in records if r.get(k) is not None})
+               for k in ("strategy.name", "iommu.model") if any(k in r for r in records)}
+    found: dict[str, Param | None] = {}
+
+    def show(key: str, value: Any) -> str:
+        if value is None:
+            return "-"
+        if key not in found:
+            found[key] = param_for_key(key, config, registry, choices) or _declared_anywhere(key, registry)
+        p = found[key]
+        if p is None:
+            return f"{value:g}" if isinstance(value, float) else str(value)
+        try:
+            return p.show(p.parse(value))
+        except (ParamError, TypeError, ValueError):
+            return str(value)
+
+    return show
+
+
+def _declared_anywhere(key: str, registry: Registry) -> Param | None:
+    """For results read without their config: ``strategy.params.X`` (or ``iommu.params.X``) as the
+    loaded plugins declare X, when every declaration of it has one type."""
+    parts = key.split(".")
+    if len(parts) != 3 or parts[1] != "params" or parts[0] not in ("strategy", "iommu"):
+        return None
+    table: Mapping[str, Any] = registry.strategies if parts[0] == "strategy" else registry.iommu_models
+    decls = [p for cls in table.values() for p in cls.params if p.name == parts[2]]
+    return decls[0] if decls and len({p.type for p in decls}) == 1 else None
 
 
 def _declares(registry: Registry, kind: str, plugin: Any, name: str) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,8 +90,11 @@ class SummaryRow:
     failed: int
     stats: dict[str, Stat] = field(default_factory=dict)
 
-    def label(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.params.items() if v is not None) or "(base config)"
+    def label(self, show: Callable[[str, Any], str] | None = None) -> str:
+        """``strategy.params.max_delay=200us kernel.cpus=8``: with ``show`` (see
+        :func:`explorer.sweep.points.value_shower`) each value as a user writes it."""
+        fmt = show or (lambda _k, v: str(v))
+        return " ".join(f"{k}={fmt(k, v)}" for k, v in self.params.items() if v is not None) or "(base config)"
 
 
 def _is_number(v: Any) -> bool:
