@@ -20,6 +20,7 @@ from explorer.api import (
 )
 from explorer.cli import main
 from explorer.config import ConfigError
+from explorer.sim.build import build_simulation
 from explorer.sim.kernel import takes_batch
 from explorer.testing import kit_registry, make_config, run_config
 
@@ -180,3 +181,35 @@ def test_sweep_summaries_and_plot_legends_show_values_in_their_units(
     drawn = svg.read_text()
     assert "kernel.workqueue_delay=10us" in drawn and "kernel.workqueue_delay=1ms" in drawn
     assert "kernel.workqueue_delay=10000" not in drawn
+
+
+class Timers(FreeStrategy):
+    """Arms a long timer and cancels it at once, then frees from a short one."""
+
+    name = "test-timers"
+    version = "1.0"
+    help = "timers"
+
+    def pagetable_free_kernel(self, k: Any, pt: Any) -> None:
+        k.start_timer(1_000_000, lambda k2: None).cancel()
+        k.start_timer(10_000, lambda k2: k2.free_now(pt))
+
+
+def test_the_trace_records_timers_armed_fired_and_cancelled_in_nanoseconds() -> None:
+    reg = kit_registry(Timers)
+    sim = build_simulation(make_config(reg, "test-timers", duration="1ms", iommu="none"), reg)
+    records: list[Any] = []
+    sim.kernel.tracer = records
+    sim.run()
+    timers = [(t, what, f) for t, what, f in records if what.startswith("timer_")]
+    assert timers, "no timer in the trace"
+    starts = {f["timer"]: (t, f) for t, what, f in timers if what == "timer_start"}
+    fired = [(t, f["timer"]) for t, what, f in timers if what == "timer_fire"]
+    cancelled = [(t, f) for t, what, f in timers if what == "timer_cancel"]
+    assert len(starts) == 2 * len(cancelled) == 2 * len(fired)
+    for t, f in cancelled:  # cancelled right after it was armed: all of its delay remains
+        assert starts[f["timer"]][1]["delay_ns"] == f["remaining_ns"] == 1_000_000 and starts[f["timer"]][0] == t
+    for t, n in fired:  # each fires exactly its delay after it was armed
+        t0, f = starts[n]
+        assert f["delay_ns"] == 10_000 and t == t0 + 10_000
+    assert {f["source"] for _, _, f in timers} <= {"vmalloc-huge", "cpa-collapse", "hot-remove"}

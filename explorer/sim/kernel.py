@@ -138,8 +138,12 @@ class KernelContext:
         return queued
 
     def start_timer(self, delay_ns: int, func: Callable[..., Any]) -> Timer:
-        t = Timer(self.kernel, func, self.cpu, self.source)
-        self.kernel.engine.call_in(int(delay_ns), t.fire)
+        k = self.kernel
+        k.timers_started += 1
+        t = Timer(k, func, self.cpu, self.source, k.engine.now + int(delay_ns), k.timers_started)
+        k.engine.call_in(int(delay_ns), t.fire)
+        if k.tracer is not None:  # tracing is off unless asked: skip building the fields
+            k.trace("timer_start", cpu=self.cpu, timer=t.id, source=self.source, delay_ns=int(delay_ns))
         return t
 
     def might_sleep(self) -> None:
@@ -298,6 +302,7 @@ class Kernel:
         self.checker = Checker(self)
         self.sva_mutex = Mutex("iommu_sva_lock")
         self.work_items: list[WorkItem] = []
+        self.timers_started = 0  # numbers the timers in the trace
         self.iommus: list[IommuUnit] = []
         self.rng_refill = random.Random(stream_seed(seed, "kernel/refill"))
         self.rng_bg = random.Random(stream_seed(seed, "kernel/background"))

@@ -59,13 +59,16 @@ class WorkItem:
 class Timer:
     """An armed one-shot timer whose function runs in atomic (softirq) context."""
 
-    __slots__ = ("_armed", "cpu", "func", "kernel", "source")
+    __slots__ = ("_armed", "cpu", "expires", "func", "id", "kernel", "source")
 
-    def __init__(self, kernel: Kernel, func: Callable[..., Any], cpu: int, source: str) -> None:
+    def __init__(self, kernel: Kernel, func: Callable[..., Any], cpu: int, source: str, expires: int = 0,
+                 id: int = 0) -> None:
         self.kernel = kernel
         self.func = func
         self.cpu = cpu
         self.source = source
+        self.expires = expires  # when it fires (ns), for the trace
+        self.id = id  # names it in the trace: timer_start, timer_fire and timer_cancel carry it
         self._armed = True
 
     @property
@@ -75,9 +78,15 @@ class Timer:
     def cancel(self) -> bool:
         was = self._armed
         self._armed = False
+        k = self.kernel
+        if was and k.tracer is not None:
+            k.trace("timer_cancel", cpu=self.cpu, timer=self.id, source=self.source,
+                    remaining_ns=self.expires - k.engine.now)
         return was
 
     def fire(self, _: Any = None) -> None:
         if self._armed:
             self._armed = False
+            if self.kernel.tracer is not None:
+                self.kernel.trace("timer_fire", cpu=self.cpu, timer=self.id, source=self.source)
             self.kernel.run_timer(self)
