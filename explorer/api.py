@@ -13,7 +13,7 @@ objects) it offers::
         params = (Param("cost", "duration", "1us", help="CPU time per free (assumed)"),)
 
         def pagetable_free_kernel(self, k, pt):
-            yield self.params["cost"]   # consume CPU time on the caller's CPU
+            yield self.values["cost"]   # consume CPU time on the caller's CPU
             k.free_now(pt)
 
     @hookimpl

@@ -914,9 +914,11 @@ def test_strategy_raising_at_run_time_fails_the_run_naming_it(samples_registry: 
 
 
 def _doc_blocks(lang: str) -> dict[str, str]:
-    """Code blocks of docs/writing-plugins.md whose first line is ``# FILENAME``."""
+    """Code blocks of docs/writing-plugins.md whose first line is ``# PATH`` (by file name; the
+    tutorial's tests, under ``tests/``, are left out: they are not plugins)."""
     blocks = re.findall(rf"```{lang}\n(.*?)```", WRITING_PLUGINS.read_text(), flags=re.S)
-    return {b.split("\n", 1)[0][2:].strip(): b for b in blocks if re.match(r"# [\w.-]+\.\w+\n", b)}
+    named = {b.split("\n", 1)[0][2:].strip(): b for b in blocks if re.match(r"# [\w./-]+\.\w+\n", b)}
+    return {Path(k).name: b for k, b in named.items() if not k.startswith("tests/")}
 
 
 @pytest.fixture(scope="module")
@@ -930,7 +932,7 @@ def tutorial_registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
 
 
 def test_tutorial_plugins_load(tutorial_registry: Registry) -> None:
-    assert set(_doc_blocks("python")) == {"delayed.py", "myvendor.py", "vmalloc_burst.py", "my_scenarios.py"}
+    assert set(_doc_blocks("python")) == {"strategy.py", "myvendor.py", "vmalloc_burst.py", "my_scenarios.py"}
     assert "delayed" in tutorial_registry.strategies
     assert "myvendor" in tutorial_registry.iommu_models
     assert "vmalloc-burst" in tutorial_registry.workloads
@@ -962,7 +964,10 @@ def test_tutorial_iommu_model_and_workload_run(tutorial_registry: Registry) -> N
 def test_tutorial_pyproject_declares_the_entry_point_group() -> None:
     text = _doc_blocks("toml")["pyproject.toml"]
     data = tomllib.loads(text)
-    assert data["project"]["entry-points"][ENTRY_POINT_GROUP] == {"delayed": "pgtx_delayed"}
+    assert data["project"]["entry-points"][ENTRY_POINT_GROUP] == {"delayed": "pgtx_delayed.strategy"}
+    example = tomllib.loads((ROOT / "docs" / "examples" / "delayed" / "pyproject.toml").read_text())
+    assert example["project"]["entry-points"] == data["project"]["entry-points"]
+    assert example["tool"]["hatch"]["version"] == data["tool"]["hatch"]["version"]
 
 
 # --------------------------------------------------------------------------- meta-tests
@@ -1005,6 +1010,10 @@ def _public(cls: type) -> list[str]:
         *(f"w.{n}" for n in _public(api.WorkloadServices)),
         *(f"{n}" for n in ("cache_geometry", "invalidate_kernel_range", "walks_kernel_half", "present", "metrics")),
         *(f.name for f in fields(api.FlushCost)),
+        *(f.name for f in fields(api.FlushBatch)),
+        "SharedCache",
+        "check_values",
+        "self.values",
         *(f.name for f in fields(api.SvaTopology)),
         *(f.name for f in fields(api.Scenario)),
         *(f.name for f in fields(api.Param)),
