@@ -71,6 +71,7 @@ class _StubKernel:
         self.hold = hold
         self.starts: list[int] = []
         self.timers: list[int] = []
+        self.tracer = None  # the kernel's trace sink: off
 
     def run_work(self, work: WorkItem) -> None:
         self.starts.append(self.engine.now)
