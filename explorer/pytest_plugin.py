@@ -12,7 +12,8 @@ Fixtures (each a function taking the arguments of its namesake in :mod:`explorer
 - ``compare_strategy``: ``(ours, theirs)`` metrics on the same workload and seed.
 
 Options: ``--pgx-plugins-dir DIR`` (repeatable) loads plugins from DIR for every fixture;
-``--pgx-budget TIME`` sets ``check_strategy``'s time budget (default 30s).
+``--pgx-budget TIME`` sets ``check_strategy``'s time budget (default 30s); ``--pgx-quick`` makes
+``check_strategy`` a smoke check (one scenario, one model, 20ms).
 
 Importing this module is cheap (pytest imports it in every session of an environment that has
 pgtable-explorer): the kit is imported when a fixture is first used.
@@ -33,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="load pgtable-explorer plugins from DIR in the kit's fixtures (repeatable)")
     group.addoption("--pgx-budget", default=None, metavar="TIME",
                     help="time budget of each check_strategy, e.g. 10s (default: 30s)")
+    group.addoption("--pgx-quick", action="store_true",
+                    help="check_strategy on one scenario (large-sva) and one IOMMU model (intel-vtd) for 20ms: "
+                    "a smoke check while editing, not a verdict")
 
 
 def _defaults(request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -49,6 +53,8 @@ def check_strategy(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[.
     budget = request.config.getoption("--pgx-budget", default=None)
     if budget:
         defaults["budget"] = budget
+    if request.config.getoption("--pgx-quick", default=False):
+        defaults.update(scenarios=["large-sva"], iommu_models=["intel-vtd"], duration="20ms", budget="1s")
 
     def check(strategy: Any, **options: Any) -> Any:
         __tracebackhide__ = True  # the report is the message; the kit's frames are noise

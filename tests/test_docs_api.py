@@ -49,7 +49,7 @@ def test_the_example_package_installs_loads_and_passes_its_tests(tmp_path: Path)
     doc = json.loads(out.stdout)
     (info,) = [p for p in doc["plugins"] if any(r["name"] == "delayed" for r in p["registered"])]
     assert (info["origin"], info["version"]) == ("installed package", "0.1.0")
-    tests = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pgx-budget", "1s",
+    tests = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pgx-quick",
                             str(pkg / "tests")], capture_output=True, text=True, env=env, cwd=tmp_path / "venv")
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
     assert "2 passed" in tests.stdout

@@ -113,7 +113,7 @@ def test_generated_packages_install_and_show_as_installed_packages(
 def test_generated_tests_pass_with_the_kit(installed: tuple[Path, Path, dict[str, str]]) -> None:
     python, root, env = installed
     tests = [str(root / name / "tests") for name in KINDS.values()]
-    out = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pgx-budget", "1s", *tests],
+    out = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pgx-quick", *tests],
                          capture_output=True, text=True, env=env, cwd=root / "venv")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "4 passed" in out.stdout
