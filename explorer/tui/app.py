@@ -197,6 +197,8 @@ class ExplorerApp(App[int]):
         s = self.session
         if s is not None:
             s.reload_plugins(self.config, pinned=watcher.pinned, run=s.state == "running")
+        if self.compare_sessions:  # new sessions: their processes load the new code
+            self.start_compare()
         self.notify(result.summary() + "".join(f"\n{p}: {e}" for p, e in result.kept.items()),
                     title="Plugins reloaded", severity="warning" if result.kept else "information",
                     timeout=8, markup=False)
