@@ -295,6 +295,8 @@ path = "src/{package}/{kind}.py"
 
 [tool.hatch.build.targets.wheel]
 packages = ["src/{package}"]
+# `pip install -e .` puts src/ on the path (a .pth file): edits take effect without reinstalling
+dev-mode-dirs = ["src"]
 
 [tool.pytest.ini_options]
 testpaths = ["tests"]

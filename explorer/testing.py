@@ -85,7 +85,9 @@ def kit_registry(*plugins: type, plugins_dir: str | Path | Sequence[str | Path] 
         kind = _kind_of(cls)
         name = _validate_registration(kind, cls)
         other = registry.provider.get((kind, name))
-        if other is not None and other.origin == "built-in" and registry.table(kind)[name] is not cls:
+        if other is not None and registry.table(kind)[name] is cls:
+            continue  # already loaded as it is (an installed package): keep where it came from
+        if other is not None and other.origin == "built-in":
             raise ValueError(f"{kind} {name!r} is a built-in's name: give {cls.__name__} another name")
         registry.table(kind)[name] = cls
         registry.provider[(kind, name)] = PluginInfo(name=cls.__module__, origin="testing kit",
@@ -283,9 +285,9 @@ def violation_trace(records: Sequence[tuple[int, str, dict[str, Any]]], limit: i
     lines = [trace_line(r) for r in (*before, *story, last)]
     notes = []
     if queued:
-        notes.append(f"{queued} harmless walks into the page while it was queued")
+        notes.append(f"{queued} harmless walk{'s' if queued != 1 else ''} into the page while it was queued")
     if hazards:
-        notes.append(f"{hazards} walks into it while it sat free (stale_walk_free)")
+        notes.append(f"{hazards} walk{'s' if hazards != 1 else ''} into it while it sat free (stale_walk_free)")
     return lines + ([f"({'; '.join(notes)} not shown)"] if notes else [])
 
 
