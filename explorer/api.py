@@ -27,7 +27,7 @@ Times are integer nanoseconds, rates are events per second.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -291,7 +291,8 @@ class KernelServices(Protocol):
         """Create a work item whose function runs in a kworker (sleepable) context."""
 
     def schedule_work(self, work: WorkItem) -> bool:
-        """``schedule_work()``: False (no-op) if already pending; if running, runs once more."""
+        """``schedule_work()``: False (no-op) if already pending. An idle item is queued on this
+        CPU; a running one runs once more on its CPU straight after the current run."""
 
     def start_timer(self, delay_ns: int, func: Callable[[KernelServices], None]) -> Timer:
         """Arm a one-shot timer; ``func`` runs in atomic (softirq) context after ``delay_ns``."""
@@ -305,6 +306,11 @@ class KernelServices(Protocol):
 
     def free_now(self, pt: Table) -> None:
         """``__pagetable_free()``: hand the page straight back to this CPU's free list."""
+
+    def free_each(self, pts: Iterable[Table]) -> Step:
+        """``__pagetable_free()`` of each table in order, spending ``kernel.free_page_ns`` on each:
+        a page reaches the allocator when its own free ends, as in the kernel's list walk. Use as
+        ``yield from k.free_each(tables)``."""
 
     def might_sleep(self) -> None:
         """Record a sleep-in-atomic violation if the context is atomic."""

@@ -74,6 +74,17 @@ KERNEL_PARAMS: tuple[Param, ...] = (
         max=10**10,
     ),
     Param(
+        "preemption",
+        "choice",
+        "voluntary",
+        choices=("none", "voluntary", "full"),
+        help="Preemption model (CONFIG_PREEMPT_NONE / _VOLUNTARY / CONFIG_PREEMPT, or preempt= with "
+        "PREEMPT_DYNAMIC). Without full preemption a kworker woken on a CPU cannot run until the task "
+        "there leaves the CPU (voluntary: or reaches a might_sleep() point), so a long free path "
+        "batches everything it queued. Default voluntary: what x86 distributions ship (Debian, Ubuntu, "
+        "Fedora: PREEMPT_DYNAMIC with PREEMPT_VOLUNTARY as the boot default).",
+    ),
+    Param(
         "spinlock_ns",
         "duration",
         "50ns",

@@ -70,11 +70,16 @@ class _StubKernel:
         self.workqueue_delay = delay
         self.hold = hold
         self.starts: list[int] = []
+        self.cpus: list[int] = []
         self.timers: list[int] = []
         self.tracer = None  # the kernel's trace sink: off
 
+    def wait_for_cpu(self, work: WorkItem) -> bool:
+        return False  # every CPU is free: the kworker runs once woken
+
     def run_work(self, work: WorkItem) -> None:
         self.starts.append(self.engine.now)
+        self.cpus.append(work.cpu)
 
         def body():
             yield self.hold
@@ -96,7 +101,7 @@ def test_schedule_work_on_pending_item_is_a_no_op() -> None:
     assert w.state == "idle"
 
 
-def test_schedule_work_while_running_runs_once_more_after() -> None:
+def test_schedule_work_while_running_runs_again_straight_after() -> None:
     k = _StubKernel(delay=10, hold=100)
     w = WorkItem(k, "w", lambda ctx: None)  # type: ignore[arg-type]
     w.schedule(0)
@@ -106,9 +111,24 @@ def test_schedule_work_while_running_runs_once_more_after() -> None:
     assert w.state == "running+pending"
     assert w.schedule(0) is False  # already pending
     k.engine.run(10_000)
-    # Second run starts only after the first finished (110) plus the scheduling delay.
-    assert k.starts == [10, 120]
+    # worker_thread() loops while its pool has work: the second run starts the instant the first
+    # ends (10 + 100), with no second scheduling delay (which would have made it 120).
+    assert k.starts == [10, 110]
     assert w.runs == 2
+
+
+def test_idle_item_is_queued_on_the_calling_cpu_a_running_one_on_its_own() -> None:
+    k = _StubKernel(delay=10, hold=100)
+    w = WorkItem(k, "w", lambda ctx: None)  # type: ignore[arg-type]
+    w.schedule(3)  # system_wq is per-CPU: CPU 3's kworker runs it
+    k.engine.run(50)
+    w.schedule(5)  # running on CPU 3: __queue_work() keeps it on the pool it runs on
+    k.engine.run(10_000)
+    assert k.cpus == [3, 3]
+    w.schedule(5)  # idle again: now CPU 5's
+    k.engine.run(20_000)
+    assert k.cpus == [3, 3, 5]
+    assert k.starts[2] == 10_000 + 10
 
 
 def test_timer_cancel() -> None:

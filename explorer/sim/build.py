@@ -212,6 +212,7 @@ class Simulation:
             sva_enabled=bool(kcfg["iommu_sva"]),
             walks_kernel_half=walks_kernel_half,
             workqueue_delay=int(kcfg["workqueue_delay"]),
+            preemption=str(kcfg.get("preemption", "voluntary")),
             spinlock_ns=int(kcfg["spinlock_ns"]),
             free_page_ns=int(kcfg["free_page_ns"]),
             strategy=strategy,
@@ -312,6 +313,11 @@ class Simulation:
             "iommu_model": model_metrics,
             "worker_runs": sum(w.runs for w in k.work_items),
             "worker_cpu_ns": k.worker_cpu_ns,
+            # woken kworkers that had to wait for the task on their CPU (kernel.preemption)
+            "kworker_cpu_waits": {
+                "count": k.kworker_waits,
+                "ns": k.kworker_wait_ns + self.engine.now * sum(map(len, k.cpu_waiters)),  # + those still waiting
+            },
             "strategy_calls": k.strategy_calls,
             "kernel_tables_unlinked": k.kernel_unlinked,
             "kernel_tables_freed": k.kernel_freed,

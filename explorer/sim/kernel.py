@@ -149,12 +149,25 @@ class KernelContext:
     def might_sleep(self) -> None:
         if self.in_atomic:
             self.kernel.checker.sleep_in_atomic(self.source, self.cpu, "might_sleep")
+        elif self.kernel.cpu_waiters[self.cpu] and self.source != KWORKER:
+            self.kernel.preemption_point(self.cpu)
 
     def iommu_sva_invalidate_kva_range(self) -> Generator[Any, Any, None]:
         return self.kernel.iommu_sva_invalidate_kva_range(self)
 
     def free_now(self, pt: PageTable) -> None:
         self.kernel.free_table(self, pt)
+
+    def free_each(self, pts: Any) -> Generator[Any, Any, None]:
+        """``__pagetable_free()`` of each table in turn: a page reaches the allocator when its own
+        free ends (``kernel.free_page_ns`` after the previous one), not when the whole list is done."""
+        k = self.kernel
+        cost = k.free_page_ns
+        for pt in pts:
+            if cost:
+                yield cost
+            k.free_table(self, pt)
+            self.debt -= cost  # free_table() charged it to the debt: it was spent just above
 
 
 class WorkloadContext:
@@ -206,8 +219,9 @@ class WorkloadContext:
         k = self.kernel
         self.in_op += 1
         done = 0
+        ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
+        k.task_enter(ctx.cpu, atomic)
         try:
-            ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
             for _ in range(count):
                 pt = k.pick_linked_table(self._rng_pick, level)
                 if pt is None:
@@ -235,13 +249,16 @@ class WorkloadContext:
                 yield debt
         finally:
             self.in_op -= 1
+        # not in the finally: a generator closed mid-operation (a run dropped) starts no kworker
+        k.task_leave(ctx.cpu, atomic)
         return done
 
     def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Generator[Any, Any, int]:
         k = self.kernel
         self.in_op += 1
+        ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
+        k.task_enter(ctx.cpu, atomic)
         try:
-            ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
             tables = [k.memory.alloc_table(ctx.cpu, 1, False, -1, self.name) for _ in range(count)]
             for pt in tables:
                 k.unlink(pt, self.name, ctx.cpu)
@@ -251,6 +268,8 @@ class WorkloadContext:
                 yield debt
         finally:
             self.in_op -= 1
+        # not in the finally: a generator closed mid-operation (a run dropped) starts no kworker
+        k.task_leave(ctx.cpu, atomic)
         return count
 
 
@@ -270,6 +289,7 @@ class Kernel:
         sva_enabled: bool,
         walks_kernel_half: bool,
         workqueue_delay: int,
+        preemption: str = "voluntary",
         spinlock_ns: int,
         free_page_ns: int,
         strategy: FreeStrategy,
@@ -288,6 +308,14 @@ class Kernel:
         self.slot_refill_ns = slot_refill_ns
         self.async_free = async_free
         self.workqueue_delay = workqueue_delay
+        self.preemption = preemption
+        # Per CPU: workload operations (tasks in the kernel) running on it, how many of them are
+        # atomic, and the kworkers woken there that wait for the CPU (see cpu_blocked()).
+        self.cpu_tasks = [0] * cpus
+        self.cpu_atomic = [0] * cpus
+        self.cpu_waiters: list[list[WorkItem]] = [[] for _ in range(cpus)]
+        self.kworker_wait_ns = 0  # time woken kworkers waited for their CPU
+        self.kworker_waits = 0
         self.spinlock_ns = spinlock_ns
         self.free_page_ns = free_page_ns
         self.strategy = strategy
@@ -547,6 +575,56 @@ class Kernel:
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
             self.trace("free", cpu=ctx.cpu, pfn=pt.page, source=pt.source, age_ns=now - pt.unlinked_at)
 
+    # -- CPUs and preemption ------------------------------------------------------------------
+    def task_enter(self, cpu: int, atomic: bool) -> None:
+        """A workload's task enters the kernel on ``cpu`` (a syscall, a kernel thread's job)."""
+        self.cpu_tasks[cpu] += 1
+        if atomic:
+            self.cpu_atomic[cpu] += 1
+
+    def task_leave(self, cpu: int, atomic: bool) -> None:
+        """The task leaves the CPU (returns to user space, sleeps): a kworker waiting there may run."""
+        self.cpu_tasks[cpu] -= 1
+        if atomic:
+            self.cpu_atomic[cpu] -= 1
+        if self.cpu_waiters[cpu] and not self.cpu_blocked(cpu):
+            self._release(cpu)
+
+    def cpu_blocked(self, cpu: int) -> bool:
+        """Whether a kworker woken on ``cpu`` must wait for the task there to leave the CPU.
+
+        With full preemption (``CONFIG_PREEMPT``) the woken kworker preempts the task at once,
+        unless the task is atomic (preemption disabled). Without it (``none``, ``voluntary``) a
+        task in the kernel keeps the CPU until it returns to user space or sleeps; ``voluntary``
+        also lets the kworker in at the task's ``might_sleep()`` points (:meth:`preemption_point`).
+        """
+        if self.preemption == "full":
+            return self.cpu_atomic[cpu] > 0
+        return self.cpu_tasks[cpu] > 0
+
+    def wait_for_cpu(self, work: WorkItem) -> bool:
+        """Called when ``work``'s kworker is woken: True if it must wait for its CPU."""
+        if not self.cpu_blocked(work.cpu):
+            return False
+        self.cpu_waiters[work.cpu].append(work)
+        self.kworker_waits += 1
+        self.kworker_wait_ns -= self.engine.now  # + the time it starts, in _release()
+        return True
+
+    def preemption_point(self, cpu: int, sleeps: bool = False) -> None:
+        """``might_sleep()`` in a sleepable task: with ``CONFIG_PREEMPT_VOLUNTARY`` it is
+        ``might_resched()``, and a kworker waiting for this CPU runs; so it does in any model when
+        the task really sleeps (``sleeps``: the mutex it takes is held)."""
+        if (sleeps or self.preemption == "voluntary") and self.cpu_atomic[cpu] == 0:
+            self._release(cpu)
+
+    def _release(self, cpu: int) -> None:
+        waiters = self.cpu_waiters[cpu]
+        self.cpu_waiters[cpu] = []
+        for work in waiters:
+            self.kworker_wait_ns += self.engine.now
+            work._start()
+
     # -- workqueue and timers ------------------------------------------------------------------
     def run_work(self, work: WorkItem) -> None:
         ctx = KernelContext(self, work.cpu, False, KWORKER)
@@ -588,6 +666,8 @@ class Kernel:
         """The kernel's iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL)."""
         if ctx.base_atomic or ctx.atomic_depth > 0:  # ctx.might_sleep(), inlined: mutex_lock(&iommu_sva_lock)
             self.checker.sleep_in_atomic(ctx.source, ctx.cpu, "might_sleep")
+        elif self.cpu_waiters[ctx.cpu] and ctx.source != KWORKER:
+            self.preemption_point(ctx.cpu, sleeps=self.sva_mutex.held)
         mutex = self.sva_mutex
         if mutex.held:
             self.mutex_contended += 1

@@ -1,9 +1,13 @@
 """The system workqueue with the kernel's ``schedule_work()`` semantics, and one-shot timers.
 
-``schedule_work()`` on a pending item does nothing and returns False. On an idle item it makes the
-item pending and a kworker starts it after the scheduling delay. On a running item it makes it
-pending again, so it runs once more after the current run: work queued while the function runs
-is never lost, and never runs twice concurrently.
+``system_wq`` is per-CPU. ``schedule_work()`` on a pending item does nothing and returns False. On
+an idle item it makes the item pending on the calling CPU, and that CPU's kworker starts it after
+the scheduling delay, once the CPU is free to run it (see :meth:`Kernel.cpu_blocked`: without full
+preemption a kworker cannot run until the task that woke it leaves the CPU). On a running item it
+makes it pending again **on the CPU where it is executing** (``__queue_work()`` keeps a running item
+on its last pool, so a work function never runs twice concurrently), and that kworker runs it again
+straight after the current run: ``worker_thread()`` loops while its pool has work, so there is no
+second wake-up and no second scheduling delay.
 """
 
 from __future__ import annotations
@@ -39,10 +43,17 @@ class WorkItem:
         if self.pending:
             return False
         self.pending = True
-        self.cpu = cpu
         if not self.running:
-            self.kernel.engine.call_in(self.kernel.workqueue_delay, self._start)
+            # Idle: queued on the calling CPU's pool (system_wq is per-CPU). A running item stays
+            # on the CPU it runs on and is picked up again by that worker in done().
+            self.cpu = cpu
+            self.kernel.engine.call_in(self.kernel.workqueue_delay, self._woken)
         return True
+
+    def _woken(self, _: Any = None) -> None:
+        """The CPU's kworker is woken: it runs the item now, or as soon as the CPU lets it."""
+        if not self.kernel.wait_for_cpu(self):
+            self._start()
 
     def _start(self, _: Any = None) -> None:
         self.pending = False
@@ -53,7 +64,8 @@ class WorkItem:
     def done(self) -> None:
         self.running = False
         if self.pending:
-            self.kernel.engine.call_in(self.kernel.workqueue_delay, self._start)
+            # worker_thread() finds the item on its own pool again: it runs it at once, on this CPU.
+            self._start()
 
 
 class Timer:

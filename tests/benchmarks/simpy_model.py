@@ -131,6 +131,12 @@ class Model:
         self.work_running = False
         self.work_cpu = 0
         self.work_wakeup = env.event()
+        # Per CPU: tasks in the kernel (workload operations), the atomic ones, and an event that
+        # fires when a kworker waiting there may run (kernel.preemption).
+        self.preemption = kern.get("preemption", "voluntary")
+        self.cpu_tasks = [0] * self.cpus
+        self.cpu_atomic = [0] * self.cpus
+        self.cpu_free = [env.event() for _ in range(self.cpus)]
         self.sva_lock = simpy.Resource(env, capacity=1)
 
         self.flushes = self.worker_runs = 0
@@ -277,11 +283,27 @@ class Model:
             self.pending.append(t)
             if not self.work_pending:
                 self.work_pending = True
-                self.work_cpu = cpu
-                if not self.work_running:
+                if not self.work_running:  # an idle item goes to this CPU; a running one stays put
+                    self.work_cpu = cpu
                     self.work_wakeup.succeed()
             if self.spinlock_ns:
                 yield self.env.timeout(self.spinlock_ns)
+
+    def cpu_blocked(self, cpu: int) -> bool:
+        if self.preemption == "full":
+            return self.cpu_atomic[cpu] > 0
+        return self.cpu_tasks[cpu] > 0
+
+    def task_enter(self, cpu: int, atomic: bool) -> None:
+        self.cpu_tasks[cpu] += 1
+        self.cpu_atomic[cpu] += atomic
+
+    def task_leave(self, cpu: int, atomic: bool) -> None:
+        self.cpu_tasks[cpu] -= 1
+        self.cpu_atomic[cpu] -= atomic
+        if not self.cpu_blocked(cpu) and self.cpu_free[cpu].callbacks:
+            self.cpu_free[cpu].succeed()
+            self.cpu_free[cpu] = self.env.event()
 
     def kworker(self):
         env = self.env
@@ -290,18 +312,22 @@ class Model:
                 self.work_wakeup = env.event()
                 yield self.work_wakeup
             yield env.timeout(self.wq_delay)
-            self.work_pending = False
-            self.work_running = True
-            self.worker_runs += 1
-            cpu = self.work_cpu
-            batch, self.pending = self.pending, []
-            yield from self.iommu_flush(False)
-            for t in batch:
-                self.free_table(t, cpu)
-            cpu_time = self.spinlock_ns + self.free_page_ns * len(batch)
-            if cpu_time:
-                yield env.timeout(cpu_time)
-            self.work_running = False
+            while self.cpu_blocked(self.work_cpu):  # the task on that CPU has to leave it first
+                yield self.cpu_free[self.work_cpu]
+            while self.work_pending:  # worker_thread(): runs it again at once while it is queued
+                self.work_pending = False
+                self.work_running = True
+                self.worker_runs += 1
+                cpu = self.work_cpu
+                batch, self.pending = self.pending, []
+                yield from self.iommu_flush(False)
+                for t in reversed(batch):  # list_add() at the head: newest first, each on its own
+                    if self.free_page_ns:
+                        yield env.timeout(self.free_page_ns)
+                    self.free_table(t, cpu)
+                if self.spinlock_ns:
+                    yield env.timeout(self.spinlock_ns)
+                self.work_running = False
 
     def iommu_flush(self, atomic: bool):
         """iommu_sva_invalidate_kva_range(): the mutex, then every IOMMU in turn."""
@@ -392,13 +418,16 @@ class Model:
                 level = 2 if rng.random() < w["pud_fraction"] else 1
             cpu = int(rng_cpu.random() * self.cpus)
             if name == "user-teardown":
+                self.task_enter(cpu, w["atomic"])
                 tables = [self.alloc_table(cpu, 1, False, -1) for _ in range(w["burst"])]
                 for t in tables:
                     self.unlink(t, name)
                     yield from self.pagetable_free(t, cpu, w["atomic"])
                 self.in_op -= 1
+                self.task_leave(cpu, w["atomic"])
                 continue
             atomic = name == "cpa-collapse"
+            self.task_enter(cpu, atomic)
             for _ in range(w["burst"]):
                 t = self.pick_table(rng_pick, level)
                 if t is None:
@@ -412,6 +441,7 @@ class Model:
             if w.get("tlb_flush_all"):  # cpa-collapse, hot-remove
                 yield env.timeout(w["tlb_flush_all"])
             self.in_op -= 1
+            self.task_leave(cpu, atomic)
 
     # -- running ---------------------------------------------------------------------------------
     def quiet(self) -> bool:
