@@ -348,6 +348,7 @@ class WorkloadServices(Protocol):
         cpu_flush_ns: int = 0,
         after_flush_ns: int = 0,
         unlink: bool = True,
+        unmarked: float = 0.0,
     ) -> Step:
         """Unlink ``count`` linked kernel tables and free each.
 
@@ -357,7 +358,24 @@ class WorkloadServices(Protocol):
         tables allocated without ``ptdesc_set_kernel``. ``after_flush_ns`` is spent once after
         the whole group (``flush_tlb_all()`` after a CPA collapse). ``unlink=False`` models a
         kernel bug that frees a table its parent still points to (``freed_while_linked``).
+        ``unmarked`` is the share of the tables that lack the kernel mark (drawn per table from
+        the source's ``rng``; none drawn for 0 or 1).
         Yields; use ``yield from``; returns the number of tables freed.
+        """
+
+    def free_kernel_group(
+        self,
+        levels: Sequence[int],
+        *,
+        cpu: int,
+        atomic: bool = False,
+        flush_ns: int = 0,
+        unmarked: float = 0.0,
+    ) -> Step:
+        """Unlink one linked kernel table of each level in ``levels``, spend ``flush_ns`` once (the
+        CPU TLB flush that follows: ``flush_tlb_kernel_range()`` in ``pud_free_pmd_page()``,
+        ``flush_tlb_all()`` in a CPA collapse), then ``pagetable_free`` each table in order.
+        ``unmarked`` as in :meth:`free_kernel_tables`. Returns the number of tables freed.
         """
 
     def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Step:
@@ -534,7 +552,8 @@ class Scenario:
     ``config`` is a partial config (the same nested tables as a TOML file) laid over the
     defaults. ``expected`` says in a sentence what a user should see when running it, and
     ``expect`` states it so tests and ``run`` can check it: a mapping of a metric path
-    (``violations.use_after_free``) to ``"zero"``/``"nonzero"``, and optionally
+    (``violations.use_after_free``) to ``"zero"``, ``"nonzero"`` or a comparison with another
+    metric (``"> flushes"``, ``">= kernel_tables_unlinked"``; ``< <= > >= ==``), and optionally
     ``only_source`` naming the one source violations may come from.
     """
 

@@ -7,7 +7,7 @@ from either face is the same text for the same run (``dumps_json``) and can be d
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,15 +39,40 @@ def dig(metrics: Mapping[str, Any], path: str) -> Any:
     return node
 
 
+#: the comparisons an ``expect`` entry may make against another metric (``"> flushes"``)
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b,
+    "<": lambda a, b: a < b, ">": lambda a, b: a > b,
+}
+
+
+def expectation_holds(want: str, value: Any, metrics: Mapping[str, Any]) -> bool | None:
+    """Whether ``value`` meets ``want``: ``zero``, ``nonzero``, or ``OP other.path`` (OP one of
+    ``< <= > >= ==``, the other side a metric path). None when either side is not a number."""
+    if not isinstance(value, (int, float)):
+        return None
+    if want == "zero":
+        return value == 0
+    if want == "nonzero":
+        return value > 0
+    op, _, other = want.partition(" ")
+    if op not in _COMPARE:
+        return None
+    try:
+        rhs = dig(metrics, other.strip())
+    except (KeyError, TypeError):
+        return None
+    return _COMPARE[op](value, rhs) if isinstance(rhs, (int, float)) else None
+
+
 def check_expectations(scenario: Scenario, metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Check a scenario's ``expect`` (metric path -> zero/nonzero) and ``only_source`` against metrics."""
+    """Check a scenario's ``expect`` (metric path -> ``zero``/``nonzero``/``OP other.path``) and
+    ``only_source`` against metrics."""
     checks: list[dict[str, Any]] = []
     for path, want in scenario.expect.items():
         value = dig(metrics, path)
-        ok = None
-        if isinstance(value, (int, float)):
-            ok = value == 0 if want == "zero" else value > 0 if want == "nonzero" else None
-        checks.append({"metric": path, "expect": want, "value": value, "ok": ok})
+        checks.append({"metric": path, "expect": want, "value": value,
+                       "ok": expectation_holds(want, value, metrics)})
     if scenario.only_source:
         others = sorted({
             src

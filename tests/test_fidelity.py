@@ -131,3 +131,41 @@ def test_without_full_preemption_a_storm_is_one_batch() -> None:
     full = _storm(registry, "full")
     assert full["kernel_tables_unlinked"] == none["kernel_tables_unlinked"]
     assert full["flushes"] == full["worker_runs"] == 2 * bursts
+
+
+# --------------------------------------------------------------------------- the free paths
+
+
+def test_one_pud_teardown_frees_the_pmd_table_and_all_512_pte_tables(registry: Registry) -> None:
+    # pud_free_pmd_page(): every PMD entry and the PUD entry cleared, one flush_tlb_kernel_range(),
+    # then 512 PTE tables and the PMD table freed: 513 tables from one call of the free path.
+    cfg = only(registry, ["vmalloc-huge"], "strategy.name=sync-unsafe", "run.duration=20ms",
+               "kernel.kernel_slots=2048", "kernel.slot_refill=0", "workload.vmalloc-huge.pud_fraction=1",
+               "workload.vmalloc-huge.rate=500/s")
+    m, trace = traced(registry, cfg)
+    events = m["kernel_tables_unlinked"] // 513
+    assert events >= 1 and m["kernel_tables_unlinked"] == 513 * events
+    assert m["kernel_tables_freed"] == 513 * events and m["starved"]["total"] == 0
+    frees = [(f["pfn"], t) for t, e, f in trace if e == "free"]
+    levels = {f["pfn"]: f["level"] for _, e, f in trace if e == "unlink"}
+    first = frees[:513]
+    # the PTE tables first, the PMD table last, all after the one CPU TLB flush
+    assert [levels[p] for p, _ in first] == [1] * 512 + [2]
+    unlinks = [t for t, e, _ in trace if e == "unlink"][:513]
+    assert first[0][1] == max(unlinks) + cfg["workload"][0]["cpu_flush"]
+
+
+def test_unmarked_share_sends_that_share_past_the_strategy(registry: Registry) -> None:
+    # Tables without the kernel mark skip pagetable_free_kernel(): only the marked share reaches
+    # the strategy. unmarked = 1 (the code's value for CPA's split tables): none does.
+    def calls(share: float) -> tuple[int, int]:
+        cfg = only(registry, ["cpa-collapse"], "strategy.name=deferred", "run.duration=50ms",
+                   "workload.cpa-collapse.rate=5000/s", f"workload.cpa-collapse.unmarked={share}")
+        m = build_simulation(cfg, registry).run()
+        return m["strategy_calls"], m["kernel_tables_freed"]
+
+    assert calls(1.0)[0] == 0
+    none_calls, none_freed = calls(0.0)
+    assert none_calls == none_freed > 100
+    half_calls, half_freed = calls(0.5)
+    assert 0.4 * half_freed < half_calls < 0.6 * half_freed

@@ -16,7 +16,7 @@ import inspect
 import random
 import zlib
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from heapq import heappush
 from math import log as _log
 from types import GeneratorType
@@ -215,6 +215,7 @@ class WorkloadContext:
         cpu_flush_ns: int = 0,
         after_flush_ns: int = 0,
         unlink: bool = True,
+        unmarked: float = 0.0,
     ) -> Generator[Any, Any, int]:
         k = self.kernel
         self.in_op += 1
@@ -227,7 +228,7 @@ class WorkloadContext:
                 if pt is None:
                     k.starved.add(self.name)
                     break
-                if not marked:
+                if not marked or (unmarked and self._unmarked(unmarked)):
                     pt.marked = False
                 if unlink:
                     k.unlink(pt, self.name, ctx.cpu)
@@ -252,6 +253,47 @@ class WorkloadContext:
         # not in the finally: a generator closed mid-operation (a run dropped) starts no kworker
         k.task_leave(ctx.cpu, atomic)
         return done
+
+    def _unmarked(self, share: float) -> bool:
+        """Whether the next table lacks the kernel mark: a draw only for a share strictly between
+        0 and 1, so the draws of a source that sets none stay as they were."""
+        return share >= 1.0 or self.rng.random() < share
+
+    def free_kernel_group(
+        self,
+        levels: Sequence[int],
+        *,
+        cpu: int,
+        atomic: bool = False,
+        flush_ns: int = 0,
+        unmarked: float = 0.0,
+    ) -> Generator[Any, Any, int]:
+        k = self.kernel
+        self.in_op += 1
+        ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
+        k.task_enter(ctx.cpu, atomic)
+        try:
+            group = []
+            for level in levels:  # clear every parent entry first ...
+                pt = k.pick_linked_table(self._rng_pick, level)
+                if pt is None:
+                    k.starved.add(self.name)
+                    break
+                if unmarked and self._unmarked(unmarked):
+                    pt.marked = False
+                k.unlink(pt, self.name, ctx.cpu)
+                group.append(pt)
+            if flush_ns:  # ... then one CPU TLB flush for the group ...
+                yield flush_ns
+            for pt in group:  # ... then free them, in order
+                yield from k.pagetable_free(ctx, pt)
+            if ctx.debt:
+                debt, ctx.debt = ctx.debt, 0
+                yield debt
+        finally:
+            self.in_op -= 1
+        k.task_leave(ctx.cpu, atomic)
+        return len(group)
 
     def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Generator[Any, Any, int]:
         k = self.kernel
@@ -443,7 +485,9 @@ class Kernel:
             return None
         slot = linked[int(rng.random() * len(linked))]
         if level and self.slot_level[slot] != level:
-            for _ in range(7):
+            # one slot in 32 maps through a PMD table: try long enough to find one (7 tries were
+            # enough for the PTE tables, which are the rest)
+            for _ in range(7 if level == 1 else 255):
                 cand = linked[int(rng.random() * len(linked))]
                 if self.slot_level[cand] == level:
                     slot = cand

@@ -1,7 +1,9 @@
 """Scenarios: the kernel's history of this bug as named preset configs (kernel-model.md, section 6).
 
-Each chapter but ``linux-6.19`` (which is also the default config, so it keeps the default device)
-uses the same worst-case device: one that probes kernel addresses at 200000/s per IOMMU and
+Every chapter runs the same demo load (``DEMO_LOAD``: each kernel source far busier than the
+sources' own defaults, which stand for a quiet kernel; assumed rates), so that a short run shows its
+outcome. Each chapter but ``linux-6.19`` (which keeps the default device) uses the same worst-case
+device: one that probes kernel addresses at 200000/s per IOMMU and
 re-probes the slots whose tables were recently unlinked (``probe_target = "adversarial"``), the
 device a security reviewer asks about. With it the unsafe chapters show their use-after-free in a
 few milliseconds of simulated time, and the safe ones show that even this device finds nothing.
@@ -24,6 +26,21 @@ def _mix(vmalloc=None, cpa=None, hot=None, user=None):
     ]
 
 
+#: The load of the history chapters: every kernel source far busier than a quiet kernel (the
+#: source defaults), so that a 20 ms run shows each chapter's outcome. Rates ASSUMED, not measured.
+DEMO_LOAD = {"vmalloc": {"rate": "5000/s"}, "cpa": {"rate": "500/s"}, "hot": {"rate": "20/s"}}
+
+
+def _demo(vmalloc=None, cpa=None, hot=None, user=None):
+    """The four sources at the demo load, with the given settings on top."""
+    return _mix(
+        vmalloc={**DEMO_LOAD["vmalloc"], **(vmalloc or {})},
+        cpa={**DEMO_LOAD["cpa"], **(cpa or {})},
+        hot={**DEMO_LOAD["hot"], **(hot or {})},
+        user=user,
+    )
+
+
 LINUX_6_19 = Scenario(
     name="linux-6.19",
     version="1.0",
@@ -31,7 +48,7 @@ LINUX_6_19 = Scenario(
     "6.18.7): kernel page tables are marked at allocation, queued by pagetable_free(), and the worker "
     "flushes the IOMMUs once per batch before freeing them.",
     expected="No walk into a reused page; fewer flushes than kernel tables freed.",
-    config={"strategy": {"name": "deferred"}},
+    config={"strategy": {"name": "deferred"}, "workload": _demo()},
     expect={"violations.use_after_free": "zero", "violations.sleep_in_atomic": "zero"},
 )
 
@@ -43,7 +60,7 @@ BEFORE_FIX = Scenario(
     "(CVE-2025-71089).",
     expected="Use-after-free: device walks through stale cache entries into reused pages, from every "
     "source that frees kernel tables (never from user-teardown); no IOMMU flush at all.",
-    config={"strategy": {"name": "sync-unsafe"}, "iommu": dict(ADVERSARIAL_DEVICE)},
+    config={"strategy": {"name": "sync-unsafe"}, "iommu": dict(ADVERSARIAL_DEVICE), "workload": _demo()},
     expect={"violations.use_after_free": "nonzero", "flushes": "zero"},
 )
 
@@ -60,23 +77,25 @@ V3_DESIGN = Scenario(
         "strategy": {"name": "v3-flush-deferred"},
         "kernel": {"workqueue_delay": "500us"},
         "iommu": dict(ADVERSARIAL_DEVICE),
+        "workload": _demo(),
     },
     expect={"violations.use_after_free": "nonzero", "flushes": "nonzero"},
 )
 
 CPA_UNMARKED = Scenario(
     name="cpa-unmarked-2026",
-    version="1.0",
-    description="Linux 6.19 with the 2026 finding: page tables allocated by CPA splits are never marked "
-    "kernel (ptdesc_set_kernel), so when cpa_collapse_large_pages() frees them (BPF JIT / execmem, "
-    "set_memory_rox) pagetable_free() sends them straight to the allocator with no IOMMU flush. "
-    "A BPF-heavy mix: CPA collapses at 2000/s, huge vmalloc at 200/s.",
+    version="2.0",
+    description="Linux 6.19 as the code reads (found by reading the code; no public report): the PTE "
+    "tables that cpa_collapse_large_pages() frees (BPF JIT / execmem, set_memory_rox) were allocated by "
+    "split_large_page() with alloc_pages(), never marked kernel (ptdesc_set_kernel), so pagetable_free() "
+    "sends them straight to the allocator, after the collapse's flush_tlb_all() but with no IOMMU flush. "
+    "A BPF-heavy mix: CPA collapses at 2000/s with every table unmarked (cpa-collapse unmarked = 1).",
     expected="Use-after-free even with the 6.19 strategy, and only from cpa-collapse; the marked "
     "sources stay safe.",
     config={
         "strategy": {"name": "deferred"},
         "iommu": dict(ADVERSARIAL_DEVICE),
-        "workload": _mix(vmalloc={"rate": "200/s"}, cpa={"rate": "2000/s", "marked": False}),
+        "workload": _demo(vmalloc={"rate": "200/s"}, cpa={"rate": "2000/s", "unmarked": 1.0}),
     },
     expect={"violations.use_after_free": "nonzero"},
     only_source="cpa-collapse",
@@ -106,15 +125,80 @@ HOTREMOVE_BOOTMEM = Scenario(
 
 SYNC_IN_ATOMIC = Scenario(
     name="sync-in-atomic",
-    version="1.0",
-    description="v1 of the series: flush the IOMMUs and free inline in pagetable_free_kernel() "
-    "(strategy sync). iommu_sva_invalidate_kva_range() takes the iommu_sva_lock mutex, and "
-    "cpa_collapse_large_pages() frees under the cpa_lock spinlock.",
-    expected='"BUG: sleeping function called from invalid context", only from cpa-collapse; no '
-    "use-after-free (every table is flushed before it is freed), one flush per table.",
-    config={"strategy": {"name": "sync"}, "iommu": dict(ADVERSARIAL_DEVICE)},
+    version="2.0",
+    description="v1 of the series took the iommu_sva_lock mutex inside flush_tlb_kernel_range(); v2's "
+    "changelog replaced it with a spinlock \"to make the interface usable in the critical regions\". "
+    "Modelled as the flush inline in the free path (strategy sync). The atomic caller is ASSUMED: we "
+    "found no caller of flush_tlb_kernel_range() under a spinlock on x86_64 (x86_32's "
+    "flush_all_zero_pkmaps() under kmap_lock is one, but SVA is x86_64 only), so a second vmalloc-huge "
+    "source with atomic = true (vmalloc-huge#1, 1000/s) stands for it. CPA collapse is process context "
+    "and is not a culprit.",
+    expected='"BUG: sleeping function called from invalid context", only from the assumed atomic caller '
+    "(vmalloc-huge#1); no use-after-free (every table is flushed before it is freed), one flush per "
+    "kernel table.",
+    config={
+        "strategy": {"name": "sync"},
+        "iommu": dict(ADVERSARIAL_DEVICE),
+        "workload": [*_demo(), {"name": "vmalloc-huge", "rate": "1000/s", "atomic": True}],
+    },
     expect={"violations.sleep_in_atomic": "nonzero", "violations.use_after_free": "zero"},
-    only_source="cpa-collapse",
+    only_source="vmalloc-huge#1",
+)
+
+NFT_VMALLOC_STORM = Scenario(
+    name="nft-vmalloc-storm",
+    version="1.0",
+    description="Linux 6.19 under a huge-vmalloc storm, the path syzbot reached through nf_tables: an "
+    "unprivileged loop that creates and deletes large sets makes kvmalloc() install huge mappings over "
+    "ranges that still have PTE tables (vmap_try_huge_pmd -> pmd_free_pte_page). Rate ASSUMED: 20000/s "
+    "(a tight loop; no measurement found). Every tenth event is a 1 GiB mapping whose "
+    "pud_free_pmd_page() frees a PMD table and 64 PTE tables (assumed); 4096 kernel slots.",
+    expected="No use-after-free; the worker batches: fewer flushes than kernel tables freed.",
+    config={
+        "strategy": {"name": "deferred"},
+        "kernel": {"kernel_slots": 4096, "pages": 32768},
+        "iommu": dict(ADVERSARIAL_DEVICE),
+        "workload": _mix(vmalloc={"rate": "20000/s", "pud_fraction": 0.1, "pud_ptes": 64}),
+    },
+    expect={"violations.use_after_free": "zero", "flushes": "nonzero",
+            "kernel_tables_freed": "> flushes"},
+)
+
+BPF_JIT_BURST = Scenario(
+    name="bpf-jit-burst",
+    version="1.0",
+    description="Linux 6.19 while BPF programs are loaded in a burst: every set_memory_rox() of a JIT "
+    "image may collapse the direct map back to large pages (cpa_collapse_large_pages: process "
+    "context, flush_tlb_all(), then the tables are freed). Rate ASSUMED: 5000 collapses/s of 4 tables "
+    "each. The tables are taken as marked (cpa-collapse unmarked = 0, the series' intent); with the "
+    "code's unmarked tables see cpa-unmarked-2026.",
+    expected="No use-after-free; fewer flushes than kernel tables freed.",
+    config={
+        "strategy": {"name": "deferred"},
+        "iommu": dict(ADVERSARIAL_DEVICE),
+        "workload": _mix(cpa={"rate": "5000/s", "burst": 4}),
+    },
+    expect={"violations.use_after_free": "zero", "flushes": "nonzero",
+            "kernel_tables_freed": "> flushes"},
+)
+
+DIMM_HOT_REMOVE = Scenario(
+    name="dimm-hot-remove",
+    version="1.0",
+    description="Linux 6.19 while DIMMs are hot-removed: remove_pagetable() frees the page tables of the "
+    "removed range as it walks (here 1024 PTE tables a removal, 2 GiB mapped at 4 KiB; assumed), then "
+    "flush_tlb_all(). Rate ASSUMED: 200 removals/s, a storm (real systems remove a DIMM rarely). With "
+    "the default voluntary preemption the kworker cannot run before remove_pagetable() leaves its CPU, "
+    "so each removal is flushed in one batch (try kernel.preemption = \"full\").",
+    expected="No use-after-free; about one flush per removal: fewer flushes than kernel tables freed.",
+    config={
+        "strategy": {"name": "deferred"},
+        "kernel": {"kernel_slots": 4096, "pages": 32768},
+        "iommu": dict(ADVERSARIAL_DEVICE),
+        "workload": _mix(hot={"rate": "200/s", "burst": 1024}),
+    },
+    expect={"violations.use_after_free": "zero", "flushes": "nonzero",
+            "kernel_tables_freed": "> flushes"},
 )
 
 
@@ -126,3 +210,6 @@ def register_scenarios(register):
     register(CPA_UNMARKED)
     register(HOTREMOVE_BOOTMEM)
     register(SYNC_IN_ATOMIC)
+    register(NFT_VMALLOC_STORM)
+    register(BPF_JIT_BURST)
+    register(DIMM_HOT_REMOVE)

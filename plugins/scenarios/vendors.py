@@ -8,6 +8,14 @@ from explorer.api import Scenario, hookimpl
 #: The worst-case device (the same as in the history scenarios).
 ADVERSARIAL_DEVICE = {"probe_target": "adversarial", "probe_rate": "200000/s"}
 
+#: The demo load of the history scenarios (history.DEMO_LOAD; assumed rates).
+DEMO_WORKLOAD = [
+    {"name": "vmalloc-huge", "rate": "5000/s"},
+    {"name": "cpa-collapse", "rate": "500/s"},
+    {"name": "hot-remove", "rate": "20/s"},
+    {"name": "user-teardown"},
+]
+
 LINUX_6_19_AMD = Scenario(
     name="linux-6.19-amd",
     version="1.0",
@@ -15,7 +23,8 @@ LINUX_6_19_AMD = Scenario(
     "through its notifier, which issues INVALIDATE_IOMMU_PAGES (whole PASID), INVALIDATE_IOTLB_PAGES "
     "and a COMPLETION_WAIT per PASID, each wait polled with udelay(1).",
     expected="No walk into a reused page; per flush 3 commands per mm and PASID on each IOMMU.",
-    config={"strategy": {"name": "deferred"}, "iommu": {"model": "amd-vi", **ADVERSARIAL_DEVICE}},
+    config={"strategy": {"name": "deferred"}, "iommu": {"model": "amd-vi", **ADVERSARIAL_DEVICE},
+            "workload": DEMO_WORKLOAD},
     expect={"violations.use_after_free": "zero", "flushes": "nonzero"},
 )
 
@@ -32,6 +41,7 @@ LINUX_6_19_SMMUV3 = Scenario(
         "strategy": {"name": "deferred"},
         "kernel": {"arch": "arm64"},
         "iommu": {"model": "arm-smmuv3", **ADVERSARIAL_DEVICE},
+        "workload": DEMO_WORKLOAD,
     },
     expect={
         "violations.use_after_free": "zero",
@@ -51,7 +61,8 @@ LARGE_SVA = Scenario(
     "`compare --scenario large-sva --iommu intel-vtd --iommu amd-vi --iommu arm-smmuv3`.",
     expected="Still no walk into a reused page, but each flush takes milliseconds, so batches grow "
     "and tables wait longer before they are freed.",
-    config={"strategy": {"name": "deferred"}, "iommu": {"model": "intel-vtd", "sva_mms": 512}},
+    config={"strategy": {"name": "deferred"}, "iommu": {"model": "intel-vtd", "sva_mms": 512},
+            "workload": DEMO_WORKLOAD},
     expect={"violations.use_after_free": "zero", "flushes": "nonzero"},
 )
 

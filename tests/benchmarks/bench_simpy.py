@@ -69,18 +69,24 @@ def run(quick: bool = False) -> list[Figure]:
     seeds = 5 if quick else 20
     default = check(seeds)
     unsafe = check(seeds, strategy="sync-unsafe", iommu__probe_target="adversarial")
-    sync = check(max(3, seeds // 4), strategy="sync")  # sleep in atomic from the CPA source
+    # sleep in atomic from an atomic caller (vmalloc-huge with atomic = true; CPA is process context)
+    sync = check(max(3, seeds // 4), strategy="sync", workload__0__atomic=True)
+    # the storms: full preemption, PUD teardowns (groups with one TLB flush), unmarked shares
+    storm = check(max(3, seeds // 4), kernel__preemption="full", kernel__kernel_slots=2048,
+                  workload__0__pud_fraction=0.2, workload__0__pud_ptes=64, workload__1__unmarked=0.5,
+                  workload__1__burst=4, workload__2__burst=256, iommu__probe_target="adversarial")
     parts = []
     ok = True
-    for name, res in (("default", default), ("sync-unsafe+adversarial", unsafe), ("sync", sync)):
+    for name, res in (("default", default), ("sync-unsafe+adversarial", unsafe), ("sync", sync),
+                      ("storm", storm)):
         parts.append(f"{name} {res['identical']}/{res['seeds']} identical")
         ok = ok and (res["identical"] == res["seeds"] or res["equal_in_distribution"])
-    verdict = ("identical for every seed" if all(r["identical"] == r["seeds"] for r in (default, unsafe, sync))
+    verdict = ("identical for every seed" if all(r["identical"] == r["seeds"] for r in (default, unsafe, sync, storm))
                else "equal in distribution" if ok else "DIFFERENT")
     figures.append(Figure("simpy_check", "SimPy model agrees (flushes, frees, violations)", verdict,
                           note="; ".join(parts),
                           extra={"simpy_check_detail": {"default": default, "sync_unsafe_adversarial": unsafe,
-                                                        "sync": sync}}))
+                                                        "sync": sync, "storm": storm}}))
 
     # The ratio: 1 s of simulated time of the default scenario, alternating the two sides.
     ms = 300 if quick else 1000

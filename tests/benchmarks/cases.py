@@ -68,7 +68,7 @@ def cases() -> dict[str, dict[str, Any]]:
         iommu__probe_target="adversarial",
     )
     out["holes"] = config(
-        80, 4, strategy="deferred", workload__1__marked=False, workload__2__bootmem_fraction=0.5,
+        80, 4, strategy="deferred", workload__1__unmarked=1.0, workload__2__bootmem_fraction=0.5,
         workload__2__rate=200.0, iommu__probe_target="adversarial", iommu__probe_mms=3,
     )
     out["set-assoc"] = config(
@@ -111,7 +111,7 @@ def cases() -> dict[str, dict[str, Any]]:
         iommu__params__completion_wait=1, iommu__params__cache_entries=2, iommu__probe_target="adversarial",
         run__drain=20_000,
         workload=[{"name": "test-steady", "rate": 1e8, "burst": 2}, {"name": "user-teardown", "rate": 5e7},
-                  {"name": "cpa-collapse", "rate": 3e7, "marked": False, "tlb_flush_all": 1}],
+                  {"name": "cpa-collapse", "rate": 3e7, "unmarked": 1.0, "tlb_flush_all": 1}],
     )
     out["steady-atomic"] = config(
         40, 16, strategy="sync", workload=[{"name": "test-steady", "rate": 20_000.0, "burst": 3, "atomic": True}],

@@ -227,7 +227,7 @@ class Model:
             return None
         slot = linked[int(rng.random() * len(linked))]
         if self.slot_level[slot] != level:
-            for _ in range(7):
+            for _ in range(7 if level == 1 else 255):
                 cand = linked[int(rng.random() * len(linked))]
                 if self.slot_level[cand] == level:
                     slot = cand
@@ -333,6 +333,8 @@ class Model:
         """iommu_sva_invalidate_kva_range(): the mutex, then every IOMMU in turn."""
         if atomic:
             self.violations["sleep_in_atomic"] += 1
+        # (a might_sleep() point: with voluntary preemption a kworker waiting for this CPU could
+        # run here; only the sync strategy flushes in a task, and it has no kworker)
         with self.sva_lock.request() as req:
             yield req
             self.flushes += 1
@@ -411,35 +413,55 @@ class Model:
             yield env.timeout(gap)
             self.in_op += 1
             level = 1
+            pud = False
             if name == "hot-remove":
                 bootmem = rng.random() < w["bootmem_fraction"]
                 assert not bootmem, "bootmem tables are not modelled here"
             elif name == "vmalloc-huge" and w.get("pud_fraction"):
-                level = 2 if rng.random() < w["pud_fraction"] else 1
+                pud = rng.random() < w["pud_fraction"]
             cpu = int(rng_cpu.random() * self.cpus)
+            atomic = bool(w.get("atomic", False))
+            self.task_enter(cpu, atomic)
+            unmarked = w.get("unmarked", 0.0)
             if name == "user-teardown":
-                self.task_enter(cpu, w["atomic"])
                 tables = [self.alloc_table(cpu, 1, False, -1) for _ in range(w["burst"])]
                 for t in tables:
                     self.unlink(t, name)
-                    yield from self.pagetable_free(t, cpu, w["atomic"])
-                self.in_op -= 1
-                self.task_leave(cpu, w["atomic"])
-                continue
-            atomic = name == "cpa-collapse"
-            self.task_enter(cpu, atomic)
-            for _ in range(w["burst"]):
-                t = self.pick_table(rng_pick, level)
-                if t is None:
-                    break
-                if not w.get("marked", True):
-                    t.marked = False
-                self.unlink(t, name)
-                if w.get("cpu_flush"):
-                    yield env.timeout(w["cpu_flush"])
-                yield from self.pagetable_free(t, cpu, atomic)
-            if w.get("tlb_flush_all"):  # cpa-collapse, hot-remove
-                yield env.timeout(w["tlb_flush_all"])
+                    yield from self.pagetable_free(t, cpu, atomic)
+            elif name == "cpa-collapse" or pud:
+                # Collect (unlink) the group, one CPU TLB flush, then free it in order.
+                groups = [[1] * w["pud_ptes"] + [2]] * w["burst"] if pud else [[1] * w["burst"]]
+                flush = w["cpu_flush"] if pud else w["tlb_flush_all"]
+                for i, levels in enumerate(groups):
+                    if i:  # each pud_free_pmd_page() is its own call of the free path
+                        self.task_leave(cpu, atomic)
+                        self.task_enter(cpu, atomic)
+                    group = []
+                    for lv in levels:
+                        t = self.pick_table(rng_pick, lv)
+                        if t is None:
+                            break
+                        if unmarked and (unmarked >= 1.0 or rng.random() < unmarked):
+                            t.marked = False
+                        self.unlink(t, name)
+                        group.append(t)
+                    if flush:
+                        yield env.timeout(flush)
+                    for t in group:
+                        yield from self.pagetable_free(t, cpu, atomic)
+            else:
+                for _ in range(w["burst"]):
+                    t = self.pick_table(rng_pick, level)
+                    if t is None:
+                        break
+                    if unmarked and (unmarked >= 1.0 or rng.random() < unmarked):
+                        t.marked = False
+                    self.unlink(t, name)
+                    if w.get("cpu_flush"):
+                        yield env.timeout(w["cpu_flush"])
+                    yield from self.pagetable_free(t, cpu, atomic)
+                if w.get("tlb_flush_all"):  # hot-remove: after the frees
+                    yield env.timeout(w["tlb_flush_all"])
             self.in_op -= 1
             self.task_leave(cpu, atomic)
 

@@ -23,6 +23,13 @@ def register_scenarios(register):
                     "probe_target": "adversarial",
                     "params": {"pte_entries": 4096},
                 },
+                # the demo load of the history scenarios (the source defaults are a quiet kernel)
+                "workload": [
+                    {"name": "vmalloc-huge", "rate": "5000/s"},
+                    {"name": "cpa-collapse", "rate": "500/s"},
+                    {"name": "hot-remove", "rate": "20/s"},
+                    {"name": "user-teardown"},
+                ],
             },
             expected="Tables queued during a flush are freed without one: device walks reach reused pages.",
             expect={"violations.use_after_free": "nonzero"},
