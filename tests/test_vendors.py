@@ -145,8 +145,9 @@ def test_smmuv3_force_sync_adds_a_sync_per_full_batch(reg: Registry) -> None:
     [
         ("intel-vtd", {}, "kernel"),  # page-selective, address mask over the kernel half
         ("intel-vtd", {"flush_all": True}, "pasid"),
-        ("amd-vi", {}, "pasid"),  # a range above one page: whole PASID
-        ("amd-vi", {"range_flush": "aligned"}, "kernel"),
+        ("amd-vi", {}, "kernel"),  # 6.19 build_inv_address(): 2^47 bytes over the kernel half
+        ("amd-vi", {"la57": True}, "pasid"),  # 5-level paging: the range spans bit 55 > 51
+        ("amd-vi", {"range_flush": "whole-pasid"}, "pasid"),  # older kernels: any range > 1 page
         ("arm-smmuv3", {}, "pasid"),  # >= 512 pages: the whole ASID
         ("arm-smmuv3", {"range_inv": True}, "kernel"),
     ],
@@ -350,3 +351,21 @@ def test_docs_list_every_parameter_with_its_default(reg: Registry) -> None:
         section = doc[doc.index(f"### {vendor}\n"):]
         for p in cls.params:
             assert f"| `{p.name}` | {p.show(p.canonical_default())} |" in section, (vendor, p.name)
+
+
+def test_amd_build_inv_address_as_in_6_19() -> None:
+    from importlib import import_module
+
+    amd = import_module("pgtable_explorer_builtin.iommu.amd_vi")
+    # One page: the page itself, no S bit.
+    assert amd.build_inv_address(0x5123, 100) == (0x5000, 4096)
+    # Two pages straddling a 16 KiB boundary inside [0, 16 KiB): the aligned 16 KiB range, S bit.
+    assert amd.build_inv_address(0x1000, 0x2000) == (0x1001, 0x4000)
+    # (PAGE_OFFSET, TLB_FLUSH_ALL) with 4-level paging: start and end first differ at bit 46, so a
+    # 2^47-byte range (the kernel half); the address keeps PAGE_OFFSET's bits above 46.
+    start = 0xFFFF_8880_0000_0000
+    addr, span = amd.build_inv_address(start, (1 << 64) - 1 - start)
+    assert span == 1 << 47 and addr == 0xFFFF_BFFF_FFFF_F001
+    # 5-level paging: they differ at bit 55 > 51, so the whole-PASID address.
+    start = 0xFF11_0000_0000_0000
+    assert amd.build_inv_address(start, (1 << 64) - 1 - start) == (0x7FFF_FFFF_FFFF_F001, 0)

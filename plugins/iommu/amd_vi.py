@@ -8,9 +8,13 @@ What one ``iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL)`` costs on
   ``INVALIDATE_IOMMU_PAGES`` for the PASID, an ``INVALIDATE_IOTLB_PAGES`` when the device has ATS,
   then ``iommu_completion_wait``: a ``COMPLETION_WAIT`` that stores to a semaphore, polled with
   ``udelay(1)``. So every (mm, PASID) pays its own completion wait.
-* For SVA a range larger than one page becomes a whole-PASID flush (the address
-  ``CMD_INV_IOMMU_ALL_PAGES_ADDRESS`` with the S bit), which drops user entries of the PASID too
-  (``range_flush`` = ``aligned`` models a power-of-two range over the kernel half instead).
+* The range: in 6.19 ``build_inv_address()`` turns (address, size) into a power-of-two aligned
+  range with the S bit, and uses the whole-PASID address (``CMD_INV_IOMMU_ALL_PAGES_ADDRESS``) only
+  when the range spans more than 2^51 bytes (bit 51 differs between start and end). The kernel
+  range (PAGE_OFFSET, TLB_FLUSH_ALL) becomes a 2^47-byte range over the kernel half with 4-level
+  paging, so only kernel-half entries are dropped (scope ``kernel``); with 5-level paging (LA57,
+  PAGE_OFFSET 0xff11000000000000) it spans bit 55 and becomes whole-PASID. Older kernels flushed the
+  whole PASID for any SVA range above one page (``range_flush = "whole-pasid"``).
 * The command buffer holds 512 16-byte entries. ``iommu_queue_command`` writes one command and the
   tail register each time; when no more than two entries (0x20 bytes) would be left it re-reads
   the head, then polls with ``udelay(1)`` (a queue-full stall). Other submitters on the same IOMMU
@@ -29,6 +33,32 @@ INV_IOTLB = "INVALIDATE_IOTLB_PAGES"
 COMPLETION_WAIT = "COMPLETION_WAIT"
 
 
+PAGE_SIZE = 4096
+#: CMD_INV_IOMMU_ALL_PAGES_ADDRESS (drivers/iommu/amd/amd_iommu_types.h)
+ALL_PAGES_ADDRESS = 0x7FFF_FFFF_FFFF_F000
+#: x86_64 PAGE_OFFSET with 4-level and with 5-level paging (__PAGE_OFFSET_BASE_L4 / _L5)
+PAGE_OFFSET = {False: 0xFFFF_8880_0000_0000, True: 0xFF11_0000_0000_0000}
+TLB_FLUSH_ALL = (1 << 64) - 1
+
+
+def build_inv_address(address, size):
+    """drivers/iommu/amd/iommu.c ``build_inv_address()`` (6.19): ``(cmd_address, span_bytes)``.
+
+    One page: the page itself. Otherwise the most significant bit that differs between the first
+    and the last byte decides: above bit 51, the whole-PASID address; else the aligned power-of-two
+    range that contains both (its low bits set, then the S bit). ``span_bytes`` is 0 for whole-PASID.
+    """
+    mask = (1 << 64) - 1
+    end = (address + size - 1) & mask
+    if address // PAGE_SIZE == end // PAGE_SIZE:
+        return address & ~(PAGE_SIZE - 1) & mask, PAGE_SIZE
+    msb_diff = (end ^ address).bit_length() - 1
+    if msb_diff > 51:
+        return ALL_PAGES_ADDRESS | 1, 0
+    aligned = (address | ((1 << msb_diff) - 1)) & ~(PAGE_SIZE - 1) & mask
+    return aligned | 1, 1 << (msb_diff + 1)
+
+
 def _polled(start, ready, step):
     """When a loop that checks at ``start`` and then every ``step`` first sees ``ready``."""
     if ready <= start or step <= 0:
@@ -38,10 +68,10 @@ def _polled(start, ready, step):
 
 class AmdVi(IommuModel):
     name = "amd-vi"
-    version = "1.0"
+    version = "1.1"
     help = (
-        "AMD-Vi command buffer: per SVA mm and PASID, INVALIDATE_IOMMU_PAGES (whole PASID: any SVA "
-        "range above one page), INVALIDATE_IOTLB_PAGES with ATS, then COMPLETION_WAIT polled with "
+        "AMD-Vi command buffer: per SVA mm and PASID, INVALIDATE_IOMMU_PAGES (6.19: a 2^47-byte aligned "
+        "range over the kernel half), INVALIDATE_IOTLB_PAGES with ATS, then COMPLETION_WAIT polled with "
         "udelay(1); 512-entry buffer. Latencies are assumed."
     )
     params = (
@@ -51,11 +81,15 @@ class AmdVi(IommuModel):
         Param("ats", "bool", True,
               help="The SVA devices have ATS enabled, so each PASID also gets INVALIDATE_IOTLB_PAGES "
                    "(assumed: AMD SVA needs ATS and PRI on the device)."),
-        Param("range_flush", "choice", "whole-pasid", choices=("whole-pasid", "aligned"),
-              help="How INVALIDATE_IOMMU_PAGES covers the kernel range: whole-pasid (kernel-model.md "
-                   "section 4: for SVA any range above one page flushes the whole PASID, user entries "
-                   "too) or aligned (build_inv_address: a power-of-two range with the S bit, kernel "
-                   "half only)."),
+        Param("range_flush", "choice", "aligned", choices=("aligned", "whole-pasid"),
+              help="How INVALIDATE_IOMMU_PAGES covers the kernel range: aligned (6.19 "
+                   "build_inv_address(): a power-of-two range with the S bit; (PAGE_OFFSET, "
+                   "TLB_FLUSH_ALL) is 2^47 bytes over the kernel half, kernel entries only; whole PASID "
+                   "only above 2^51 bytes) or whole-pasid (older kernels: any SVA range above one page "
+                   "flushes the whole PASID, user entries too)."),
+        Param("la57", "bool", False,
+              help="5-level paging: PAGE_OFFSET is 0xff11000000000000, so the kernel range spans bit 55 "
+                   "and build_inv_address() falls back to the whole PASID."),
         Param("write_cmd", "duration", "20ns", min=0, max=10**7,
               help="CPU time to write one command into the buffer (assumed)."),
         Param("doorbell", "duration", "100ns", min=0, max=10**7,
@@ -108,7 +142,16 @@ class AmdVi(IommuModel):
         ring = self.rings[topo.iommu_index]
         tally = ring.flush_each_mm(FlushTally(now), topo.sva_mms,
                                    lambda tally: self._flush_mm(ring, tally, topo.pasids_per_mm, per_pasid))
-        return tally.cost(now, "pasid" if p["range_flush"] == "whole-pasid" else "kernel")
+        return tally.cost(now, self.scope())
+
+    def scope(self):
+        """What INVALIDATE_IOMMU_PAGES of (PAGE_OFFSET, TLB_FLUSH_ALL) drops: ``kernel`` or ``pasid``."""
+        p = self.params
+        if p["range_flush"] == "whole-pasid":
+            return "pasid"
+        start = PAGE_OFFSET[bool(p["la57"])]
+        _, span = build_inv_address(start, TLB_FLUSH_ALL - start)
+        return "pasid" if span == 0 else "kernel"
 
     def _flush_mm(self, ring, tally, pasids, per_pasid):
         """One mm's notifier: amd_iommu_dev_flush_pasid_pages() for each PASID of the domain."""

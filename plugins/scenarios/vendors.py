@@ -18,10 +18,11 @@ DEMO_WORKLOAD = [
 
 LINUX_6_19_AMD = Scenario(
     name="linux-6.19-amd",
-    version="1.0",
+    version="1.1",
     description="Linux 6.19 on an AMD-Vi IOMMU (x86_64): the worker's flush reaches every SVA-bound mm "
-    "through its notifier, which issues INVALIDATE_IOMMU_PAGES (whole PASID), INVALIDATE_IOTLB_PAGES "
-    "and a COMPLETION_WAIT per PASID, each wait polled with udelay(1).",
+    "through its notifier, which issues INVALIDATE_IOMMU_PAGES (build_inv_address: a 2^47-byte range "
+    "over the kernel half, user entries kept), INVALIDATE_IOTLB_PAGES and a COMPLETION_WAIT per "
+    "PASID, each wait polled with udelay(1).",
     expected="No walk into a reused page; per flush 3 commands per mm and PASID on each IOMMU.",
     config={"strategy": {"name": "deferred"}, "iommu": {"model": "amd-vi", **ADVERSARIAL_DEVICE},
             "workload": DEMO_WORKLOAD},
