@@ -494,7 +494,12 @@ class FlushCost:
 
 @dataclass(frozen=True)
 class SvaTopology:
-    """The SVA binding the IOMMU core hands to a model for one invalidation."""
+    """The SVA binding the IOMMU core hands to a model for one invalidation.
+
+    ``sva_mms`` is the number of mms bound on *this* IOMMU (``iommu.iommus_per_mm`` spreads the
+    mms over the IOMMUs); ``iommus`` is how many IOMMUs the machine has, ``iommu_index`` which one
+    this call is for.
+    """
 
     sva_mms: int
     pasids_per_mm: int

@@ -150,6 +150,34 @@ IOMMU_PARAMS: tuple[Param, ...] = (
     ),
     Param("pasids_per_mm", "int", 1, help="PASIDs per SVA-bound mm (per IOMMU).", min=1, max=64),
     Param(
+        "iommus_per_mm",
+        "int",
+        1,
+        help="IOMMUs each SVA-bound mm is bound on (those of the devices that bound it): mm i on IOMMUs "
+        "i, i+1, ... (mod count). A flush on an IOMMU costs only the mms bound there. 0 = every mm on "
+        "every IOMMU. Default 1: a process binds one accelerator (assumed).",
+        min=0,
+        max=256,
+    ),
+    Param(
+        "bind_rate",
+        "rate",
+        "0/s",
+        help="SVA bind and unbind calls (alternating), machine-wide; each takes iommu_sva_lock, so a "
+        "busy flush delays them (metric sva_bind.wait_ns). 0 = none (assumed).",
+        unit="/s",
+        min=0.0,
+        max=1e8,
+    ),
+    Param(
+        "bind_hold",
+        "duration",
+        "5us",
+        help="Time a bind or unbind holds iommu_sva_lock (assumed).",
+        min=0,
+        max=10**9,
+    ),
+    Param(
         "walk_rate",
         "rate",
         "20000/s",

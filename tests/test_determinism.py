@@ -57,7 +57,7 @@ def _reference_catch_up(self: Any, t: int) -> None:
     if self.next_walk < 0 or self.next_walk > t:
         return
     rng = self.rng_walk
-    mms, slots, rate = self.kernel.sva_mms, self.user_slots, self.walk_rate
+    mms, slots, rate = self.bound_mms, self.user_slots, self.walk_rate
     nxt = self.next_walk
     caches = [(self.caches[lv], 9 * i) for i, lv in enumerate(self._levels)]
     hits = misses = walks = 0

@@ -133,14 +133,16 @@ def test_v3_design_is_unsafe_although_every_free_is_followed_by_a_flush(registry
 
 def test_linux_6_19_is_safe_even_against_the_worst_device(registry: Registry) -> None:
     adversarial = ("iommu.probe_target=adversarial", "iommu.probe_rate=200000/s")
+    queued = 0
     for seed in SEEDS:
         m = run(registry, "linux-6.19", *adversarial, f"run.seed={seed}")
         assert total(m, "use_after_free") == total(m, "stale_walk_free") == 0
-        # Probes do reach unlinked tables, but only while they are still queued: harmless.
-        assert m["stale_walk_queued"]["total"] > 0
+        queued += m["stale_walk_queued"]["total"]
         assert 0 < m["flushes"] <= m["worker_runs"]
         assert m["flushes"] < m["kernel_tables_freed"]
         assert not violators(m)
+    # Probes do reach unlinked tables, but only while they are still queued: harmless.
+    assert queued > 0
 
 
 def test_cpa_unmarked_2026_leaks_only_through_cpa(registry: Registry) -> None:
@@ -184,7 +186,8 @@ def test_linux_6_19_amd_costs_three_commands_per_mm_and_pasid(registry: Registry
     m = run(registry, "linux-6.19-amd")
     assert not violators(m)
     cfg = m["_sim"].config["iommu"]
-    per_flush = cfg["sva_mms"] * cfg["pasids_per_mm"] * cfg["count"]
+    # each mm is bound on iommus_per_mm IOMMUs (0: all of them), and each binding is flushed once
+    per_flush = cfg["sva_mms"] * cfg["pasids_per_mm"] * min(cfg["iommus_per_mm"] or cfg["count"], cfg["count"])
     assert m["iommu_commands"] == {
         k: m["flushes"] * per_flush for k in ("COMPLETION_WAIT", "INVALIDATE_IOMMU_PAGES", "INVALIDATE_IOTLB_PAGES")
     }
@@ -207,7 +210,7 @@ def test_large_sva_makes_each_flush_expensive_and_batches_grow(registry: Registr
     large = run(registry, "large-sva")
     small = run(registry, "large-sva", "iommu.sva_mms=16")
     assert not violators(large) and not violators(small)
-    assert large["flush_ns"]["p50"] == 32 * small["flush_ns"]["p50"]  # 512 / 16 mms, linear fan-out
+    assert large["flush_ns"]["p50"] == 64 * small["flush_ns"]["p50"]  # 1024 / 16 mms, linear fan-out
     assert large["flush_ns"]["p50"] > 1_000_000  # milliseconds per batch
     # Tables keep arriving during the long flush: fewer, bigger batches, and a longer wait.
     assert large["flushes"] < small["flushes"]

@@ -62,9 +62,10 @@ def cls_param(cls: Any, name: str) -> Param:
 
 
 def one_batch(reg: Registry, vendor: str, *overrides: str, tables: int = 10) -> dict[str, Any]:
-    """10 tables freed at once under the 6.19 strategy: exactly one batch, so one flush."""
+    """10 tables freed at once under the 6.19 strategy: exactly one batch, so one flush. Every mm is
+    bound on every IOMMU (iommus_per_mm = 0), so each IOMMU flushes all 3 mms."""
     cfg = make_config(reg, "run.duration=10ms", f"iommu.model={vendor}", "iommu.count=2", "iommu.sva_mms=3",
-                      *overrides)
+                      "iommu.iommus_per_mm=0", *overrides)
     cfg["workload"] = [{"name": OneBatch.name, "rate": 1.0, "burst": tables, "cpus": "0"}]
     sim = build_simulation(cfg, reg)
     m = sim.run()

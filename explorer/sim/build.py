@@ -19,6 +19,8 @@ from explorer.sim.engine import Engine, PluginError, Process, SimulatorError
 from explorer.sim.iommu import IommuUnit
 from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext, stream_seed
 from explorer.sim.memory import STATE_NAMES, OutOfMemory
+from explorer.sim.metrics import LogHistogram
+from explorer.sim.sva import BindTraffic, bound_counts
 
 
 class PluginTables(Protocol):
@@ -157,6 +159,7 @@ class Simulation:
         except Exception as exc:
             raise PluginError("iommu", icfg["model"], exc) from exc
         if k.sva_present:
+            bound = bound_counts(int(icfg["sva_mms"]), int(icfg["count"]), int(icfg.get("iommus_per_mm", 0)))
             for i in range(int(icfg["count"])):
                 unit = IommuUnit(
                     k,
@@ -169,9 +172,14 @@ class Simulation:
                     user_slots=int(icfg["user_slots"]),
                     walks_kernel_half=walks_kernel_half,
                     seed=self.seed,
+                    bound_mms=bound[i],
                 )
                 k.iommus.append(unit)
                 unit.start()
+        if float(icfg.get("bind_rate", 0.0)) > 0:
+            k.sva_binds = BindTraffic(k, float(icfg["bind_rate"]), int(icfg.get("bind_hold", 0)),
+                                      stream_seed(self.seed, "iommu/bind"))
+            k.sva_binds.start(self.duration)
         k.start_background(float(kcfg["background_alloc_rate"]))
 
         setup_ctx = KernelContext(k, 0, False, "setup")
@@ -342,6 +350,9 @@ class Simulation:
             "starved": k.starved.as_dict(),
             "spinlock_contended": 0,
             "sva_mutex_contended": k.mutex_contended,
+            # SVA bind/unbind calls and how long they waited for iommu_sva_lock (iommu.bind_rate)
+            "sva_bind": k.sva_binds.as_dict() if k.sva_binds is not None else {
+                "calls": 0, "contended": 0, "wait_ns": LogHistogram().summary()},
             "async_kernel_pgtable_free": k.async_free,
             "sva_present": k.sva_present,
             "iommus": [u.occupancy() for u in k.iommus],

@@ -93,9 +93,14 @@ class IommuUnit:
         user_slots: int,
         walks_kernel_half: bool,
         seed: int,
+        bound_mms: int | None = None,
     ) -> None:
         self.kernel = kernel
         self.index = index
+        # SVA mms bound on this IOMMU (explorer.sim.sva.bound_counts); its devices serve only them.
+        self.bound_mms = kernel.sva_mms if bound_mms is None else bound_mms
+        if self.bound_mms == 0:  # no SVA device here: no PASID walks at all
+            walk_rate = probe_rate = 0.0
         # level -> its cache; the levels of a SharedCache map to one SetAssocLRU
         self.caches: dict[int, SetAssocLRU] = {}
         shared: set[int] = set()
@@ -113,7 +118,7 @@ class IommuUnit:
         self.walk_rate = walk_rate
         self.probe_rate = probe_rate
         self.adversarial = probe_target == "adversarial"
-        self.probe_mms = max(1, min(probe_mms, kernel.sva_mms))
+        self.probe_mms = max(1, min(probe_mms, self.bound_mms))
         self.user_slots = user_slots
         self.walks_kernel_half = walks_kernel_half
         self.rng_walk = random.Random(seed * 7919 + 1000 + index)
@@ -172,7 +177,7 @@ class IommuUnit:
         if nxt < 0 or nxt > t:
             return
         rnd, expo, slots, rate, levels = self._walk_ctx
-        mms = self.kernel.sva_mms
+        mms = self.bound_mms
         hits = misses = walks = 0
         while nxt <= t:
             uslot = int(rnd() * mms) * slots + int(rnd() * slots)

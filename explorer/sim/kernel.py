@@ -374,6 +374,7 @@ class Kernel:
         self.work_items: list[WorkItem] = []
         self.timers_started = 0  # numbers the timers in the trace
         self.iommus: list[IommuUnit] = []
+        self.sva_binds: Any = None  # explorer.sim.sva.BindTraffic when iommu.bind_rate > 0
         self.rng_refill = random.Random(stream_seed(seed, "kernel/refill"))
         self.rng_bg = random.Random(stream_seed(seed, "kernel/background"))
         self.recent_unlinked: deque[int] = deque(maxlen=64)
@@ -779,9 +780,13 @@ class Kernel:
     def _flush_units(self) -> list[tuple[IommuUnit, SvaTopology, Callable[[str], None]]]:
         """Each IOMMU with its topology (fixed for the run) and its ``invalidate``, for the flush loop."""
         units = self._flush_units_cache
-        if len(units) != len(self.iommus):  # the units are added after the kernel is built
+        if not units and self.iommus:  # the units are added after the kernel is built
+            # Each mm's notifier invalidates only the IOMMUs the mm is bound on: an IOMMU with no
+            # bound mm is never asked (iommu.iommus_per_mm).
             units[:] = [
-                (u, u.topology(self.sva_mms, self.pasids_per_mm, self.iommu_count), u.invalidate) for u in self.iommus
+                (u, u.topology(u.bound_mms, self.pasids_per_mm, self.iommu_count), u.invalidate)
+                for u in self.iommus
+                if u.bound_mms
             ]
         return units
 

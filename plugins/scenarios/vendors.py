@@ -56,13 +56,13 @@ LINUX_6_19_SMMUV3 = Scenario(
 LARGE_SVA = Scenario(
     name="large-sva",
     version="1.0",
-    description="Linux 6.19 (x86_64, Intel VT-d) on a large system with 512 SVA-bound mms: every "
-    "batch's flush walks all of them (iommu_sva_mms has no bound), the 'expensive on large-scale "
-    "systems' of the seed patch. Compare vendors with "
+    description="Linux 6.19 (x86_64, Intel VT-d) on a large system with 1024 SVA-bound mms, 512 on each "
+    "of its 2 IOMMUs: every batch's flush walks all of them (iommu_sva_mms has no bound), the "
+    "'expensive on large-scale systems' of the seed patch. Compare vendors with "
     "`compare --scenario large-sva --iommu intel-vtd --iommu amd-vi --iommu arm-smmuv3`.",
     expected="Still no walk into a reused page, but each flush takes milliseconds, so batches grow "
     "and tables wait longer before they are freed.",
-    config={"strategy": {"name": "deferred"}, "iommu": {"model": "intel-vtd", "sva_mms": 512},
+    config={"strategy": {"name": "deferred"}, "iommu": {"model": "intel-vtd", "sva_mms": 1024},
             "workload": DEMO_WORKLOAD},
     expect={"violations.use_after_free": "zero", "flushes": "nonzero"},
 )

@@ -98,9 +98,16 @@ class Model:
         self.bg_rate = float(kern["background_alloc_rate"])
         self.sva_mms = int(io["sva_mms"])
         params = io["params"]
-        pasids = self.sva_mms * int(io["pasids_per_mm"])
-        self.flush_effective = pasids * int(params["invalidate_per_mm"])
-        self.flush_duration = self.flush_effective + int(params["completion_wait"])
+        assert float(io.get("bind_rate", 0.0)) == 0, "bind/unbind traffic is not modelled here"
+        # mm i is bound on IOMMUs i .. i+iommus_per_mm-1 (mod count); 0 = every mm on every IOMMU
+        count, per_mm = int(io["count"]), int(io.get("iommus_per_mm", 0))
+        self.bound = [0] * count
+        for i in range(self.sva_mms):
+            for j in range(count if per_mm <= 0 or per_mm >= count else per_mm):
+                self.bound[(i + j) % count] += 1
+        self.pasids_per_mm = int(io["pasids_per_mm"])
+        self.invalidate_per_mm = int(params["invalidate_per_mm"])
+        self.completion_wait = int(params["completion_wait"])
 
         self.env = env = simpy.Environment()
         self.rng_refill = random.Random(stream_seed(seed, "kernel/refill"))
@@ -153,15 +160,18 @@ class Model:
                 "caches": {lv: Cache(n, w) for lv, n, w in geometry},
                 "rng_walk": random.Random(seed * 7919 + 1000 + i),
                 "rng_probe": random.Random(seed * 7919 + 2000 + i),
+                "bound": self.bound[i],
             }
             self.units.append(unit)
+            if not unit["bound"]:
+                continue  # no SVA device on this IOMMU
             if io["walk_rate"] > 0:
                 env.process(self.device_walks(unit, float(io["walk_rate"]), int(io["user_slots"])))
             if io["probe_rate"] > 0:
                 env.process(
                     self.device_probes(
                         unit, float(io["probe_rate"]), io["probe_target"] == "adversarial",
-                        max(1, min(int(io["probe_mms"]), self.sva_mms)),
+                        max(1, min(int(io["probe_mms"]), unit["bound"])),
                     )
                 )
         if self.bg_rate > 0:
@@ -339,8 +349,11 @@ class Model:
             yield req
             self.flushes += 1
             for unit in self.units:
-                self.env.process(self.invalidate(unit, self.flush_effective))
-                yield self.env.timeout(self.flush_duration)
+                if not unit["bound"]:
+                    continue  # no mm bound on it: no notifier reaches it
+                effective = unit["bound"] * self.pasids_per_mm * self.invalidate_per_mm
+                self.env.process(self.invalidate(unit, effective))
+                yield self.env.timeout(effective + self.completion_wait)
 
     def invalidate(self, unit: dict[str, Any], delay: int):
         yield self.env.timeout(delay)
@@ -353,7 +366,7 @@ class Model:
         levels = [unit["caches"][lv] for lv in sorted(unit["caches"])]
         yield env.timeout(exp_gap(rng, rate))
         while True:
-            uslot = int(rng.random() * self.sva_mms) * user_slots + int(rng.random() * user_slots)
+            uslot = int(rng.random() * unit["bound"]) * user_slots + int(rng.random() * user_slots)
             for i, cache in enumerate(levels):
                 key = -1 - (uslot >> (9 * i))
                 if cache.lookup(key) is None:
