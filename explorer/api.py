@@ -287,8 +287,10 @@ class KernelServices(Protocol):
     def spin_lock(self, lock: SpinLock) -> Any:
         """Context manager: hold ``lock``; the context is atomic inside the block."""
 
-    def work(self, name: str, func: Callable[[KernelServices], Step | None]) -> WorkItem:
-        """Create a work item whose function runs in a kworker (sleepable) context."""
+    def work(self, name: str, func: Callable[[KernelServices], Step | None], oneshot: bool = False) -> WorkItem:
+        """Create a work item whose function runs in a kworker (sleepable) context. A ``oneshot``
+        item is freed once it has run (an item ``kzalloc()``'d per use, as in the v3 design): the
+        kernel forgets it, keeping only its run count."""
 
     def schedule_work(self, work: WorkItem) -> bool:
         """``schedule_work()``: False (no-op) if already pending. An idle item is queued on this
@@ -378,6 +380,10 @@ class WorkloadServices(Protocol):
         ``unmarked`` as in :meth:`free_kernel_tables`. Returns the number of tables freed.
         """
 
+    def flush_tlb_kernel(self, flush_ns: int, *, cpu: int, atomic: bool = False) -> Step:
+        """A ``flush_tlb_kernel_range()`` with no table freed (vmalloc's lazy purge, ``set_memory_*``):
+        spend ``flush_ns`` on ``cpu``; the strategy's ``flush_tlb_kernel()`` hook runs after it."""
+
     def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Step:
         """Allocate ``count`` user page tables, then tear them down through ``pagetable_free``."""
 
@@ -429,6 +435,12 @@ class FreeStrategy(_Declared):
     def pagetable_free_kernel(self, k: KernelServices, pt: Table) -> Step | None:
         """Take responsibility for freeing ``pt``; may be a generator to spend time."""
         raise NotImplementedError
+
+    def flush_tlb_kernel(self, k: KernelServices) -> Step | None:
+        """Optional: called in the caller's context each time a workload's ``flush_tlb_kernel_range()``
+        or ``flush_tlb_all()`` has flushed the CPU TLBs, whether or not a table is freed (the v3
+        design hooked the IOMMU flush there). Not overriding it costs nothing."""
+        return None
 
 
 @dataclass(frozen=True)

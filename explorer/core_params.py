@@ -66,6 +66,14 @@ KERNEL_PARAMS: tuple[Param, ...] = (
         "mm is ever SVA-bound and the kernel-range invalidation returns at once.",
     ),
     Param(
+        "sva_x86_disabled",
+        "bool",
+        False,
+        help="Linux 6.18.4 - 6.18.6: 'iommu: disable SVA when CONFIG_X86 is set' (72f98ef9a4be) makes "
+        "iommu_sva_bind_device() fail with -EOPNOTSUPP on x86, so no mm is ever SVA-bound: no device "
+        "walks a PASID, no hazard and no flush (devices that need SVA lose it).",
+    ),
+    Param(
         "workqueue_delay",
         "duration",
         "20us",

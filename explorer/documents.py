@@ -47,8 +47,9 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 
 
 def expectation_holds(want: str, value: Any, metrics: Mapping[str, Any]) -> bool | None:
-    """Whether ``value`` meets ``want``: ``zero``, ``nonzero``, or ``OP other.path`` (OP one of
-    ``< <= > >= ==``, the other side a metric path). None when either side is not a number."""
+    """Whether ``value`` meets ``want``: ``zero``, ``nonzero``, or ``OP other`` (OP one of
+    ``< <= > >= ==``, the other side a number or a metric path). None when either side is not a
+    number."""
     if not isinstance(value, (int, float)):
         return None
     if want == "zero":
@@ -58,10 +59,11 @@ def expectation_holds(want: str, value: Any, metrics: Mapping[str, Any]) -> bool
     op, _, other = want.partition(" ")
     if op not in _COMPARE:
         return None
+    other = other.strip()
     try:
-        rhs = dig(metrics, other.strip())
-    except (KeyError, TypeError):
-        return None
+        rhs: Any = float(other)
+    except ValueError:
+        rhs = dig(metrics, other)
     return _COMPARE[op](value, rhs) if isinstance(rhs, (int, float)) else None
 
 
@@ -71,6 +73,8 @@ def check_expectations(scenario: Scenario, metrics: Mapping[str, Any]) -> list[d
     checks: list[dict[str, Any]] = []
     for path, want in scenario.expect.items():
         value = dig(metrics, path)
+        if value is None and ".by_source." in path:
+            value = 0  # a source that never caused one has no entry
         checks.append({"metric": path, "expect": want, "value": value,
                        "ok": expectation_holds(want, value, metrics)})
     if scenario.only_source:

@@ -214,3 +214,40 @@ def test_bind_and_unbind_wait_for_iommu_sva_lock_as_long_as_flushes_hold_it(regi
     share = m["sva_bind"]["contended"] / m["sva_bind"]["calls"]
     assert busy > 0.3 and abs(share - busy) < 0.1
     assert m["sva_bind"]["wait_ns"]["max"] <= m["flush_ns"]["max"]
+
+
+# --------------------------------------------------------------------------- the history
+
+
+def test_v3_allocates_one_work_item_per_kernel_tlb_flush_and_never_coalesces(registry: Registry) -> None:
+    # Every flush_tlb_kernel_range()/flush_tlb_all() queues its own item, and each item flushes the
+    # IOMMUs once: exactly one IOMMU flush per call, even for calls that free no table.
+    cfg = only(registry, ["vmalloc-huge", "cpa-collapse", "hot-remove"], "strategy.name=v3-flush-deferred",
+               "run.duration=20ms", "workload.vmalloc-huge.rate=5000/s", "workload.hot-remove.rate=200/s")
+    cfg["workload"].append({"name": "kernel-tlb-flush", "rate": 2000.0, "burst": 1, "cpus": "all",
+                            "cpu_flush": 2000, "atomic": False})
+    m = build_simulation(cfg, registry).run()
+    calls = m["kernel_tlb_flushes"]
+    # vmalloc: one flush_tlb_kernel_range() per table; CPA and hot-remove: one flush_tlb_all() per
+    # event; kernel-tlb-flush: one per event and no table
+    assert calls > m["kernel_tables_freed"] / 10
+    assert m["flushes"] == m["worker_runs"] == calls
+    # the items are freed once run: none is left in the kernel's list
+    sim = build_simulation(cfg, registry)
+    sim.run()
+    assert sim.kernel.work_items == [] and sim.kernel.oneshot_live == 0
+    # every 4th kzalloc(GFP_ATOMIC) failing: that many flushes silently missing
+    cfg["strategy"]["params"] = {"kzalloc_fail_every": 4}
+    m4 = build_simulation(cfg, registry).run()
+    assert m4["kernel_tlb_flushes"] == calls
+    assert m4["flushes"] == calls - calls // 4
+
+
+def test_sva_disabled_on_x86_binds_nothing_so_no_flush_and_no_walk(registry: Registry) -> None:
+    cfg = make_config(registry, "run.duration=20ms", scenario="sva-disabled-x86")
+    m = build_simulation(cfg, registry).run()
+    assert m["sva_bound_mms"] == 0 and m["flushes"] == 0 and m["iommus"] == []
+    assert m["kernel_tables_freed"] > 0 and sum(v["total"] for v in m["violations"].values()) == 0
+    # the same kernel with the bind allowed is before-fix: the hole is back
+    cfg["kernel"]["sva_x86_disabled"] = False
+    assert build_simulation(cfg, registry).run()["violations"]["use_after_free"]["total"] > 0

@@ -176,7 +176,7 @@ class Simulation:
                 )
                 k.iommus.append(unit)
                 unit.start()
-        if float(icfg.get("bind_rate", 0.0)) > 0:
+        if float(icfg.get("bind_rate", 0.0)) > 0 and k.sva_present:
             k.sva_binds = BindTraffic(k, float(icfg["bind_rate"]), int(icfg.get("bind_hold", 0)),
                                       stream_seed(self.seed, "iommu/bind"))
             k.sva_binds.start(self.duration)
@@ -217,7 +217,8 @@ class Simulation:
             kernel_slots=int(kcfg["kernel_slots"]),
             slot_refill_ns=int(kcfg["slot_refill"]),
             async_free=async_enabled(kcfg),
-            sva_enabled=bool(kcfg["iommu_sva"]),
+            # 6.18.4-6.18.6 refused every SVA bind on x86: as if no mm were ever bound
+            sva_enabled=bool(kcfg["iommu_sva"]) and not (kcfg.get("sva_x86_disabled") and kcfg["arch"] == "x86_64"),
             walks_kernel_half=walks_kernel_half,
             workqueue_delay=int(kcfg["workqueue_delay"]),
             preemption=str(kcfg.get("preemption", "voluntary")),
@@ -319,7 +320,9 @@ class Simulation:
             "iommu_stall_ns": k.flush_stall_ns,
             "iommu_wait_ns": k.flush_wait_ns,
             "iommu_model": model_metrics,
-            "worker_runs": sum(w.runs for w in k.work_items),
+            "worker_runs": k.oneshot_runs + sum(w.runs for w in k.work_items),
+            # flush_tlb_kernel_range() / flush_tlb_all() calls made by the workloads
+            "kernel_tlb_flushes": k.tlb_flush_calls,
             "worker_cpu_ns": k.worker_cpu_ns,
             # woken kworkers that had to wait for the task on their CPU (kernel.preemption)
             "kworker_cpu_waits": {
@@ -355,6 +358,7 @@ class Simulation:
                 "calls": 0, "contended": 0, "wait_ns": LogHistogram().summary()},
             "async_kernel_pgtable_free": k.async_free,
             "sva_present": k.sva_present,
+            "sva_bound_mms": k.sva_mms if k.sva_present else 0,
             "iommus": [u.occupancy() for u in k.iommus],
             "examples": list(k.checker.examples),
             "series": {

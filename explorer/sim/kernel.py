@@ -126,8 +126,11 @@ class KernelContext:
     def spin_lock(self, lock: SpinLock) -> _Held:
         return _Held(self, lock)
 
-    def work(self, name: str, func: Callable[..., Any]) -> WorkItem:
+    def work(self, name: str, func: Callable[..., Any], oneshot: bool = False) -> WorkItem:
         item = WorkItem(self.kernel, name, func)
+        if oneshot:
+            item.oneshot = True  # kfree()d once it has run: the kernel forgets it (Kernel.work_done)
+            self.kernel.oneshot_live += 1
         self.kernel.work_items.append(item)
         return item
 
@@ -236,6 +239,9 @@ class WorkloadContext:
                     pt.source = self.name
                 if cpu_flush_ns:
                     yield cpu_flush_ns
+                    k.tlb_flush_calls += 1  # flush_tlb_kernel_range() returns
+                    if k.tlb_flush_hook is not None:
+                        yield from k.kernel_tlb_flush(ctx)
                 if via_pagetable_free:
                     yield from k.pagetable_free(ctx, pt)
                 else:
@@ -245,6 +251,9 @@ class WorkloadContext:
                 done += 1
             if after_flush_ns:
                 yield after_flush_ns
+                k.tlb_flush_calls += 1  # flush_tlb_all() returns
+                if k.tlb_flush_hook is not None:
+                    yield from k.kernel_tlb_flush(ctx)
             if ctx.debt:
                 debt, ctx.debt = ctx.debt, 0
                 yield debt
@@ -285,6 +294,9 @@ class WorkloadContext:
                 group.append(pt)
             if flush_ns:  # ... then one CPU TLB flush for the group ...
                 yield flush_ns
+                k.tlb_flush_calls += 1
+                if k.tlb_flush_hook is not None:
+                    yield from k.kernel_tlb_flush(ctx)
             for pt in group:  # ... then free them, in order
                 yield from k.pagetable_free(ctx, pt)
             if ctx.debt:
@@ -294,6 +306,24 @@ class WorkloadContext:
             self.in_op -= 1
         k.task_leave(ctx.cpu, atomic)
         return len(group)
+
+    def flush_tlb_kernel(self, flush_ns: int, *, cpu: int, atomic: bool = False) -> Generator[Any, Any, None]:
+        k = self.kernel
+        self.in_op += 1
+        ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
+        k.task_enter(ctx.cpu, atomic)
+        try:
+            if flush_ns:
+                yield flush_ns
+            k.tlb_flush_calls += 1
+            if k.tlb_flush_hook is not None:
+                yield from k.kernel_tlb_flush(ctx)
+            if ctx.debt:
+                debt, ctx.debt = ctx.debt, 0
+                yield debt
+        finally:
+            self.in_op -= 1
+        k.task_leave(ctx.cpu, atomic)
 
     def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Generator[Any, Any, int]:
         k = self.kernel
@@ -368,6 +398,12 @@ class Kernel:
         self.sva_mms = sva_mms
         self.pasids_per_mm = pasids_per_mm
         self.sva_present = bool(sva_enabled and iommu_model.present and iommu_count > 0 and sva_mms > 0)
+        # The strategy's flush_tlb_kernel() hook (the v3 design), if it overrides the base class's.
+        hook = getattr(type(strategy), "flush_tlb_kernel", None)
+        self.tlb_flush_hook = hook if hook is not None and hook is not FreeStrategy.flush_tlb_kernel else None
+        self.tlb_flush_calls = 0  # flush_tlb_kernel_range() / flush_tlb_all() calls by the workloads
+        self.oneshot_live = 0  # one-shot work items allocated and not yet done
+        self.oneshot_runs = 0  # runs of one-shot items already forgotten
         self.walks_kernel_half = walks_kernel_half
         self.checker = Checker(self)
         self.sva_mutex = Mutex("iommu_sva_lock")
@@ -620,6 +656,28 @@ class Kernel:
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
             self.trace("free", cpu=ctx.cpu, pfn=pt.page, source=pt.source, age_ns=now - pt.unlinked_at)
 
+    # -- kernel TLB flushes ---------------------------------------------------------------------
+    def kernel_tlb_flush(self, ctx: KernelContext) -> Generator[Any, Any, None]:
+        """A ``flush_tlb_kernel_range()`` / ``flush_tlb_all()`` call has flushed the CPU TLBs: the
+        strategy's ``flush_tlb_kernel()`` hook runs in the caller's context (the v3 design)."""
+        hook = self.tlb_flush_hook
+        if hook is None:
+            return
+        try:
+            res = hook(self.strategy, cast(KernelServices, ctx))
+        except SimulatorError:
+            raise
+        except Exception as exc:
+            raise PluginError("strategy", self.strategy_name, exc) from exc
+        if isinstance(res, GeneratorType):
+            yield from guard(res, "strategy", self.strategy_name)
+
+    def work_done(self, work: WorkItem) -> None:
+        """A one-shot item finished (and nothing re-queued it): the kernel frees it."""
+        self.oneshot_live -= 1
+        self.oneshot_runs += work.runs
+        self.work_items.remove(work)
+
     # -- CPUs and preemption ------------------------------------------------------------------
     def task_enter(self, cpu: int, atomic: bool) -> None:
         """A workload's task enters the kernel on ``cpu`` (a syscall, a kernel thread's job)."""
@@ -820,7 +878,7 @@ class Kernel:
 
     # -- end of run ----------------------------------------------------------------------------
     def quiescent(self) -> bool:
-        return not self.pending and not any(w.pending or w.running for w in self.work_items)
+        return not self.pending and not self.oneshot_live and not any(w.pending or w.running for w in self.work_items)
 
     def report_leaks(self) -> None:
         for pt in self.pending.values():

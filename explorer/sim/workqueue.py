@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class WorkItem:
     """A ``struct work_struct``: a function plus the PENDING bit and whether a kworker runs it."""
 
-    __slots__ = ("cpu", "func", "kernel", "name", "pending", "running", "runs")
+    __slots__ = ("cpu", "func", "kernel", "name", "oneshot", "pending", "running", "runs")
 
     def __init__(self, kernel: Kernel, name: str, func: Callable[..., Any]) -> None:
         self.kernel = kernel
@@ -32,6 +32,7 @@ class WorkItem:
         self.running = False
         self.runs = 0
         self.cpu = 0
+        self.oneshot = False  # freed by its own work function once it has run (v3's kzalloc'd item)
 
     @property
     def state(self) -> str:
@@ -66,6 +67,8 @@ class WorkItem:
         if self.pending:
             # worker_thread() finds the item on its own pool again: it runs it at once, on this CPU.
             self._start()
+        elif self.oneshot:
+            self.kernel.work_done(self)
 
 
 class Timer:

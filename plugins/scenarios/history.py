@@ -43,43 +43,92 @@ def _demo(vmalloc=None, cpa=None, hot=None, user=None):
 
 LINUX_6_19 = Scenario(
     name="linux-6.19",
-    version="1.0",
+    version="2.0",
     description="Linux 6.19 as merged (x86_64, IOMMU_SVA=y, ASYNC_KERNEL_PGTABLE_FREE=y; backported to "
     "6.18.7): kernel page tables are marked at allocation, queued by pagetable_free(), and the worker "
-    "flushes the IOMMUs once per batch before freeing them.",
-    expected="No walk into a reused page; fewer flushes than kernel tables freed.",
+    "flushes the IOMMUs once per batch before freeing them. The demo load (every source busier than "
+    "its quiet default; assumed rates). This is the default config.",
+    expected="No walk into a reused page; at most one flush per worker run, and fewer flushes than "
+    "kernel tables freed.",
     config={"strategy": {"name": "deferred"}, "workload": _demo()},
-    expect={"violations.use_after_free": "zero", "violations.sleep_in_atomic": "zero"},
+    expect={
+        "violations.use_after_free": "zero",
+        "violations.stale_walk_free": "zero",
+        "violations.sleep_in_atomic": "zero",
+        "worker_runs": ">= flushes",
+        "flushes": "< kernel_tables_freed",
+    },
 )
 
 BEFORE_FIX = Scenario(
     name="before-fix",
-    version="1.1",
+    version="2.0",
     description="Linux <= 6.18.3: kernel page tables go straight back to the page allocator and no "
-    "IOMMU is told; a device that probes kernel addresses keeps cached pointers to them "
-    "(CVE-2025-71089).",
-    expected="Use-after-free: device walks through stale cache entries into reused pages, from every "
-    "source that frees kernel tables (never from user-teardown); no IOMMU flush at all.",
-    config={"strategy": {"name": "sync-unsafe"}, "iommu": dict(ADVERSARIAL_DEVICE), "workload": _demo()},
-    expect={"violations.use_after_free": "nonzero", "flushes": "zero"},
+    "IOMMU is told; a device that probes kernel addresses keeps cached pointers to them (the hole "
+    "CVE-2025-71202 names, fixed by the deferred-free series). The demo load, with hot-remove at "
+    "200 bursts/s so that every kernel source shows the hole in a short run.",
+    expected="Use-after-free from every source that frees kernel tables (vmalloc-huge, cpa-collapse, "
+    "hot-remove), never from user-teardown; no IOMMU flush at all.",
+    config={
+        "strategy": {"name": "sync-unsafe"},
+        "iommu": dict(ADVERSARIAL_DEVICE),
+        "workload": _demo(hot={"rate": "200/s"}),
+    },
+    expect={
+        "violations.use_after_free": "nonzero",
+        "violations.use_after_free.by_source.vmalloc-huge": "nonzero",
+        "violations.use_after_free.by_source.cpa-collapse": "nonzero",
+        "violations.use_after_free.by_source.hot-remove": "nonzero",
+        "violations.use_after_free.by_source.user-teardown": "zero",
+        "flushes": "zero",
+    },
+)
+
+SVA_DISABLED_X86 = Scenario(
+    name="sva-disabled-x86",
+    version="1.0",
+    description="Linux 6.18.4 - 6.18.6: the interim fix 'iommu: disable SVA when CONFIG_X86 is set' "
+    "(72f98ef9a4be; CVE-2025-71089 appears to name it, check before citing) makes "
+    "iommu_sva_bind_device() fail with -EOPNOTSUPP on x86 (kernel.sva_x86_disabled). Kernel tables are "
+    "still freed at once (no deferred free yet), but no mm is ever SVA-bound, so no device walks the "
+    "kernel half through a PASID. The demo load and the worst-case device, as in before-fix.",
+    expected="No hazard and no flush: no SVA mm is bound, so no stale walk of any kind and zero IOMMU "
+    "flushes; devices that need SVA lose it.",
+    config={
+        "strategy": {"name": "sync-unsafe"},
+        "kernel": {"sva_x86_disabled": True},
+        "iommu": dict(ADVERSARIAL_DEVICE),
+        "workload": _demo(hot={"rate": "200/s"}),
+    },
+    expect={
+        "sva_bound_mms": "zero",
+        "violations.use_after_free": "zero",
+        "violations.stale_walk_free": "zero",
+        "stale_walk_queued": "zero",
+        "flushes": "zero",
+        "kernel_tables_freed": "nonzero",
+    },
 )
 
 V3_DESIGN = Scenario(
     name="v3-design",
-    version="1.0",
-    description="v3 of the series: the IOMMU flush moves to a work item (so it may take the mutex) but "
-    "the page is freed at once (strategy v3-flush-deferred). Dave Hansen's review: the page can be "
-    "handed out again before the worker's flush. A loaded system: the kworker starts 500us after "
-    "schedule_work().",
-    expected="Use-after-free although every free is followed by a flush: the page is reused in the "
-    "window between the free and the worker's flush.",
+    version="2.0",
+    description="v3 of the series: flush_tlb_kernel_range() / flush_tlb_all() each allocate a work item "
+    "(kzalloc(GFP_ATOMIC), silently dropped on failure) that flushes the IOMMUs later; nothing "
+    "coalesces, and every kernel TLB flush triggers one, even when no table is freed (kernel-tlb-flush "
+    "at 1000/s); the table itself is freed at once (strategy v3-flush-deferred). Dave Hansen's "
+    "review: the page can be handed out again before the worker's flush. A loaded system: the kworker "
+    "starts 500us after schedule_work().",
+    expected="Use-after-free although every kernel TLB flush is followed by an IOMMU flush: at least one "
+    "IOMMU flush per flush_tlb_kernel_range()/flush_tlb_all() call, and the page is reused in the window "
+    "before it.",
     config={
         "strategy": {"name": "v3-flush-deferred"},
         "kernel": {"workqueue_delay": "500us"},
         "iommu": dict(ADVERSARIAL_DEVICE),
-        "workload": _demo(),
+        "workload": [*_demo(), {"name": "kernel-tlb-flush"}],
     },
-    expect={"violations.use_after_free": "nonzero", "flushes": "nonzero"},
+    expect={"violations.use_after_free": "nonzero", "flushes": ">= kernel_tlb_flushes"},
 )
 
 CPA_UNMARKED = Scenario(
@@ -141,7 +190,8 @@ SYNC_IN_ATOMIC = Scenario(
         "iommu": dict(ADVERSARIAL_DEVICE),
         "workload": [*_demo(), {"name": "vmalloc-huge", "rate": "1000/s", "atomic": True}],
     },
-    expect={"violations.sleep_in_atomic": "nonzero", "violations.use_after_free": "zero"},
+    expect={"violations.sleep_in_atomic": "nonzero", "violations.use_after_free": "zero",
+            "flushes": "== kernel_tables_freed", "worker_runs": "zero"},
     only_source="vmalloc-huge#1",
 )
 
@@ -206,6 +256,7 @@ DIMM_HOT_REMOVE = Scenario(
 def register_scenarios(register):
     register(LINUX_6_19)
     register(BEFORE_FIX)
+    register(SVA_DISABLED_X86)
     register(V3_DESIGN)
     register(CPA_UNMARKED)
     register(HOTREMOVE_BOOTMEM)

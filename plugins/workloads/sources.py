@@ -1,4 +1,5 @@
-"""The four places the kernel frees page tables (kernel-model.md, section 3).
+"""The four places the kernel frees page tables (kernel-model.md, section 3), and kernel TLB
+flushes that free none.
 
 Every default rate is **assumed**: we found no published measurement of how often a running kernel
 frees kernel page tables on any of these paths. The defaults are chosen to be plausible for a busy
@@ -127,6 +128,33 @@ class HotRemove(WorkloadSource):
             )
 
 
+class KernelTlbFlush(WorkloadSource):
+    name = "kernel-tlb-flush"
+    version = "1.0"
+    help = (
+        "Kernel TLB flushes that free no page table: flush_tlb_kernel_range() from vmalloc's lazy "
+        "purge (__purge_vmap_area_lazy), vunmap, set_memory_* and the like. They matter only to a "
+        "design that hooks the IOMMU flush into the kernel TLB flush (v3-flush-deferred)."
+    )
+    params = workload_params(
+        "1000/s",
+        extra=(
+            Param("cpu_flush", "duration", "2us", min=0, max=10**9,
+                  help="CPU time of the flush (an IPI to every CPU; assumed)."),
+            Param("atomic", "bool", False,
+                  help="Run in atomic context (an assumed atomic caller of flush_tlb_kernel_range())."),
+        ),
+    )
+
+    def process(self, w):
+        p = self.params
+        while True:
+            yield w.interarrival(p["rate"])
+            cpu = w.pick_cpu(p["cpus"])
+            for _ in range(p["burst"]):
+                yield from w.flush_tlb_kernel(p["cpu_flush"], cpu=cpu, atomic=p["atomic"])
+
+
 class UserTeardown(WorkloadSource):
     name = "user-teardown"
     version = "1.0"
@@ -152,4 +180,5 @@ def register_workloads(register):
     register(VmallocHuge)
     register(CpaCollapse)
     register(HotRemove)
+    register(KernelTlbFlush)
     register(UserTeardown)
