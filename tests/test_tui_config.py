@@ -173,7 +173,7 @@ async def test_workload_sources_can_be_removed_and_added(app):
         assert isinstance(app.screen, ChoiceModal)
         # the source not in the config first, then the others (each would be a second instance)
         assert [name for _, name, _ in app.screen.options] == [
-            "hot-remove", "cpa-collapse#1", "user-teardown#1", "vmalloc-huge#1"]
+            "hot-remove", "kernel-tlb-flush", "cpa-collapse#1", "user-teardown#1", "vmalloc-huge#1"]
         await pilot.press("enter")
         await pilot.pause()
         assert app.config["workload"][-1]["name"] == "hot-remove"
@@ -241,10 +241,11 @@ async def test_the_same_workload_source_twice_has_keys_of_its_own(registry, tmp_
         await paste(pilot, "10/s")
         await pilot.press("enter")
         await wait_until(pilot, lambda: not app.screen.query_one(ParamDetail).editing, what="the edit")
-        assert app.config["workload"][1]["rate"] == 10.0 and app.config["workload"][0]["rate"] == 5000.0
+        # (the first instance keeps the source's own default rate)
+        assert app.config["workload"][1]["rate"] == 10.0 and app.config["workload"][0]["rate"] == 200.0
         assert app.origins.get("workload[1].rate") == "edited" and "workload[0].rate" not in app.origins
         assert tree.entries["workload.vmalloc-huge#1.rate"].shown_value.startswith("10")
-        assert tree.entries["workload.vmalloc-huge.rate"].shown_value.startswith("5")
+        assert tree.entries["workload.vmalloc-huge.rate"].shown_value.startswith("200")
 
         # ? says which instance, and where its value came from
         await pilot.press("question_mark")
