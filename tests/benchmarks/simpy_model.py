@@ -16,7 +16,16 @@ so on rare seeds a tie can make the two differ: the suite then compares them in 
 
 Supported: the default config (``explorer.config.default_config``) with strategy ``deferred``,
 ``sync`` or ``sync-unsafe``, IOMMU ``generic`` (fully associative or set-associative caches), any
-``probe_target`` and the four standard workload sources with their parameters.
+``probe_target``, any ``iommu.iommus_per_mm`` (which mm is bound on which IOMMU), any
+``kernel.preemption`` (the kworker waits for the task on its CPU; the deferred path has no
+might_sleep() point, so voluntary is none there), and the four standard workload sources with their
+parameters (PUD teardowns, CPA's flush-then-free, unmarked shares, an atomic vmalloc caller);
+not bootmem, bind/unbind traffic or kernel TLB flushes without a table.
+
+The workqueue is the kernel's: an idle item is queued on the calling CPU and woken after the
+scheduling delay, once the CPU is free; a running item that is scheduled again runs again on its
+CPU the instant the current run ends; the worker frees its batch newest first, each page when its
+own free ends.
 """
 
 from __future__ import annotations
