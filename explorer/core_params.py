@@ -77,7 +77,8 @@ KERNEL_PARAMS: tuple[Param, ...] = (
         "workqueue_delay",
         "duration",
         "20us",
-        help="Time from schedule_work() until a kworker starts the item (assumed).",
+        help="Time from schedule_work() on an idle item until the calling CPU's kworker is woken to run "
+        "it (assumed). A running item scheduled again runs again straight after, with no delay.",
         min=0,
         max=10**10,
     ),

@@ -251,3 +251,58 @@ def test_sva_disabled_on_x86_binds_nothing_so_no_flush_and_no_walk(registry: Reg
     # the same kernel with the bind allowed is before-fix: the hole is back
     cfg["kernel"]["sva_x86_disabled"] = False
     assert build_simulation(cfg, registry).run()["violations"]["use_after_free"]["total"] > 0
+
+
+SLEEPY = '''
+from explorer.api import FreeStrategy, hookimpl
+
+
+class Sleepy(FreeStrategy):
+    """Queue, schedule the worker, then a might_sleep() point in the caller (a voluntary
+    preemption point); the worker frees what is queued."""
+    name = "test-sleepy"
+    version = "1.0"
+
+    def setup(self, k):
+        self.list = []
+        self.work = k.work("sleepy", self.work_func)
+
+    def work_func(self, k):
+        page_list, self.list = self.list, []
+        for pt in page_list:
+            k.free_now(pt)
+
+    def pagetable_free_kernel(self, k, pt):
+        self.list.append(pt)
+        k.schedule_work(self.work)
+        k.might_sleep()
+
+
+@hookimpl
+def register_strategies(register):
+    register(Sleepy)
+'''
+
+
+def test_voluntary_preemption_lets_the_kworker_in_at_might_sleep(tmp_path: Any) -> None:
+    from explorer.plugins import load_registry
+
+    (tmp_path / "sleepy.py").write_text(SLEEPY)
+    reg = load_registry([tmp_path], entry_points=False)
+
+    def runs(preemption: str) -> tuple[int, int]:
+        # vmalloc-huge bursts of 16: each table's 2us CPU TLB flush lets the woken kworker's event
+        # run in between, so it is waiting for the CPU when the next table reaches might_sleep()
+        cfg = only(reg, ["vmalloc-huge"], "strategy.name=test-sleepy", "run.duration=200ms",
+                   "kernel.workqueue_delay=0ns", f"kernel.preemption={preemption}",
+                   "workload.vmalloc-huge.burst=16", "workload.vmalloc-huge.rate=50/s")
+        m = build_simulation(cfg, reg).run()
+        return m["worker_runs"], m["kernel_tables_unlinked"] // 16
+
+    none, bursts = runs("none")
+    assert bursts > 3 and none == bursts  # the worker waits for the task to leave the CPU
+    # voluntary: table 1 wakes the kworker, which then waits for the CPU; table 2's might_sleep()
+    # lets it in, and it frees tables 1 and 2 (400ns, done long before table 3 comes 2us later);
+    # table 3 wakes it again and table 4 lets it in; and so on: one run per pair, 8 per burst.
+    voluntary, _ = runs("voluntary")
+    assert voluntary == 8 * bursts
