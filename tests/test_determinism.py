@@ -28,7 +28,8 @@ ALL = cases()
 #: A spread of the cases: every strategy, both probe targets, the odd machines and the test plugins.
 QUICK = ["deferred-adversarial-1", "sync-uniform-7", "sync-unsafe-adversarial-1", "batched-uniform-1",
          "batched-small", "holes", "set-assoc", "small-machine", "zero-delays", "test-buggy", "never-frees",
-         "steady-atomic", "many-cpus", "no-background", "tie-storm", "vtd-sync", "amd-deferred"]
+         "steady-atomic", "many-cpus", "no-background", "tie-storm", "vtd-sync", "amd-deferred",
+         "storm-preempt", "v3-tlb"]
 
 
 # -- the plain implementations the fast paths replaced --------------------------------------------
@@ -124,7 +125,8 @@ def test_same_config_same_numbers(name: str) -> None:
     assert canonical(outcome(ALL[name])) == canonical(first)
 
 
-@pytest.mark.parametrize("name", ["deferred-adversarial-1", "batched-small", "test-buggy", "holes"])
+@pytest.mark.parametrize("name", ["deferred-adversarial-1", "batched-small", "test-buggy", "holes", "storm-preempt",
+                                  "v3-tlb"])
 def test_stepping_does_not_change_the_numbers(name: str) -> None:
     whole = outcome(ALL[name])
     stepped = outcome(ALL[name], stepped=True)

@@ -113,6 +113,20 @@ def cases() -> dict[str, dict[str, Any]]:
         workload=[{"name": "test-steady", "rate": 1e8, "burst": 2}, {"name": "user-teardown", "rate": 5e7},
                   {"name": "cpa-collapse", "rate": 3e7, "unmarked": 1.0, "tlb_flush_all": 1}],
     )
+    # Issue 11: the kworker waiting for its CPU, PUD teardowns (groups), unmarked shares, the SVA
+    # binding topology, bind/unbind traffic on the lock, v3's one-shot items per kernel TLB flush.
+    out["storm-preempt"] = config(
+        40, 21, strategy="deferred", kernel__preemption="none", kernel__kernel_slots=2048,
+        kernel__pages=16384, workload__0__pud_fraction=0.3, workload__0__pud_ptes=32,
+        workload__1__unmarked=0.5, workload__2__rate=200.0, workload__2__burst=128,
+        iommu__count=3, iommu__iommus_per_mm=2, iommu__bind_rate=5000.0, iommu__probe_target="adversarial",
+    )
+    out["v3-tlb"] = config(
+        40, 22, strategy="v3-flush-deferred", strategy__params__kzalloc_fail_every=5,
+        kernel__preemption="full", iommu__probe_target="adversarial",
+        workload=[{"name": "vmalloc-huge", "rate": 5000.0}, {"name": "kernel-tlb-flush", "rate": 2000.0},
+                  {"name": "cpa-collapse", "rate": 500.0, "burst": 3}],
+    )
     out["steady-atomic"] = config(
         40, 16, strategy="sync", workload=[{"name": "test-steady", "rate": 20_000.0, "burst": 3, "atomic": True}],
     )
