@@ -116,7 +116,7 @@ def cases() -> dict[str, dict[str, Any]]:
     # Issue 11: the kworker waiting for its CPU, PUD teardowns (groups), unmarked shares, the SVA
     # binding topology, bind/unbind traffic on the lock, v3's one-shot items per kernel TLB flush.
     out["storm-preempt"] = config(
-        40, 21, strategy="deferred", kernel__preemption="none", kernel__kernel_slots=2048,
+        40, 21, strategy="deferred", kernel__preemption="none", kernel__workqueue_delay=1000, kernel__kernel_slots=2048,
         kernel__pages=16384, workload__0__pud_fraction=0.3, workload__0__pud_ptes=32,
         workload__1__unmarked=0.5, workload__2__rate=200.0, workload__2__burst=128,
         iommu__count=3, iommu__iommus_per_mm=2, iommu__bind_rate=5000.0, iommu__probe_target="adversarial",
