@@ -23,10 +23,13 @@ LINUX_6_19_AMD = Scenario(
     "through its notifier, which issues INVALIDATE_IOMMU_PAGES (build_inv_address: a 2^47-byte range "
     "over the kernel half, user entries kept), INVALIDATE_IOTLB_PAGES and a COMPLETION_WAIT per "
     "PASID, each wait polled with udelay(1).",
-    expected="No walk into a reused page; per flush 3 commands per mm and PASID on each IOMMU.",
+    expected="No walk into a reused page; every flush sends one INVALIDATE_IOMMU_PAGES, one "
+    "INVALIDATE_IOTLB_PAGES and one COMPLETION_WAIT per bound mm and PASID: as many of each.",
     config={"strategy": {"name": "deferred"}, "iommu": {"model": "amd-vi", **ADVERSARIAL_DEVICE},
             "workload": DEMO_WORKLOAD},
-    expect={"violations.use_after_free": "zero", "flushes": "nonzero"},
+    expect={"violations.use_after_free": "zero", "flushes": "nonzero",
+            "iommu_commands.COMPLETION_WAIT": "== iommu_commands.INVALIDATE_IOMMU_PAGES",
+            "iommu_commands.INVALIDATE_IOTLB_PAGES": "== iommu_commands.INVALIDATE_IOMMU_PAGES"},
 )
 
 LINUX_6_19_SMMUV3 = Scenario(
