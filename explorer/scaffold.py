@@ -119,18 +119,19 @@ class {cls}(FreeStrategy):
             self.timer = None
         # iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL): takes a mutex, takes time
         yield from k.iommu_sva_invalidate_kva_range()
-        for pt in page_list:
-            k.free_now(pt)  # __pagetable_free(): no IOMMU can still cache a pointer to it
+        # list_for_each_entry_safe() ... __pagetable_free(): the newest table first, each reaching
+        # the allocator when its own free ends; no IOMMU can still cache a pointer to it
+        yield from k.free_each(reversed(page_list))
 
     def on_timer(self, k):
         """Softirq context (atomic): only schedule the worker, never flush here."""
         k.schedule_work(self.work)
 
     def pagetable_free_kernel(self, k, pt):
-        """pagetable_free_kernel(): the caller's context, which may be atomic (a CPA collapse)."""
+        """pagetable_free_kernel(): the caller's context, which may be atomic."""
         delay = self.values["extra_delay"]
         with k.spin_lock(self.lock):
-            self.list.append(pt)  # list_add()
+            self.list.append(pt)  # list_add(): the end of the Python list is the kernel list's head
             if delay and self.timer is None:
                 self.timer = k.start_timer(delay, self.on_timer)
         if not delay:
