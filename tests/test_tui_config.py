@@ -42,7 +42,7 @@ async def test_search_jumps_to_a_parameter(app):
         await jump_to(pilot, "workqueue_delay")
         assert cursor_key(app) == "kernel.workqueue_delay"
         # help text is searched too
-        await jump_to(pilot, "kworker starts")
+        await jump_to(pilot, "kworker is woken")
         assert cursor_key(app) == "kernel.workqueue_delay"
 
 
