@@ -358,7 +358,7 @@ class WorkloadServices(Protocol):
         precedes the free), then call ``pagetable_free`` (or, with ``via_pagetable_free=False``,
         hand the page straight to the allocator as bootmem pages do). ``marked=False`` models
         tables allocated without ``ptdesc_set_kernel``. ``after_flush_ns`` is spent once after
-        the whole group (``flush_tlb_all()`` after a CPA collapse). ``unlink=False`` models a
+        the whole group (the ``flush_tlb_all()`` at the end of ``remove_pagetable()``). ``unlink=False`` models a
         kernel bug that frees a table its parent still points to (``freed_while_linked``).
         ``unmarked`` is the share of the tables that lack the kernel mark (drawn per table from
         the source's ``rng``; none drawn for 0 or 1).

@@ -36,9 +36,10 @@ from explorer.api import FreeStrategy, IommuModel, WorkloadSource
 from explorer.plugins import PluginInfo, Registry, load_registry
 
 #: The scenarios :func:`check_strategy` runs a strategy through: the kernel as merged (every
-#: source, CPA collapses in atomic context), a loaded system (the kworker starts 500us late) and
-#: 512 SVA-bound processes (long flushes: tables arrive while one runs).
-DEFAULT_SCENARIOS: tuple[str, ...] = ("linux-6.19", "v3-design", "large-sva")
+#: source), a loaded system (the kworker starts 500us late), 1024 SVA-bound processes (long
+#: flushes: tables arrive while one runs) and an atomic caller of the free path (sync-in-atomic's
+#: vmalloc-huge#1: a strategy that sleeps there is caught; CPA collapse is process context).
+DEFAULT_SCENARIOS: tuple[str, ...] = ("linux-6.19", "v3-design", "large-sva", "sync-in-atomic")
 #: The IOMMU models it runs each scenario with (x86_64: devices walk the kernel half).
 DEFAULT_IOMMU_MODELS: tuple[str, ...] = ("intel-vtd", "amd-vi", "generic")
 #: Every check uses the worst-case device: it re-probes the slots whose tables were just unlinked.

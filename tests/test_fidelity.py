@@ -306,3 +306,14 @@ def test_voluntary_preemption_lets_the_kworker_in_at_might_sleep(tmp_path: Any) 
     # table 3 wakes it again and table 4 lets it in; and so on: one run per pair, 8 per burst.
     voluntary, _ = runs("voluntary")
     assert voluntary == 8 * bursts
+
+
+def test_the_testing_kit_still_has_an_atomic_caller(registry: Registry) -> None:
+    # CPA collapse is process context now, so the kit's default scenarios need sync-in-atomic for a
+    # strategy that sleeps in the free path to be caught there: sync (the v1 design) must fail.
+    import pytest
+
+    from explorer.testing import check_strategy
+
+    with pytest.raises(AssertionError, match="sleep_in_atomic"):
+        check_strategy("sync", hunt=False, duration="20ms", iommu_models=("generic",))
