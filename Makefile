@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint setup clean
+.PHONY: run test test-fast bench lint setup clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,17 @@ run: $(STAMP)
 test: $(STAMP)
 	PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 $(BIN)/python -m pytest -q
 
+# The unit layer only (no Pilot, no child processes, no package builds): seconds, while editing.
+test-fast: $(STAMP)
+	PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 $(BIN)/python -m pytest -q -m unit
+
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
 
 lint: $(STAMP)
 	$(BIN)/ruff check explorer plugins tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info bench.json

@@ -1,0 +1,61 @@
+"""The layers of docs/architecture.md hold: the simulator loads nothing of the faces, TOML or plugin
+loading, and `lint-imports` (the contracts in pyproject.toml, run by `make lint`) rejects an import
+that crosses a layer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What importing the simulator must not load. pluggy still comes in through explorer.api (its
+# `hookimpl` marker): the api/contract split of issue 14 is what takes it out of this process too.
+NOT_IN_THE_SIMULATOR = ("textual", "tomli_w", "tomllib", "explorer.config", "explorer.plugins", "explorer.tui",
+                        "explorer.session", "explorer.sweep", "explorer.cli", "explorer.documents")
+
+pytestmark = pytest.mark.functional  # each test starts a fresh interpreter
+
+
+def _loaded(module: str, prefixes: tuple[str, ...]) -> list[str]:
+    """Which of ``prefixes`` (packages or modules) a fresh interpreter has loaded after ``import module``."""
+    code = (f"import json, sys, {module}; "
+            f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {{'textual', 'tomli_w', "
+            f"'tomllib'}} or m.startswith('explorer.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded: list[str] = json.loads(out)
+    return sorted({p for m in loaded for p in prefixes if m == p or m.startswith(p + ".")})
+
+
+def test_importing_the_simulator_loads_no_face_toml_or_plugin_loading() -> None:
+    assert _loaded("explorer.sim.build", NOT_IN_THE_SIMULATOR) == []
+
+
+def test_the_check_sees_what_a_face_loads() -> None:
+    """The same check on the config module finds TOML: it does look (and would see a leak)."""
+    assert _loaded("explorer.config", NOT_IN_THE_SIMULATOR) == ["explorer.config", "tomli_w", "tomllib"]
+
+
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("lint-imports")
+    if not exe.exists():
+        pytest.skip("import-linter is not installed (it comes with the [dev] extra)")
+    # PYTHONPATH first: the copy shadows the installed (editable) explorer.
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)}
+    return subprocess.run([str(exe), "--no-cache", "--no-logo"], cwd=tree, env=env, capture_output=True, text=True)
+
+
+def test_lint_imports_rejects_the_simulator_importing_a_face(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "explorer", tmp_path / "explorer", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    metrics = tmp_path / "explorer" / "sim" / "metrics.py"
+    metrics.write_text(metrics.read_text() + "\n\ndef _leak() -> None:\n    from explorer.tui import fmt  # noqa\n")
+    res = _lint_imports(tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "explorer.sim is not allowed to import explorer.tui" in res.stdout
+    assert "explorer.sim.metrics -> explorer.tui.fmt" in res.stdout
