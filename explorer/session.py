@@ -39,7 +39,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -497,7 +497,6 @@ class _Shared:
     error: RunError | None = None
     last_msg: float = 0.0
     count: int = 0
-    waiters: list[threading.Event] = field(default_factory=list)
 
 
 class Session:

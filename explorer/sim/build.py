@@ -351,7 +351,7 @@ class Simulation:
             "unlinked_by_source": k.unlinked_by_source.as_dict(),
             "bypassed_pagetable_free": k.bypassed.as_dict(),
             "starved": k.starved.as_dict(),
-            "spinlock_contended": 0,
+            "spinlock_contended": sum(lock.contended for lock in k.spinlocks),
             "sva_mutex_contended": k.mutex_contended,
             # SVA bind/unbind calls and how long they waited for iommu_sva_lock (iommu.bind_rate)
             "sva_bind": k.sva_binds.as_dict() if k.sva_binds is not None else {

@@ -14,7 +14,7 @@ invalidation or a snapshot looks at the cache.
 from __future__ import annotations
 
 import random
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Sequence
 from heapq import heappush
 from math import log as _log
@@ -302,7 +302,3 @@ class IommuUnit:
             "wait_ns": self.wait_ns,
             "flush_ns": self.flush_ns,
         }
-
-
-def recent_ring(size: int = 64) -> deque[int]:
-    return deque(maxlen=size)

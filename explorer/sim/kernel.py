@@ -66,37 +66,38 @@ def guard(gen: Generator[Any, Any, Any], kind: str, name: str) -> Generator[Any,
 
 
 class SpinLock:
-    __slots__ = ("contended", "holder", "name")
+    __slots__ = ("contended", "holders", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.holder: KernelContext | None = None
+        # The contexts inside the lock now. The model does not spin: a section that yields while
+        # holding the lock overlaps another's, and that overlap is what ``contended`` counts.
+        self.holders: list[KernelContext] = []
         self.contended = 0
 
 
 class _Held:
     """``with k.spin_lock(lock):`` — atomic inside; the lock/unlock cost is charged to the CPU."""
 
-    __slots__ = ("ctx", "lock", "prev")
+    __slots__ = ("ctx", "lock")
 
     def __init__(self, ctx: KernelContext, lock: SpinLock) -> None:
         self.ctx = ctx
         self.lock = lock
-        self.prev: KernelContext | None = None
 
     def __enter__(self) -> SpinLock:
         ctx = self.ctx
-        if self.lock.holder is not None and self.lock.holder is not ctx:
+        holders = self.lock.holders
+        if holders and any(h is not ctx for h in holders):
             self.lock.contended += 1
-        self.prev = self.lock.holder
-        self.lock.holder = ctx
+        holders.append(ctx)
         ctx.atomic_depth += 1
         ctx.debt += ctx.kernel.spinlock_ns
         return self.lock
 
     def __exit__(self, *exc: object) -> None:
         self.ctx.atomic_depth -= 1
-        self.lock.holder = self.prev
+        self.lock.holders.remove(self.ctx)
 
 
 class KernelContext:
@@ -121,7 +122,9 @@ class KernelContext:
         return self.base_atomic or self.atomic_depth > 0
 
     def spinlock(self, name: str) -> SpinLock:
-        return SpinLock(name)
+        lock = SpinLock(name)
+        self.kernel.spinlocks.append(lock)
+        return lock
 
     def spin_lock(self, lock: SpinLock) -> _Held:
         return _Held(self, lock)
@@ -444,6 +447,7 @@ class Kernel:
         self._model_takes_batch = takes_batch(iommu_model.invalidate_kernel_range)
         self._last_flush_start = -1
         self.mutex_contended = 0
+        self.spinlocks: list[SpinLock] = []  # every lock a strategy created, for their contention count
         self.peak_pending = 0
         self.page_ns = 0  # integral of pending tables over time
         self._last_change = 0

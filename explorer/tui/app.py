@@ -232,9 +232,6 @@ class ExplorerApp(App[int]):
         here_of = getattr(self.screen, "focus_help", None)
         self.push_screen(HelpScreen(self.current_mode, here_of() if callable(here_of) else None))
 
-    def screen_named(self, name: str) -> Any:
-        return self.screens_by_name[name]
-
     # ------------------------------------------------------------------ config state
     @property
     def dirty(self) -> bool:

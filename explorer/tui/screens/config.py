@@ -14,7 +14,7 @@ from textual.widgets import Footer, Tree
 from explorer.config import workload_labels
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import Here
-from explorer.tui.model import SECTIONS, Entry, source_name, workload_index
+from explorer.tui.model import Entry, source_name, workload_index
 from explorer.tui.screens.choice import ChoiceModal
 from explorer.tui.screens.param_info import ParamInfo
 from explorer.tui.screens.search import SearchModal
@@ -314,6 +314,3 @@ class ConfigScreen(Screen[None]):
             self.notify(problem, severity="error")
         else:
             self.notify(f"removed workload source {label}")
-
-    def section_order(self) -> list[str]:
-        return [s for s, _ in SECTIONS]
