@@ -122,10 +122,20 @@ async def test_quit_with_unsaved_changes_asks_first(app):
     assert app.return_value == 0
 
 
-async def test_quit_without_changes_does_not_ask(app):
+async def test_quit_without_changes_does_not_ask(app, monkeypatch):
+    asked: list[object] = []
+    real_init = ConfirmQuit.__init__
+
+    def spy(self, *args, **kwargs):
+        asked.append(args)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfirmQuit, "__init__", spy)
     async with app.run_test(size=(100, 30)) as pilot:
+        assert not app.dirty
         await pilot.press("ctrl+q")
-        await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
+        await wait_until(pilot, lambda: not app.is_running or bool(asked), what="the app to exit or ask")
+    assert asked == [] and app.return_value == 0
 
 
 async def test_save_as_selects_the_suggested_name_so_typing_replaces_it(app, tmp_path):
