@@ -1,8 +1,10 @@
-"""Shared fixtures: the plugin registry (built-ins plus the sample plugins) and config helpers."""
+"""Shared fixtures: the plugin registry (built-ins plus the sample plugins) and config helpers;
+the test layers (markers ``unit`` and ``functional``, given by rule in ``pytest_collection_modifyitems``)."""
 
 from __future__ import annotations
 
 import os
+import types
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +68,52 @@ def raising_strategy_source(name: str, cls: str = "Boom") -> str:
     """A plugin file whose strategy ``name`` raises on the first kernel table."""
     return strategy_source(name, cls, 'raise RuntimeError("boom on purpose")',
                            help="Raises on the first kernel table.")
+
+
+# --------------------------------------------------------------------------- the test layers
+#
+# `make test-fast` runs `-m unit`, `make test` runs both. A test is *functional* when it is slow by
+# nature: it drives the TUI (Pilot), starts processes (a session's child, sweep workers, Dask, the
+# CLI or pip as a program) or builds and installs packages. Everything else is *unit*. The rule,
+# first match wins:
+#   1. a test marked `functional` or `unit` keeps its mark (for what the rule cannot see, such as a
+#      CLI sweep, whose workers are processes);
+#   2. every test of a module in FUNCTIONAL_MODULES: the TUI's Pilot tests, sessions, packaging and
+#      the scaffold (pip installs), and test_determinism (every benchmark case run whole, several
+#      ways: the bit-identical guard, in process but a minute of simulation);
+#   3. a test whose code, or the code of a tests/ helper it calls (followed through the helpers
+#      of the test suite), names one of PROCESS_NAMES;
+#   4. otherwise unit.
+FUNCTIONAL_MODULES = ("test_tui_", "test_session", "test_packaging", "test_scaffold", "test_determinism")
+PROCESS_NAMES = frozenset({
+    "run_test",  # App.run_test: a Pilot test
+    "subprocess", "executable",  # the CLI, pip or python as a program
+    "Session", "LocalExecutor", "DaskExecutor", "make_executor",  # child processes
+})
+
+
+def _names(code: types.CodeType, module: dict[str, Any], seen: set[types.CodeType]) -> set[str]:
+    """The global and attribute names used by ``code``, its nested functions and the tests/ helpers
+    it calls."""
+    if code in seen:
+        return set()
+    seen.add(code)
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const, module, seen)
+    for name in code.co_names:
+        helper = module.get(name)
+        if isinstance(helper, types.FunctionType) and helper.__module__.startswith("tests"):
+            names |= _names(helper.__code__, helper.__globals__, seen)
+    return names
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("functional") or item.get_closest_marker("unit"):
+            continue
+        func = getattr(item, "function", None)
+        functional = item.path.name.startswith(FUNCTIONAL_MODULES) or (
+            func is not None and bool(_names(func.__code__, func.__globals__, set()) & PROCESS_NAMES))
+        item.add_marker(pytest.mark.functional if functional else pytest.mark.unit)

@@ -158,6 +158,7 @@ def test_an_unknown_strategy_says_where_plugins_come_from(capsys: pytest.Capture
     assert "`pgtable-explorer plugins`" in err
 
 
+@pytest.mark.functional  # a CLI sweep: its workers are processes
 def test_sweep_summaries_and_plot_legends_show_values_in_their_units(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sw.csv"

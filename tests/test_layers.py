@@ -1,6 +1,6 @@
 """The layers of docs/architecture.md hold: the simulator loads nothing of the faces, TOML or plugin
 loading, and `lint-imports` (the contracts in pyproject.toml, run by `make lint`) rejects an import
-that crosses a layer."""
+that crosses a layer. And the test layers: every test is `unit` or `functional` (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # `hookimpl` marker): the api/contract split of issue 14 is what takes it out of this process too.
 NOT_IN_THE_SIMULATOR = ("textual", "tomli_w", "tomllib", "explorer.config", "explorer.plugins", "explorer.tui",
                         "explorer.session", "explorer.sweep", "explorer.cli", "explorer.documents")
-
-pytestmark = pytest.mark.functional  # each test starts a fresh interpreter
 
 
 def _loaded(module: str, prefixes: tuple[str, ...]) -> list[str]:
@@ -59,3 +57,38 @@ def test_lint_imports_rejects_the_simulator_importing_a_face(tmp_path: Path) -> 
     assert res.returncode == 1, res.stdout + res.stderr
     assert "explorer.sim is not allowed to import explorer.tui" in res.stdout
     assert "explorer.sim.metrics -> explorer.tui.fmt" in res.stdout
+
+
+# --------------------------------------------------------------------------- the test layers
+
+
+def test_every_selected_test_is_in_exactly_one_layer(request: pytest.FixtureRequest) -> None:
+    for item in request.session.items:
+        layers = {m.name for m in item.iter_markers()} & {"unit", "functional"}
+        assert len(layers) == 1, f"{item.nodeid}: {layers or 'no layer'}"
+
+
+def _starts_a_process() -> None:
+    subprocess.run(["true"], check=True)
+
+
+def _calls_a_helper_that_does() -> None:
+    _starts_a_process()
+
+
+def _pure() -> int:
+    return len(sys.argv)
+
+
+@pytest.mark.unit  # by the rule it names subprocess (through the helpers above), but it runs none
+def test_the_rule_follows_the_suites_helpers() -> None:
+    from tests.conftest import PROCESS_NAMES, _names
+
+    def through_a_lambda() -> None:
+        (lambda: _calls_a_helper_that_does())()
+
+    def uses(f: object) -> bool:
+        return bool(_names(f.__code__, globals(), set()) & PROCESS_NAMES)  # type: ignore[attr-defined]
+
+    assert uses(_starts_a_process) and uses(_calls_a_helper_that_does) and uses(through_a_lambda)
+    assert not uses(_pure)

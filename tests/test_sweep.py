@@ -512,6 +512,7 @@ def sweep_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str,
     return rc, out, err
 
 
+@pytest.mark.functional  # a CLI sweep: its workers are processes
 def test_cli_sweep_gives_the_numbers_of_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from explorer.cli import main
 
@@ -555,6 +556,7 @@ def test_cli_dry_run_lists_the_points(capsys: pytest.CaptureFixture[str]) -> Non
     assert rc == 2 and "kernel.cpus=0" in err
 
 
+@pytest.mark.functional  # a CLI sweep: its workers are processes
 def test_cli_failed_points_give_status_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "boom.py").write_text(RAISING)
@@ -565,6 +567,7 @@ def test_cli_failed_points_give_status_1(capsys: pytest.CaptureFixture[str], tmp
     assert "1 ok, 1 failed" in stdout and "boom on purpose" in err
 
 
+@pytest.mark.functional  # a CLI sweep: its workers are processes
 def test_cli_plots_the_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="plots need the optional extra: pip install 'pgtable-explorer[plot]'")
     out = tmp_path / "r.csv"
@@ -649,6 +652,7 @@ def test_progress_bar_is_drawn_only_on_a_terminal() -> None:
     assert "ETA" in lines[0] and lines[-1].endswith("took 00:10")
 
 
+@pytest.mark.functional  # a CLI sweep: its workers are processes
 def test_cli_sweep_into_a_log_has_no_progress_bar(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rc, stdout, err = sweep_cli(capsys, "--grid", "kernel.cpus=1,2,3,4", "--duration", "1ms", "--workers", "2",
                                 "--out", str(tmp_path / "r.csv"))  # stderr is not a terminal here
