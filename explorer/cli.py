@@ -277,7 +277,7 @@ class _Progress:
 def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[[float], None],
               trace: str | None = None) -> dict[str, Any]:
     from explorer.sim.build import BuildError, build_simulation
-    from explorer.sim.engine import PluginError
+    from explorer.sim.engine import PluginError, PluginMistake
     from explorer.sim.memory import OutOfMemory
 
     try:
@@ -288,6 +288,8 @@ def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[
                 return sim.run(progress=progress)
             return _run_traced(sim, progress, trace)
     except PluginError as exc:
+        if exc.error.startswith(PluginMistake.PREFIX):  # the message names the file and line: no traceback
+            raise RunFailed(exc.summary) from None
         raise RunFailed(f"{exc.kind} {exc.name!r} raised: {getattr(exc, 'error', exc)}",
                         getattr(exc, "traceback_text", "")) from None
     except (BuildError, OutOfMemory) as exc:  # the config asks for more than the machine it describes

@@ -109,7 +109,16 @@ class _WorkloadProcess(Process):
             eng._seq += 1
             heappush(eng._heap, (eng.now + y, eng._seq, self._wake, None))
         else:
-            y.add_waiter(self._wake)
+            add = getattr(y, "add_waiter", None)
+            if add is not None:
+                add(self._wake)
+                return
+            try:  # a strategy's mistake reaches here through `yield from`: its wrapper names it
+                self.bad_yield(y)
+            except SimulatorError:
+                raise
+            except Exception as exc:
+                raise PluginError("workload", self.label, exc) from exc
 
 
 class Simulation:

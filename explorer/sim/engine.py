@@ -13,9 +13,11 @@ they would have had in the heap (see :class:`Lane`).
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable, Generator
 from heapq import heappop, heappush
+from types import GeneratorType
 from typing import Any, Protocol
 
 #: a time later than any event
@@ -33,9 +35,67 @@ class PluginError(SimulatorError):
     def __init__(self, kind: str, name: str, exc: BaseException) -> None:
         self.kind = kind
         self.name = name
-        self.error = f"{type(exc).__name__}: {exc}"
+        #: a :class:`PluginMistake` says itself where and what: no exception type in front of it
+        self.error = str(exc) if isinstance(exc, PluginMistake) else f"{type(exc).__name__}: {exc}"
         self.traceback_text = "".join(traceback.format_exception(exc))
-        super().__init__(f"{kind} {name!r} raised {self.error}")
+        super().__init__(self.summary)
+
+    @property
+    def summary(self) -> str:
+        """``strategy 'x' raised ValueError: ...``, or for a misuse of the kernel API
+        ``strategy 'x': FILE:LINE: yielded ...`` (the CLI prints it after ``error:``)."""
+        if self.error.startswith(PluginMistake.PREFIX):
+            return f"{self.kind} {self.name!r}: {self.error[len(PluginMistake.PREFIX):]}"
+        return f"{self.kind} {self.name!r} raised {self.error}"
+
+
+class PluginMistake(Exception):
+    """A plugin used the kernel API wrongly (yielded something the engine cannot wait on, or called
+    a kernel service without ``yield from``). Raised *in the plugin's frame* where possible, so the
+    plugin's wrapper blames the plugin; the message names the file and line and what to write."""
+
+    PREFIX = "plugin mistake: "
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{self.PREFIX}{where}: {what}")
+
+
+def source_location(filename: str, line: int) -> str:
+    """``plugins/x.py:12`` (relative to the working directory when the file is under it)."""
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        rel = filename
+    return f"{filename if rel.startswith('..') else rel}:{line}"
+
+
+def _innermost(gen: Any) -> Any:
+    """The generator that actually yielded: follow ``yield from`` down from ``gen``."""
+    while True:
+        sub = getattr(gen, "gi_yieldfrom", None)
+        if sub is None or getattr(sub, "gi_frame", None) is None:
+            return gen
+        gen = sub
+
+
+def bad_yield_mistake(gen: Generator[Any, Any, Any], y: Any) -> PluginMistake:
+    """What to tell the author of the generator (somewhere under ``gen``) that yielded ``y``."""
+    inner = _innermost(gen)
+    frame = getattr(inner, "gi_frame", None)
+    where = source_location(frame.f_code.co_filename, frame.f_lineno) if frame is not None else "?"
+    if isinstance(y, GeneratorType):
+        name = y.gi_code.co_name
+        y.close()  # never started: closing it runs nothing
+        return PluginMistake(where, f"yielded the generator {name}() instead of running it; write "
+                                    f"`yield from k.{name}()` (a plain `yield` hands the kernel a generator that "
+                                    "never runs: the work it stands for, such as the IOMMU flush, never happens)")
+    shown = repr(y)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    hint = f"; write `yield int({shown})`" if isinstance(y, float) and y == y and abs(y) != float("inf") else ""
+    return PluginMistake(where, f"yielded {shown} (a {type(y).__name__}), which the kernel cannot wait on: yield "
+                                "an int, the nanoseconds of CPU time to spend (`yield 1000`), or run a kernel "
+                                f"service with `yield from` (`yield from k.iommu_sva_invalidate_kva_range()`){hint}")
 
 
 class Lane(Protocol):
@@ -197,7 +257,31 @@ class Process:
             eng._seq += 1
             heappush(eng._heap, (eng.now + y, eng._seq, self._wake, None))
         else:
-            y.add_waiter(self._wake)
+            add = getattr(y, "add_waiter", None)  # checked only here, off the int fast path
+            if add is None:
+                self.bad_yield(y)
+            else:
+                add(self._wake)
+
+    def bad_yield(self, y: Any) -> None:
+        """``y`` is neither a delay nor a waitable: raise a :class:`PluginMistake` at the plugin's
+        ``yield`` (thrown into the generator, so the wrapper around the plugin names it). A generator
+        that swallows it and yields again carries on from that yield."""
+        mistake = bad_yield_mistake(self.gen, y)
+        try:
+            y = self.gen.throw(mistake)
+        except StopIteration as stop:
+            if self.on_done is not None:
+                self.on_done(stop.value)
+            return
+        if type(y) is int:
+            self.engine.call_in(y, self._wake)
+        else:
+            add = getattr(y, "add_waiter", None)
+            if add is None:
+                self.bad_yield(y)
+            else:
+                add(self._wake)
 
 
 class Mutex:

@@ -136,6 +136,10 @@ class IommuUnit:
         self.stall_ns = 0
         self.wait_ns = 0
         self.flush_ns = 0
+        # The newest completed kernel-range invalidation: how many tables had been unlinked when it
+        # started (it covers those), and when it started (the flush-before-free check).
+        self.covered_upto = 0
+        self.covered_start_ns = -1
         # For the hot paths: the caches' sets as the walks use them, and the cache each table
         # level maps to (cache_for()).
         # User-walk keys are -1 - (uslot >> shift); in a cache shared by several levels each level's

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import sys
 import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
@@ -24,13 +25,19 @@ from typing import Any, Protocol, cast
 
 from explorer.api import FlushBatch, FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
 from explorer.sim.checker import Checker
-from explorer.sim.engine import Engine, Mutex, PluginError, SimulatorError
+from explorer.sim.engine import Engine, Mutex, PluginError, PluginMistake, SimulatorError, source_location
 from explorer.sim.iommu import IommuUnit
 from explorer.sim.memory import EXPOVARIATE_INLINE, UNLINKED, BackgroundTraffic, Memory, PageTable
 from explorer.sim.metrics import BySource, LogHistogram, TimeSeries
 from explorer.sim.workqueue import Timer, WorkItem
 
 KWORKER = "kworker"
+
+#: The freeing context (``free ... by=``, ``unflushed_free.by_context``) of a table that
+#: ``pagetable_free()`` sent straight to the allocator (unmarked, a user table, or the async option
+#: off), and of a bootmem table freed without ``pagetable_free()``: no strategy was involved.
+BY_PAGETABLE_FREE = "caller:__pagetable_free"
+BY_BOOTMEM = "caller:bootmem"
 
 
 class TraceSink(Protocol):
@@ -103,15 +110,21 @@ class _Held:
 class KernelContext:
     """Implements :class:`explorer.api.KernelServices` for one CPU in one context."""
 
-    __slots__ = ("atomic_depth", "base_atomic", "cpu", "debt", "kernel", "source")
+    __slots__ = ("atomic_depth", "base_atomic", "by", "cpu", "debt", "kernel", "made", "source")
 
-    def __init__(self, kernel: Kernel, cpu: int, atomic: bool, source: str) -> None:
+    def __init__(self, kernel: Kernel, cpu: int, atomic: bool, source: str, by: str = "caller") -> None:
         self.kernel = kernel
         self.cpu = cpu
         self.base_atomic = atomic
         self.atomic_depth = 0
         self.source = source
+        #: the freeing context a free in this context is attributed to: ``caller`` (the strategy,
+        #: inline in the code that unlinked the table), ``kworker:WORK`` (a work function), ``timer``
+        self.by = by
         self.debt = 0  # CPU time owed (lock/free costs), paid when the kernel call returns
+        #: kernel services handed out in this step, with where they were asked for: one never
+        #: started when the step ends was called without ``yield from`` (see check_services)
+        self.made: list[tuple[Generator[Any, Any, None], str]] | None = None
 
     @property
     def now(self) -> int:
@@ -159,7 +172,24 @@ class KernelContext:
             self.kernel.preemption_point(self.cpu)
 
     def iommu_sva_invalidate_kva_range(self) -> Generator[Any, Any, None]:
-        return self.kernel.iommu_sva_invalidate_kva_range(self)
+        gen = self.kernel.iommu_sva_invalidate_kva_range(self)
+        caller = sys._getframe(1)  # once per flush asked for, not per event: cheap enough
+        made = self.made
+        if made is None:
+            made = self.made = []
+        made.append((gen, source_location(caller.f_code.co_filename, caller.f_lineno)))
+        return gen
+
+    def check_services(self) -> None:
+        """At the end of a step: a kernel service asked for and never started was called without
+        ``yield from`` (the generator was made and dropped: the flush silently never ran)."""
+        made, self.made = self.made, None
+        for gen, where in made or ():
+            if gen.gi_frame is not None and not gen.gi_suspended and not gen.gi_running:  # never started
+                gen.close()
+                name = gen.gi_code.co_name
+                raise PluginMistake(where, f"called k.{name}() without `yield from`: the call only makes a "
+                                           f"generator, so the {name} never ran; write `yield from k.{name}()`")
 
     def free_now(self, pt: PageTable) -> None:
         self.kernel.free_table(self, pt)
@@ -250,7 +280,7 @@ class WorkloadContext:
                 else:
                     # Bootmem pages: freed straight to the allocator, pagetable_free() never sees them.
                     k.bypassed.add(self.name)
-                    k.free_table(ctx, pt)
+                    k.free_table(ctx, pt, BY_BOOTMEM)
                 done += 1
             if after_flush_ns:
                 yield after_flush_ns
@@ -408,6 +438,12 @@ class Kernel:
         self.oneshot_live = 0  # one-shot work items allocated and not yet done
         self.oneshot_runs = 0  # runs of one-shot items already forgotten
         self.walks_kernel_half = walks_kernel_half
+        #: the flush-before-free invariant applies: an SVA mm is bound and its IOMMUs can walk
+        #: the kernel half (x86: yes; arm64 SMMUv3 with EPD1: no; no IOMMU: no)
+        self.check_flush = self.sva_present and walks_kernel_half
+        #: the least, over the IOMMUs, of how many unlinks preceded the start of its newest
+        #: completed invalidation: a table with unlink_no above it is not covered on every IOMMU
+        self.flush_cover = 0
         self.checker = Checker(self)
         self.sva_mutex = Mutex("iommu_sva_lock")
         self.work_items: list[WorkItem] = []
@@ -543,6 +579,7 @@ class Kernel:
         pt.cpu = cpu
         self.memory.state[pt.page] = UNLINKED
         self.unlinked_total += 1
+        pt.unlink_no = self.unlinked_total  # orders the unlink against invalidation starts (flush_cover)
         us = self.unlinked_by_source  # BySource.add(), inlined
         us.total += 1
         us.by_source[source] = us.by_source.get(source, 0) + 1
@@ -600,10 +637,12 @@ class Kernel:
                     raise PluginError("strategy", self.strategy_name, exc) from exc
                 if isinstance(res, GeneratorType):
                     yield from guard(res, "strategy", self.strategy_name)
+                if ctx.made is not None:
+                    self.check_services(ctx)
             else:
-                self.free_table(ctx, pt)
+                self.free_table(ctx, pt, BY_PAGETABLE_FREE)
         else:
-            self.free_table(ctx, pt)
+            self.free_table(ctx, pt, BY_PAGETABLE_FREE)
         if ctx.debt:
             debt, ctx.debt = ctx.debt, 0
             yield debt
@@ -612,8 +651,13 @@ class Kernel:
             h = self.caller_by_source[ctx.source] = LogHistogram()
         h.record(self.engine.now - t0)
 
-    def free_table(self, ctx: KernelContext, pt: PageTable) -> None:
-        """``__pagetable_free()``: the page goes on the current CPU's free list."""
+    def free_table(self, ctx: KernelContext, pt: PageTable, by: str | None = None) -> None:
+        """``__pagetable_free()``: the page goes on the current CPU's free list.
+
+        ``by`` is the freeing context when it is not the context's own (the kernel's paths that
+        bypass the strategy). A kernel table freed while an IOMMU that walks the kernel half has
+        not completed an invalidation started after its unlink is an ``unflushed_free``.
+        """
         if pt.freed:
             self.checker.double_free(pt, ctx.source)
             return
@@ -658,7 +702,12 @@ class Kernel:
         else:
             self.user_freed += 1
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
-            self.trace("free", cpu=ctx.cpu, pfn=pt.page, source=pt.source, age_ns=now - pt.unlinked_at)
+            self.trace("free", cpu=ctx.cpu, pfn=pt.page, source=pt.source, age_ns=now - pt.unlinked_at,
+                       by=by or ctx.by)
+        if pt.unlink_no > self.flush_cover and self.check_flush and pt.kernel:
+            # Uncovered on at least one IOMMU (flush_cover is the least covered one's).
+            self.checker.unflushed_free(pt, by or ctx.by, [u.index for u in self.iommus
+                                                           if u.covered_upto < pt.unlink_no])
 
     # -- kernel TLB flushes ---------------------------------------------------------------------
     def kernel_tlb_flush(self, ctx: KernelContext) -> Generator[Any, Any, None]:
@@ -734,7 +783,7 @@ class Kernel:
 
     # -- workqueue and timers ------------------------------------------------------------------
     def run_work(self, work: WorkItem) -> None:
-        ctx = KernelContext(self, work.cpu, False, KWORKER)
+        ctx = KernelContext(self, work.cpu, False, KWORKER, "kworker:" + work.name)
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
             self.trace("worker_start", cpu=work.cpu, work=work.name)
         self.engine.start(self._work_process(work, ctx), lambda _: work.done())
@@ -752,6 +801,8 @@ class Kernel:
                 raise
             except Exception as exc:
                 raise PluginError("strategy", self.strategy_name, exc) from exc
+        if ctx.made is not None:
+            self.check_services(ctx)
         if ctx.debt:
             debt, ctx.debt = ctx.debt, 0
             yield debt
@@ -760,13 +811,22 @@ class Kernel:
             self.trace("worker_end", cpu=work.cpu, work=work.name)
 
     def run_timer(self, timer: Timer) -> None:
-        ctx = KernelContext(self, timer.cpu, True, "timer")
+        ctx = KernelContext(self, timer.cpu, True, "timer", "timer")
         try:
             res = timer.func(ctx)
         except Exception as exc:
             raise PluginError("strategy", self.strategy_name, exc) from exc
         if isinstance(res, GeneratorType):
-            self.engine.start(guard(res, "strategy", self.strategy_name))
+            self.engine.start(guard(res, "strategy", self.strategy_name), lambda _: self.check_services(ctx))
+        elif ctx.made is not None:
+            self.check_services(ctx)
+
+    def check_services(self, ctx: KernelContext) -> None:
+        """:meth:`KernelContext.check_services`, blaming the strategy."""
+        try:
+            ctx.check_services()
+        except PluginMistake as exc:
+            raise PluginError("strategy", self.strategy_name, exc) from None
 
     # -- the IOMMU flush -----------------------------------------------------------------------
     def iommu_sva_invalidate_kva_range(self, ctx: KernelContext) -> Generator[Any, Any, None]:
@@ -796,6 +856,10 @@ class Kernel:
             batch = self.flush_batch(t0) if self._model_takes_batch else None
             heap = engine._heap
             for unit, topo, drop in self._flush_units():
+                # The invalidation covers the tables unlinked before it starts (by unlink order, so
+                # an unlink in the same nanosecond but earlier counts): see flush_cover.
+                started_after = self.unlinked_total
+                started_ns = engine.now
                 try:
                     cost: FlushCost = invalidate(engine.now, topo) if batch is None else invalidate(
                         engine.now, topo, batch)
@@ -816,6 +880,11 @@ class Kernel:
                 unit.flush_ns += duration
                 if duration:
                     yield duration
+                # Completed (its cache drop, scheduled at or before now, has run).
+                unit.covered_upto = started_after
+                unit.covered_start_ns = started_ns
+                if self.check_flush:
+                    self.flush_cover = min(u.covered_upto for u in self.iommus)
             now = engine.now
             elapsed = now - t0
             self.flush_time_ns += elapsed

@@ -40,7 +40,8 @@ EXPOVARIATE_INLINE = _expovariate_inline_ok()
 class PageTable:
     """A page-table page: the kernel's ``struct ptdesc`` with the facts the checker needs."""
 
-    __slots__ = ("cpu", "freed", "kernel", "level", "linked", "marked", "page", "slot", "source", "unlinked_at")
+    __slots__ = ("cpu", "freed", "kernel", "level", "linked", "marked", "page", "slot", "source", "unlink_no",
+                 "unlinked_at")
 
     def __init__(self, page: int, level: int, kernel: bool, slot: int) -> None:
         self.page = page
@@ -52,6 +53,7 @@ class PageTable:
         self.freed = False
         self.source = ""
         self.unlinked_at = -1
+        self.unlink_no = 0  # the kernel's unlink count just after this table's unlink (0: never unlinked)
         self.cpu = 0
 
     def __repr__(self) -> str:
