@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from explorer import __version__
 from explorer.documents import compare_document, dig, dumps_json, run_document, scenario_doc
+from explorer.violations import KINDS, describe_differences, unsafe_reasons
 
 if TYPE_CHECKING:
     from explorer.api import Param
@@ -390,15 +391,8 @@ def _dur(v: Any) -> str:
     return "-" if v is None else human_duration(float(v))
 
 
-VIOLATIONS = ("use_after_free", "stale_walk_free", "double_free", "freed_while_linked", "leaked", "sleep_in_atomic")
-VIOLATION_HELP = {
-    "use_after_free": "device walked through a stale entry into a reused page",
-    "stale_walk_free": "device walked into a page already back in the allocator",
-    "double_free": "a table freed twice",
-    "freed_while_linked": "a table freed while still reachable",
-    "leaked": "a table never freed by the end of the run",
-    "sleep_in_atomic": "a sleeping call in atomic context",
-}
+VIOLATIONS = tuple(k.name for k in KINDS)
+VIOLATION_HELP = {k.name: k.help for k in KINDS}
 
 
 def _by_source(v: Any) -> str:
@@ -491,6 +485,12 @@ def format_run_table(
     rows.append(["stale_walk_queued", _num(swq_total), "harmless: the page was still queued, not yet freed"])
     out.append(_bold("Violations", color) + ("  none" if not total_bad else _red(f"  {total_bad:,} in total", color)))
     out += _align(rows, [False, True, False])
+    by_context = (violations.get("unflushed_free") or {}).get("by_context") if isinstance(violations, Mapping) else None
+    if by_context:
+        out.append("  unflushed frees by freeing context: "
+                   + ", ".join(f"{ctx} {n:,}" for ctx, n in sorted(by_context.items())))
+    out.append(_bold("Verdict", color) + ("  safe: no violation of any kind" if not total_bad
+                                           else _red("  unsafe", color) + " (see docs/checker.md)"))
 
     if scenario and scenario.get("expected"):
         out.append("")
@@ -549,25 +549,44 @@ def _row_value(metrics: Mapping[str, Any], path: str) -> Any:
     return dig(metrics, path)
 
 
-def format_compare_table(columns: Sequence[Mapping[str, Any]], color: bool) -> str:
+def format_compare_table(columns: Sequence[Mapping[str, Any]], color: bool,
+                         workload: Mapping[str, Any] | None = None) -> str:
+    """The compare table: a verdict row (✓ safe / ✗ unsafe), then each metric; ``*`` marks the best
+    value among the *safe* columns only (an unsafe variant is never best, however few flushes it
+    issued), where at least two safe columns differ. ``workload`` (the compare document's) adds a
+    warning when the columns did not unlink the same tables."""
     header = ["", *(str(c["label"]) for c in columns)]
+    reasons = [list(c["unsafe_reasons"]) if "unsafe_reasons" in c else unsafe_reasons(c["metrics"])
+               for c in columns]
     rows: list[list[str]] = [header]
+    rows.append(["verdict", *((_red("✗ unsafe", color) + " ") if r else "✓ safe " for r in reasons)])
+    safe = [not r for r in reasons]
     for label, path, lower, fmt in COMPARE_ROWS:
         values = [_row_value(c["metrics"], path) for c in columns]
-        numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        best = min(numeric) if lower and numeric and len(set(numeric)) > 1 else None
+        numeric = [v for v, ok in zip(values, safe, strict=True)
+                   if ok and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        best = min(numeric) if lower and len(numeric) > 1 and len(set(numeric)) > 1 else None
         cells = [label]
-        for v in values:
+        for v, ok in zip(values, safe, strict=True):
             cell = fmt(v)
             is_bad = path.startswith(("violations.", "@violations")) and isinstance(v, (int, float)) and v > 0
             if is_bad:
                 cell = _red(cell, color)
-            cells.append(cell + ("*" if best is not None and v == best else " "))
+            cells.append(cell + ("*" if ok and best is not None and v == best else " "))
         rows.append(cells)
     lines = _align(rows, [False, *([True] * len(columns))], indent="", gap="   ")
     lines.insert(1, "-" * max(_visible_len(line) for line in lines))
     lines.append("")
-    lines.append("* best (lower is better) where the columns differ")
+    lines.append("* best (lower is better) among the safe columns, where they differ")
+    for c, r in zip(columns, reasons, strict=True):
+        if r:
+            lines.append(_red("✗", color) + f" {c['label']} is unsafe: {', '.join(r)}")
+    diff = (workload or {}).get("unlinked_by_source")
+    if diff:
+        lines.append("! the columns did not see the same workload: tables unlinked by source differ ("
+                     + describe_differences(diff) + ", in the order "
+                     + " / ".join(str(x) for x in (workload or {}).get("compared", ())) + "); a strategy that "
+                     "blocks its callers (sync) slows the sources down, so compare per table, not totals")
     return "\n".join(lines) + "\n"
 
 
@@ -670,8 +689,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if scenario:
         head += _scenario_line(scenario, color)
     first = variants[0][1]
-    head.append(f"compare   {axis}: {', '.join(labels)}; the same workload and seed {first['run']['seed']}")
-    text = "\n".join(head) + "\n\n" + format_compare_table(doc["columns"], color)
+    head.append(f"compare   {axis}: {', '.join(labels)}; the same workload settings and seed {first['run']['seed']}")
+    text = "\n".join(head) + "\n\n" + format_compare_table(doc["columns"], color, doc.get("workload"))
     _write_output(text, args.output)
     return EXIT_OK
 

@@ -374,14 +374,15 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
     table_metrics = chosen or [m for m in TABLE_METRICS if m in available]
     if rows and len(rows) <= 40 and table_metrics:
         keys = list(rows[0].params)
-        table = [[*keys, "seeds", *table_metrics]]
+        table = [[*keys, "seeds", "safe", *table_metrics]]
         for r in rows:
             table.append([*(show(k, r.params.get(k)) for k in keys),
                           f"{r.ok}" + (f" ({r.failed} failed)" if r.failed else ""),
+                          "✓" if r.safe else "✗ " + ", ".join(r.unsafe),
                           *(fmt_stat(r.stats.get(m), m) for m in table_metrics)])
         out.append("")
-        out.append("mean ± 95% confidence interval over the seeds")
-        out += _align(table, [False] * len(keys) + [True] * (1 + len(table_metrics)))
+        out.append("mean ± 95% confidence interval over the seeds; ✗ = a violation in some seed (unsafe)")
+        out += _align(table, [False] * len(keys) + [True, False] + [True] * len(table_metrics))
     elif rows:
         out.append(f"({len(rows)} parameter points: see the summary file for each)")
     bests = []
@@ -392,8 +393,14 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
         tie = sum(1 for r in rows if m in r.stats and r.stats[m].mean == b.stats[m].mean)
         where = b.label(show) + (f" (and {tie - 1} more with the same mean)" if tie > 1 else "")
         bests.append([m, "highest" if m in maximize else "lowest", fmt_stat(b.stats[m], m), where])
+    unsafe = [r for r in rows if not r.safe]
     if bests:
         out.append("")
-        out.append("best point per metric")
+        out.append("best point per metric" + (" (among the safe points only)" if unsafe else ""))
         out += _align(bests, [False, False, True, False])
+    if unsafe:
+        out.append("")
+        out.append(f"✗ {len(unsafe)} of {len(rows)} point(s) unsafe, never best: "
+                   + "; ".join(f"{r.label()}: {', '.join(r.unsafe_reasons())}" for r in unsafe[:5])
+                   + (f"; ... ({len(unsafe) - 5} more in the summary file)" if len(unsafe) > 5 else ""))
     _write_output("\n".join(out) + "\n", None)

@@ -118,22 +118,42 @@ def run_document(config: Mapping[str, Any], metrics: Mapping[str, Any], registry
 
 def compare_document(axis: str, columns: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any] | None]],
                      registry: Registry, scenario: str | None = None,
-                     errors: Sequence[Mapping[str, Any] | None] = ()) -> dict[str, Any]:
+                     errors: Sequence[Mapping[str, Any] | None] = (),
+                     finished: Sequence[bool] | None = None) -> dict[str, Any]:
     """What ``pgtable-explorer compare --format json`` prints: the ``axis`` (``strategy``, ``iommu``
     or ``config``) and one column per variant, ``(label, config, metrics)``, with the config in its
     TOML form; the scenario the base config came from, if any (without checks, as the CLI). A variant
     whose run failed (``errors[i]``, :meth:`RunError.as_dict`) gets an ``error`` beside its metrics:
-    the CLI stops at the first failure instead."""
+    the CLI stops at the first failure instead.
+
+    Each column with metrics carries ``safe`` (no violation of any kind) and ``unsafe_reasons``
+    (``["unflushed_free 518", ...]``). ``workload`` says whether the columns unlinked the same
+    tables from each source (``same``; ``unlinked_by_source``: the counts per column where they
+    differ): a strategy that blocks its callers can make a source unlink fewer. ``finished`` (the
+    TUI's live columns) marks the columns that ran to the end; only those are compared for it.
+    """
     from explorer.config import to_toml_dict
+    from explorer.violations import unsafe_reasons, workload_differences
 
     cols: list[dict[str, Any]] = []
     for i, (label, config, metrics) in enumerate(columns):
         col: dict[str, Any] = {"label": label, "config": to_toml_dict(config, registry),
                                "metrics": dict(metrics) if metrics is not None else None}
+        if metrics is not None:
+            reasons = unsafe_reasons(metrics)
+            col["safe"] = not reasons
+            col["unsafe_reasons"] = reasons
+        if finished is not None:
+            col["finished"] = bool(finished[i])
         if i < len(errors) and errors[i] is not None:
             col["error"] = dict(errors[i] or {})
         cols.append(col)
-    doc: dict[str, Any] = {"axis": axis, "columns": cols}
+    done = [c for c in cols if c["metrics"] is not None and c.get("finished", True)]
+    diff = workload_differences([c["metrics"] for c in done])
+    # the counts in unlinked_by_source are in the order of "compared" (the labels of the columns)
+    doc: dict[str, Any] = {"axis": axis, "columns": cols,
+                           "workload": {"same": not diff, "compared": [c["label"] for c in done],
+                                        "unlinked_by_source": diff}}
     sc = scenario_doc(registry, scenario, None)
     if sc is not None:
         doc["scenario"] = sc

@@ -73,6 +73,8 @@ class RunError:
     def title(self) -> str:
         if self.kind in ("strategy", "iommu", "workload"):
             label = {"strategy": "strategy", "iommu": "IOMMU model", "workload": "workload"}[self.kind]
+            if self.error.startswith("plugin mistake: "):  # PluginMistake: it says where and what to write
+                return f"{label} {self.name!r}: {self.error[len('plugin mistake: '):]}"
             return f"{label} {self.name!r} raised {self.error}"
         return self.error
 

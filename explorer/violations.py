@@ -12,12 +12,10 @@ mark, however few flushes it issued.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class ViolationKind:
+class ViolationKind(NamedTuple):
     """One kind of violation: its key in ``metrics.violations`` and how each face names it."""
 
     name: str

@@ -337,6 +337,47 @@ def test_compare_json_columns_differ_only_in_the_strategy(capsys: pytest.Capture
     assert again == out
 
 
+def test_compare_never_stars_an_unsafe_strategy(capsys: pytest.CaptureFixture[str]) -> None:
+    # sync-unsafe issues no flush at all (the lowest of every flush row) and frees every table at once
+    # (the lowest latency): unsafe, it takes no * and says why; deferred and sync (no atomic source
+    # here, so no sleep in atomic) are both safe and are ranked against each other only.
+    argv = ("compare", "--strategy", "sync-unsafe", "--strategy", "deferred", "--strategy", "sync",
+            "--set", "workload.cpa-collapse.rate=0/s", *SHORT)
+    rc, out, err = run_main(capsys, *argv)
+    assert rc == 0, err
+    _, rows = _table_rows(out)
+    verdict = next(line for line in out.splitlines() if line.startswith("verdict"))
+    assert verdict.split()[1:] == ["✗", "unsafe", "✓", "safe", "✓", "safe"]
+    assert not any(row[0].endswith("*") for label, row in rows.items() if label != "")  # sync-unsafe: never
+    assert rows["IOMMU flushes"] == ["0", rows["IOMMU flushes"][1], rows["IOMMU flushes"][2]]
+    # deferred batches its flushes: fewer than sync's, one per table
+    assert rows["IOMMU flushes"][1].endswith("*") and not rows["IOMMU flushes"][2].endswith("*")
+    assert "✗ sync-unsafe is unsafe: unflushed_free " in out and "not the same workload" not in out
+    rc, out, _ = run_main(capsys, *argv, "--format", "json")
+    cols = json.loads(out)["columns"]
+    assert [c["safe"] for c in cols] == [False, True, True]
+    m = cols[0]["metrics"]["violations"]
+    assert cols[0]["unsafe_reasons"][0] == f"unflushed_free {m['unflushed_free']['total']}"
+    assert cols[1]["unsafe_reasons"] == [] == cols[2]["unsafe_reasons"]
+    assert json.loads(out)["workload"]["same"] is True
+
+
+def test_compare_says_when_the_columns_did_not_see_the_same_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    # 256 SVA mms make each flush long; sync makes the caller wait for it, so vmalloc-huge, which
+    # waits for each operation to end, unlinks fewer tables in the same 5 ms.
+    argv = ("compare", "--strategy", "deferred", "--strategy", "sync", "--set", "iommu.sva_mms=256", *SHORT)
+    rc, out, _ = run_main(capsys, *argv, "--format", "json")
+    assert rc == 0
+    doc = json.loads(out)
+    unlinked = [c["metrics"]["unlinked_by_source"]["by_source"]["vmalloc-huge"] for c in doc["columns"]]
+    assert unlinked[1] < unlinked[0]
+    assert doc["workload"] == {"same": False, "compared": ["deferred", "sync"],
+                               "unlinked_by_source": {"vmalloc-huge": unlinked}}
+    rc, out, _ = run_main(capsys, *argv)
+    assert f"! the columns did not see the same workload: tables unlinked by source differ (vmalloc-huge " \
+           f"{unlinked[0]}/{unlinked[1]}, in the order deferred / sync)" in out
+
+
 def test_compare_iommu_models_and_config_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rc, out, _ = run_main(capsys, "compare", "--iommu", "generic", "--iommu", "none", *SHORT)
     assert rc == 0

@@ -227,7 +227,11 @@ def test_run_and_compare_documents_are_the_clis(registry):
     cmp = compare_document("strategy", [("sync", config, metrics), ("batched", config, None)], registry,
                            errors=[None, {"kind": "strategy", "error": "KeyError: 1"}])
     assert cmp["axis"] == "strategy" and [c["label"] for c in cmp["columns"]] == ["sync", "batched"]
-    assert cmp["columns"][0] == {"label": "sync", "config": doc["config"], "metrics": metrics}
+    assert cmp["columns"][0] == {"label": "sync", "config": doc["config"], "metrics": metrics, "safe": False,
+                                 "unsafe_reasons": [f"{k} {metrics['violations'][k]['total']}" for k in
+                                                    ("unflushed_free", "use_after_free", "stale_walk_free")]}
+    assert "safe" not in cmp["columns"][1]  # no metrics, no verdict
+    assert cmp["workload"] == {"same": True, "compared": ["sync"], "unlinked_by_source": {}}
     assert cmp["columns"][1]["metrics"] is None and cmp["columns"][1]["error"]["error"] == "KeyError: 1"
     assert "scenario" not in cmp
 

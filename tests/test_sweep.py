@@ -8,6 +8,7 @@ sweep's own per-point callback.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -37,7 +38,7 @@ from explorer.sweep import (
 )
 from explorer.sweep.points import param_for_key
 from explorer.sweep.results import ResultsFiles, jsonl_path, read_csv, read_jsonl
-from explorer.sweep.summary import best, stat, t975
+from explorer.sweep.summary import best, stat, summary_json, t975, write_summary_csv
 from tests.conftest import raising_strategy_source, strategy_source
 
 SHORT = ["run.duration=5ms"]
@@ -476,6 +477,33 @@ def test_confidence_intervals_and_best_points() -> None:
     assert best(rows, "flushes").params == {"strategy.params.batch": 1}
     assert best(rows, "queue.peak").params == {"strategy.params.batch": 16}
     assert best(rows, "flushes", maximize=True).params == {"strategy.params.batch": 16}
+
+
+def test_an_unsafe_point_is_never_best_and_says_why(tmp_path: Path) -> None:
+    # batch=1 has the fewest flushes only because it never flushes in seed 2: a violation there.
+    records = [
+        {"point_id": f"{b}{s}", "status": "ok", "strategy.params.batch": b, "seed": s, "flushes": b * 10 + s,
+         "violations.unflushed_free.total": 3 if (b, s) == (1, 2) else 0,
+         "violations.leaked.total": 0, "violations.unflushed_free.by_source.vmalloc-huge": 3}
+        for b in (1, 4, 16) for s in (1, 2)
+    ]
+    rows = summarize(records)
+    assert [r.safe for r in rows] == [False, True, True]
+    assert rows[0].unsafe_reasons() == ["unflushed_free in 1/2 seeds"]
+    assert best(rows, "flushes").params == {"strategy.params.batch": 4}
+    doc = summary_json(rows, ["flushes"])
+    assert [p["safe"] for p in doc["points"]] == [False, True, True]
+    assert doc["best"]["flushes"]["params"] == {"strategy.params.batch": 4}
+    write_summary_csv(rows, tmp_path / "s.csv", ["flushes"])
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert lines[0].startswith("strategy.params.batch,seeds,ok,failed,safe,unsafe_reasons,flushes.mean")
+    assert lines[1].startswith("1,2,2,0,false,unflushed_free in 1/2 seeds,") and lines[2].startswith("4,2,2,0,true,,")
+    if importlib.util.find_spec("matplotlib") is not None:
+        from explorer.sweep.plot import plot_results
+
+        notes = plot_results(records, ["flushes"], "strategy.params.batch", tmp_path / "p.svg")
+        assert notes == ["red crosses mark unsafe points (a violation in some seed)"]
+        assert "unsafe (a violation)" in (tmp_path / "p.svg").read_text()
 
 
 def test_plot_draws_a_metric_against_a_key(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ import pytest
 from textual.widgets import DataTable, SelectionList
 
 from explorer.plugins import load_registry
+from explorer.session import Snapshot
 from explorer.tui.actions import ACTIONS
-from explorer.tui.screens.compare import CompareScreen, best_indexes
+from explorer.tui.screens.compare import CompareScreen, best_indexes, compare_table
 from explorer.tui.screens.compare_setup import CompareSetup
 from explorer.tui.screens.help import HelpScreen
 from explorer.tui.screens.text_modal import TextModal
@@ -26,6 +27,43 @@ def test_best_value_marking():
     assert best_indexes([1, 1, 1], "low") == set()
     assert best_indexes([None, 5], "low") == set()
     assert best_indexes([5, 6], None) == set()
+    assert best_indexes([3, 1, 2], "low", eligible={0, 2}) == {2}
+    assert best_indexes([3, 1, 2], "low", eligible={2}) == set()  # nothing to compare it with
+
+
+def _snap(state: str, flushes: int, **violations: int) -> Snapshot:
+    data = {"flushes": flushes, "now_ns": 1000,
+            "violations": {k: {"total": n, "by_source": {}} for k, n in violations.items()},
+            "unlinked_by_source": {"total": 5, "by_source": {"vmalloc-huge": 5}}}
+    return Snapshot(1, state, 0.0, data)
+
+
+def _rows(table) -> dict[str, list[str]]:
+    """The compare table as {row label: [cell text per variant]}."""
+    labels = [str(c) for c in table.columns[0]._cells]
+    out = {}
+    for i, label in enumerate(labels):
+        out[label.strip()] = [str(col._cells[i]) for col in table.columns[1:]]
+    return out
+
+
+def test_an_unsafe_or_unfinished_variant_never_takes_a_star():
+    snaps = [_snap("finished", 0, unflushed_free=7), _snap("finished", 9), _snap("finished", 5),
+             _snap("running", 1)]
+    rows = _rows(compare_table(["a", "b", "c", "d"], snaps, [s.state for s in snaps], [""] * 4))
+    assert rows["verdict"] == ["✗ unflushed_free", "✓ safe", "✓ safe", "… none yet"]
+    # a (no flush at all) is unsafe, d (1 flush so far) is still running: c is best of b and c
+    assert rows["flushes"] == ["0", "9", "★ 5", "1"]
+    assert rows["unflushed free"][0] == "7"
+
+
+def test_compare_table_warns_when_the_variants_did_not_see_the_same_workload():
+    a, b = _snap("finished", 3), _snap("finished", 3)
+    b.data["unlinked_by_source"]["by_source"]["vmalloc-huge"] = 2  # type: ignore[index]
+    table = compare_table(["a", "b"], [a, b], ["finished", "finished"], ["", ""])
+    assert "not the same workload" in str(table.caption) and "vmalloc-huge 5/2" in str(table.caption)
+    # while one is still running, a difference means nothing yet
+    assert compare_table(["a", "b"], [a, b], ["finished", "running"], ["", ""]).caption is None
 
 
 async def test_compare_runs_strategies_side_by_side_and_marks_the_best(registry):
@@ -43,7 +81,12 @@ async def test_compare_runs_strategies_side_by_side_and_marks_the_best(registry)
             text = screen_text(app)
             for name in ("sync", "deferred", "batched"):
                 assert name in text
-            assert "★" in text and "flushes" in text and "sleep in atomic" in text
+            assert "flushes" in text and "sleep in atomic" in text and "unflushed free" in text
+            # 5 ms is shorter than batched's 10 ms age bound: it leaks every table, and sync sleeps in
+            # atomic context. Neither may collect a ★ (batched issued no flush at all), and with one
+            # safe variant left there is nothing to mark best.
+            assert "✗ sleep_in_atomic" in text and "✓ safe" in text and "✗ leaked" in text
+            assert "★" not in text
             # identical workload and seed: the same tables were freed under each strategy
             freed = {s.latest.data["kernel_tables_unlinked"] for s in app.compare_sessions}
             assert len(freed) == 1

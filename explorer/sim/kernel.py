@@ -184,7 +184,8 @@ class KernelContext:
         """At the end of a step: a kernel service asked for and never started was called without
         ``yield from`` (the generator was made and dropped: the flush silently never ran)."""
         made, self.made = self.made, None
-        for gen, where in made or ():
+        for made_gen, where in made or ():
+            gen = cast(GeneratorType, made_gen)  # type: ignore[type-arg]
             if gen.gi_frame is not None and not gen.gi_suspended and not gen.gi_running:  # never started
                 gen.close()
                 name = gen.gi_code.co_name

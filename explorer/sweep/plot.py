@@ -1,8 +1,9 @@
 """``sweep --plot``: metrics against a swept key, one line per value of a second key.
 
 Each marker is the mean over the seeds (and over any other swept key, which the title names), with
-its 95% confidence interval as an error bar. Needs matplotlib, an optional extra:
-``pip install 'pgtable-explorer[plot]'``.
+its 95% confidence interval as an error bar. A point where any seed recorded a violation (unsafe)
+gets a red ✗ over its marker, so an unsafe setting never passes for the cheapest one. Needs
+matplotlib, an optional extra: ``pip install 'pgtable-explorer[plot]'``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from explorer.sweep.points import SweepError
 from explorer.sweep.results import check_folder
 from explorer.sweep.summary import metric_columns, param_columns, stat
+from explorer.violations import flat_unsafe_reasons
 
 MATPLOTLIB_MISSING = (
     "matplotlib is not installed. Install the optional extra into this environment:\n"
@@ -102,25 +104,35 @@ def plot_results(
         logx = bool(numeric and xs_all and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 100)
     pos = {v: (v if numeric else i) for i, v in enumerate(xs_all)}
 
+    any_unsafe = False
     fig = Figure(figsize=(5.2 * len(metrics), 3.8), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, m in zip(axes, metrics, strict=True):
         scale, unit = _duration_scale([float(r[m]) for r in ok if isinstance(r.get(m), (int, float))], m)
+        bad_x: list[Any] = []
+        bad_y: list[float] = []
         for h in hues:
             xs, ys, errs = [], [], []
             for v in xs_all:
-                vals = [float(r[m]) for r in ok if r.get(x) == v and (hue is None or r.get(hue) == h)
-                        and isinstance(r.get(m), (int, float))]
+                here = [r for r in ok if r.get(x) == v and (hue is None or r.get(hue) == h)]
+                vals = [float(r[m]) for r in here if isinstance(r.get(m), (int, float))]
                 if not vals:
                     continue
                 s = stat(vals)
                 xs.append(pos[v])
                 ys.append(s.mean / scale)
                 errs.append((s.ci95 or 0.0) / scale)
+                if any(flat_unsafe_reasons(r) for r in here):
+                    bad_x.append(pos[v])
+                    bad_y.append(s.mean / scale)
             if not xs:
                 continue
             label = f"{hue}={shown(hue, h)}" if hue else None
             ax.errorbar(xs, ys, yerr=errs, marker="o", markersize=4, capsize=3, linewidth=1.4, label=label)
+        if bad_x:
+            any_unsafe = True
+            ax.scatter(bad_x, bad_y, marker="x", s=70, linewidths=2, color="red", zorder=5,
+                       label="unsafe (a violation)")
         ax.set_xlabel(x)
         ax.set_ylabel(f"{m} ({unit})" if unit else m)
         ax.set_title(m, fontsize=10)
@@ -132,12 +144,15 @@ def plot_results(
             ax.set_xticks(xs_all, [shown(x, v) if show else f"{v:g}" for v in xs_all])
             ax.minorticks_off()
         ax.grid(True, alpha=0.3)
-        if hue:
+        if hue or bad_x:
             ax.legend(fontsize=8)
     seeds = {r.get("seed") for r in ok}
     sup = title or f"mean and 95% CI over {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
     if others:
         sup += "; averaged over " + ", ".join(others)
+    if any_unsafe:
+        notes.append("red crosses mark unsafe points (a violation in some seed)")
+        sup += "; red ✗ = unsafe"
     fig.suptitle(sup, fontsize=9)
     kwargs: dict[str, Any] = {}
     if out.suffix.lower() == ".svg":

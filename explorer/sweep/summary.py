@@ -5,6 +5,10 @@ A *parameter point* is one combination of the swept values: the rows that differ
 seed. The interval is Student's t: ``mean ± t(0.975, n-1) · s / √n`` with ``s`` the sample
 standard deviation over the n seeds that finished ok (none with a single seed). Failed rows are
 counted, never averaged.
+
+A point is *unsafe* when any of its seeds recorded a violation of any kind (``unflushed_free``,
+``use_after_free``, ``sleep_in_atomic``, ``leaked``, ...): it is never the best point for a metric,
+however low its flushes; the summary says which kinds and in how many seeds.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from explorer.atomic import atomic_open
 from explorer.sweep.points import is_param_column
 from explorer.sweep.results import HEAD, JSON_ONLY
 from explorer.units import human_duration
+from explorer.violations import NAMES as VIOLATION_NAMES
 
 #: The metrics the command line shows when none are named (the summary file has them all).
 HEADLINE = (
@@ -29,6 +34,7 @@ HEADLINE = (
     "latency_ns.p99",
     "iommu_stall_ns",
     "worker_cpu_ns",
+    "violations.unflushed_free.total",
     "violations.use_after_free.total",
     "violations.leaked.total",
 )
@@ -89,12 +95,23 @@ class SummaryRow:
     ok: int
     failed: int
     stats: dict[str, Stat] = field(default_factory=dict)
+    #: violation kind -> how many of the seeds that finished ok recorded it
+    unsafe: dict[str, int] = field(default_factory=dict)
 
     def label(self, show: Callable[[str, Any], str] | None = None) -> str:
         """``strategy.params.max_delay=200us kernel.cpus=8``: with ``show`` (see
         :func:`explorer.sweep.points.value_shower`) each value as a user writes it."""
         fmt = show or (lambda _k, v: str(v))
         return " ".join(f"{k}={fmt(k, v)}" for k, v in self.params.items() if v is not None) or "(base config)"
+
+    @property
+    def safe(self) -> bool:
+        """No seed recorded a violation of any kind."""
+        return not self.unsafe
+
+    def unsafe_reasons(self) -> list[str]:
+        """``["unflushed_free in 3/3 seeds", ...]`` (empty when safe)."""
+        return [f"{kind} in {n}/{self.ok} seeds" for kind, n in self.unsafe.items()]
 
 
 def _is_number(v: Any) -> bool:
@@ -137,6 +154,7 @@ def summarize(records: Sequence[Mapping[str, Any]], metrics: Sequence[str] | Non
     for sig, rows in groups.items():
         ok = [r for r in rows if r.get("status") == "ok"]
         row = SummaryRow(dict(zip(keys, sig, strict=True)), [r.get("seed") for r in rows], len(ok), len(rows) - len(ok))
+        row.unsafe = _violations_in(ok)
         for m in names:
             values = [float(r[m]) for r in ok if _is_number(r.get(m))]
             if values:
@@ -145,14 +163,27 @@ def summarize(records: Sequence[Mapping[str, Any]], metrics: Sequence[str] | Non
     return out
 
 
+def _violations_in(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Violation kind -> the number of ``records`` with a non-zero ``violations.KIND.total``, in the
+    order of explorer.violations (then any other kind)."""
+    seen: dict[str, int] = {}
+    for r in records:
+        for key, v in r.items():
+            if key.startswith("violations.") and key.endswith(".total") and key.count(".") == 2 and _is_number(v) and v:
+                kind = key.split(".")[1]
+                seen[kind] = seen.get(kind, 0) + 1
+    order = {name: i for i, name in enumerate(VIOLATION_NAMES)}
+    return dict(sorted(seen.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
 def _hashable(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
 def best(rows: Sequence[SummaryRow], metric: str, maximize: bool = False) -> SummaryRow | None:
-    """The parameter point with the lowest (``maximize``: highest) mean of ``metric``; ties go to
-    the earlier point."""
-    cands = [r for r in rows if metric in r.stats]
+    """The *safe* parameter point with the lowest (``maximize``: highest) mean of ``metric``; ties
+    go to the earlier point. An unsafe point (a violation in any seed) is never best."""
+    cands = [r for r in rows if metric in r.stats and r.safe]
     if not cands:
         return None
     if maximize:
@@ -166,7 +197,7 @@ def write_summary_csv(rows: Sequence[SummaryRow], path: str | os.PathLike[str], 
     keys: list[str] = []
     for r in rows:
         keys.extend(k for k in r.params if k not in keys)
-    header = [*keys, "seeds", "ok", "failed"]
+    header = [*keys, "seeds", "ok", "failed", "safe", "unsafe_reasons"]
     for m in metrics:
         header += [f"{m}.mean", f"{m}.ci95", f"{m}.n"]
     with atomic_open(path, newline="") as f:
@@ -174,7 +205,7 @@ def write_summary_csv(rows: Sequence[SummaryRow], path: str | os.PathLike[str], 
         w.writerow(header)
         for r in rows:
             line: list[Any] = [_fmt_cell(r.params.get(k)) for k in keys]
-            line += [len(r.seeds), r.ok, r.failed]
+            line += [len(r.seeds), r.ok, r.failed, "true" if r.safe else "false", "; ".join(r.unsafe_reasons())]
             for m in metrics:
                 s = r.stats.get(m)
                 line += [repr(s.mean), repr(s.ci95) if s.ci95 is not None else "", s.n] if s else ["", "", 0]
@@ -218,7 +249,8 @@ def summary_json(rows: Sequence[SummaryRow], metrics: Sequence[str], maximize: I
         return {"n": s.n, "mean": s.mean, "sd": s.sd, "ci95": s.ci95}
 
     points = [
-        {"params": r.params, "seeds": r.seeds, "ok": r.ok, "failed": r.failed,
+        {"params": r.params, "seeds": r.seeds, "ok": r.ok, "failed": r.failed, "safe": r.safe,
+         "unsafe_reasons": r.unsafe_reasons(),
          "metrics": {m: stat_json(r.stats[m]) for m in metrics if m in r.stats}}
         for r in rows
     ]

@@ -32,7 +32,10 @@ RUN_PANES = {
                    "entries, and stale entries (cached pointers to tables already unlinked; each one is a "
                    "walk away from a use-after-free once its page is freed)."),
     "tab-violations": ("Violations tab", "Every violation the checker caught, by kind and by the workload source "
-                       "that caused it, with the first examples (pfn, slot, times). use-after-free: a device "
+                       "that caused it, with the first examples (pfn, slot, times). unflushed free: a kernel "
+                       "table was freed before every IOMMU completed an invalidation started after its unlink "
+                       "(found at every free, no device needed; 'freed by' names the code path: caller, "
+                       "kworker:WORK, timer). use-after-free: a device "
                        "walked a cached pointer into a page that was freed and reused; stale_walk_free: into a "
                        "freed page not yet reused; sleep_in_atomic: a strategy slept (an IOMMU flush waits) "
                        "with a spin lock held; leaked: unlinked but never freed by the end."),
@@ -67,15 +70,19 @@ METRIC_HELP = {
     "latency_ns.p99": "99th percentile of the unlink-to-free latency of kernel tables.",
     "caller_ns.p99": "99th percentile of the time the freeing kernel path spent inline (in atomic context "
                      "when it holds a spin lock).",
-    "violations": "Every violation the checker caught: use-after-free, stale walks into free pages, "
-                  "double frees, frees while linked, leaks and sleeping in atomic context. Not zero: red.",
+    "violations": "Every violation the checker caught: unflushed frees, use-after-free, stale walks into free "
+                  "pages, double frees, frees while linked, leaks and sleeping in atomic context. Not zero: red.",
 }
 
 COMPARE_HELP = ("One column per strategy (or IOMMU model), each run in its own process on the identical "
-                "workload and seed. Each row is a metric; ★ marks the best (lowest) value of the row where "
-                "the columns differ (rows such as tables freed or the hit rate are not ranked), and "
-                "violations that are not zero are red. Below the table, a chart of each one's pending "
-                "queue depth over simulated time.")
+                "workload settings and seed. The verdict row: ✗ and the kinds of violation for an unsafe "
+                "variant (any violation, unflushed frees included), ✓ safe once one finished without any, "
+                "'none yet' while it runs. Each row is a metric; ★ marks the best (lowest) value of the row "
+                "among the variants that finished safe, where they differ (an unsafe or unfinished one "
+                "never gets a ★; rows such as tables freed or the hit rate are not ranked), and violations "
+                "that are not zero are red. A yellow note below the table says when the variants did not "
+                "unlink the same tables (a strategy that blocks its callers slows the sources down). Below, "
+                "a chart of each one's pending queue depth over simulated time.")
 
 PLUGINS_HELP = {
     "loaded": ("Loaded plugins", "Each plugin that loaded: its kind, where it came from (built-in, an "

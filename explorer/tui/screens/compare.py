@@ -1,5 +1,6 @@
 """Compare: 2-4 strategies (or IOMMU models) on the identical workload and seed, side by side,
-live, each in its own simulation process; the best value of each metric is marked ★."""
+live, each in its own simulation process. A verdict row says which are unsafe (✗, any violation)
+and why; the best value of each metric among the safe variants that have finished is marked ★."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from explorer.tui.screens.compare_setup import CompareSetup
 from explorer.tui.screens.export_dialog import ExportDialog
 from explorer.tui.widgets.chart import TimeChart
 from explorer.tui.widgets.topbar import TopBar
+from explorer.violations import BY_NAME, describe_differences, unsafe_reasons, workload_differences
 
 if TYPE_CHECKING:
     from explorer.tui.app import ExplorerApp
@@ -39,15 +41,16 @@ def _commands(d: dict[str, Any]) -> Any:
 
 
 #: (label, getter, better: "low" | "high" | None, formatter)
+#: the violation kinds with a row of their own (the total counts every kind)
+VIOLATION_KINDS = ("unflushed_free", "use_after_free", "stale_walk_free", "sleep_in_atomic", "leaked")
+
 METRICS: tuple[tuple[str, Callable[[dict[str, Any]], Any], str | None, Callable[[Any], str]], ...] = (
     ("violations (all kinds)", fmt.violations_total, "low", fmt.count),
-    ("  use-after-free", _get("violations.use_after_free.total"), "low", fmt.count),
-    ("  sleep in atomic", _get("violations.sleep_in_atomic.total"), "low", fmt.count),
-    ("  leaked", _get("violations.leaked.total"), "low", fmt.count),
-    ("  stale walk into free page", _get("violations.stale_walk_free.total"), "low", fmt.count),
+    *((f"  {BY_NAME[k].short}", _get(f"violations.{k}.total"), "low", fmt.count) for k in VIOLATION_KINDS),
     ("flushes", _get("flushes"), "low", fmt.count),
     ("IOMMU commands", _commands, "low", fmt.count),
     ("flush time", _get("flush_time_ns"), "low", fmt.ns),
+    ("kernel tables unlinked", _get("kernel_tables_unlinked"), None, fmt.count),
     ("kernel tables freed", _get("kernel_tables_freed"), None, fmt.count),
     ("pending now", _get("tables_pending"), None, fmt.count),
     ("peak queue depth", _get("queue.peak"), "low", fmt.count),
@@ -64,12 +67,14 @@ METRICS: tuple[tuple[str, Callable[[dict[str, Any]], Any], str | None, Callable[
 )
 
 
-VIOLATION_ROWS = 5
+VIOLATION_ROWS = 1 + len(VIOLATION_KINDS)
 
 
-def best_indexes(values: list[Any], better: str | None) -> set[int]:
-    """Indexes of the best value (ties all marked); none when all equal or nothing to compare."""
-    nums = [(i, v) for i, v in enumerate(values) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+def best_indexes(values: list[Any], better: str | None, eligible: set[int] | None = None) -> set[int]:
+    """Indexes of the best value (ties all marked); none when all equal or nothing to compare.
+    With ``eligible``, only those indexes compete (the safe, finished variants)."""
+    nums = [(i, v) for i, v in enumerate(values) if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and (eligible is None or i in eligible)]
     if better is None or len(nums) < 2:
         return set()
     if len({v for _, v in nums}) == 1:
@@ -89,9 +94,25 @@ def compare_table(names: list[str], snaps: list[Snapshot | None], states: list[s
              style="red" if st in ("failed", "stopped") else ("green" if st == "running" else "dim"))
         for st, s in zip(states, snaps, strict=True)])
     datas = [dict(s.data) if s is not None and s.data else None for s in snaps]
+    reasons = [unsafe_reasons(d) for d in datas]
+    verdicts = []
+    for st, d, r in zip(states, datas, reasons, strict=True):
+        if r:  # a violation is final: it cannot un-happen later in the run
+            verdicts.append(Text("✗ " + ", ".join(x.split()[0] for x in r), style="bold red"))
+        elif d is None or st in ("failed", "stopped"):
+            verdicts.append(Text("-", style="dim"))
+        elif st == "finished":
+            verdicts.append(Text("✓ safe", style="green"))
+        else:
+            verdicts.append(Text("… none yet", style="dim"))
+    t.add_row(Text("verdict"), *verdicts)
+    # ★ only among variants that finished safe: a running one's counts are not final (0 flushes may
+    # only mean its worker has not run yet), and an unsafe one is never best.
+    eligible = {i for i, (st, d, r) in enumerate(zip(states, datas, reasons, strict=True))
+                if st == "finished" and d is not None and not r}
     for row, (label, get, better, show) in enumerate(METRICS):
         values = [get(d) if d is not None else None for d in datas]
-        best = best_indexes(values, better)
+        best = best_indexes(values, better, eligible)
         cells = []
         for i, v in enumerate(values):
             style = "bold red" if row < VIOLATION_ROWS and v else ""
@@ -102,6 +123,13 @@ def compare_table(names: list[str], snaps: list[Snapshot | None], states: list[s
         t.add_row(label, *cells)
     if any(errors):
         t.add_row(Text("error", style="red"), *[Text(e[:40], style="red") for e in errors])
+    # Only finished runs can be told apart from runs that are merely behind.
+    diff = workload_differences(datas) if datas and all(st == "finished" for st in states) else {}
+    if diff:
+        t.caption = ("! not the same workload: tables unlinked by source differ (" + describe_differences(diff)
+                     + "): a strategy that blocks its callers slows the sources down")
+        t.caption_style = "bold yellow"
+        t.caption_justify = "left"
     return t
 
 
@@ -226,7 +254,8 @@ class CompareScreen(Screen[None]):
             return None
         columns = [(n, s.config, m) for n, s, m in zip(app.compare_names, sessions, metrics, strict=True)]
         return compare_document(app.compare_kind, columns, app.registry, app.scenario,
-                                errors=[s.error.as_dict() if s.error else None for s in sessions])
+                                errors=[s.error.as_dict() if s.error else None for s in sessions],
+                                finished=[s.state == "finished" for s in sessions])
 
     def action_export(self) -> None:
         results = self._results()

@@ -1,4 +1,5 @@
-"""Violations the checker found, by kind and by the workload source they came from."""
+"""Violations the checker found, by kind and by the workload source they came from (and, for an
+unflushed free, by the context that freed the table too early)."""
 
 from __future__ import annotations
 
@@ -9,25 +10,10 @@ from rich.text import Text
 from textual.widgets import Static
 
 from explorer.tui import fmt
+from explorer.violations import KINDS
 
-LABELS = {
-    "use_after_free": "use-after-free (walk into a reused page)",
-    "stale_walk_free": "stale walk into a free page",
-    "double_free": "double free",
-    "freed_while_linked": "freed while still linked",
-    "leaked": "leaked (never freed)",
-    "sleep_in_atomic": "sleeping function called from invalid context",
-}
-
-
-SHORT = {
-    "use_after_free": "use-after-free",
-    "stale_walk_free": "stale walk, free page",
-    "double_free": "double free",
-    "freed_while_linked": "freed while linked",
-    "leaked": "leaked",
-    "sleep_in_atomic": "sleep in atomic",
-}
+LABELS = {k.name: k.label for k in KINDS}
+SHORT = {k.name: k.short for k in KINDS}
 
 
 class ViolationsView(Static):
@@ -71,6 +57,8 @@ class ViolationsView(Static):
             if not n and not self.examples:
                 continue
             by = ", ".join(f"{s} {c}" for s, c in sorted((entry.get("by_source") or {}).items()))
+            if entry.get("by_context"):  # which code path freed too early
+                by += " · freed by " + ", ".join(f"{s} {c}" for s, c in sorted(entry["by_context"].items()))
             style = "bold red" if n else "dim"
             t.add_row(Text(label, style=style), Text(fmt.count(n), style=style), Text(by, style=style))
         sq = data.get("stale_walk_queued") or {}
