@@ -178,6 +178,21 @@ def test_a_flush_without_an_unlink_since_covers_nothing_new(reg: Registry) -> No
     assert unflushed(sim.metrics())["total"] == 0
 
 
+@pytest.mark.parametrize(("free_at", "uncovered"), [(2500, ["0"]), (4500, [])])
+def test_a_table_unlinked_between_two_iommus_invalidations(reg: Registry, free_at: int, uncovered: list[str]) -> None:
+    # Flush A: IOMMU 0 at 0..1us, IOMMU 1 at 1..2us; the table is unlinked at 0.5us, so only IOMMU 1's
+    # invalidation covers it. Freed at 2.5us: IOMMU 0 uncovered. Flush B from 3us: IOMMU 0 at 3..4us
+    # covers it too; freed at 4.5us (IOMMU 1 still invalidating, but its mark from A covers it): safe.
+    sim, ctx, pt = tiny(reg)
+    k = sim.kernel
+    flush(sim, ctx)
+    at(sim, 500, lambda: k.unlink(pt, "test", 0))
+    at(sim, 3 * US, lambda: flush(sim, ctx))
+    at(sim, free_at, lambda: k.free_table(ctx, pt))
+    sim.engine.run(10 * US)
+    assert [e["uncovered"] for e in sim.metrics()["examples"] if e["kind"] == "unflushed_free"] == uncovered
+
+
 @pytest.mark.parametrize("off", ["iommu.sva_mms=0", "kernel.iommu_sva=false"])
 def test_no_sva_mm_bound_no_violation(reg: Registry, off: str) -> None:
     sim, ctx, pt = tiny(reg, off)

@@ -124,7 +124,7 @@ class KernelContext:
         self.debt = 0  # CPU time owed (lock/free costs), paid when the kernel call returns
         #: kernel services handed out in this step, with where they were asked for: one never
         #: started when the step ends was called without ``yield from`` (see check_services)
-        self.made: list[tuple[Generator[Any, Any, None], str]] | None = None
+        self.made: list[tuple[Generator[Any, Any, None], str, int]] | None = None
 
     @property
     def now(self) -> int:
@@ -173,23 +173,24 @@ class KernelContext:
 
     def iommu_sva_invalidate_kva_range(self) -> Generator[Any, Any, None]:
         gen = self.kernel.iommu_sva_invalidate_kva_range(self)
-        caller = sys._getframe(1)  # once per flush asked for, not per event: cheap enough
+        caller = sys._getframe(1)  # where it was asked for, formatted only if it is never run
         made = self.made
         if made is None:
-            made = self.made = []
-        made.append((gen, source_location(caller.f_code.co_filename, caller.f_lineno)))
+            self.made = [(gen, caller.f_code.co_filename, caller.f_lineno)]
+        else:
+            made.append((gen, caller.f_code.co_filename, caller.f_lineno))
         return gen
 
     def check_services(self) -> None:
         """At the end of a step: a kernel service asked for and never started was called without
         ``yield from`` (the generator was made and dropped: the flush silently never ran)."""
         made, self.made = self.made, None
-        for made_gen, where in made or ():
+        for made_gen, filename, line in made or ():
             gen = cast(GeneratorType, made_gen)  # type: ignore[type-arg]
             if gen.gi_frame is not None and not gen.gi_suspended and not gen.gi_running:  # never started
                 gen.close()
                 name = gen.gi_code.co_name
-                raise PluginMistake(where, f"called k.{name}() without `yield from`: the call only makes a "
+                raise PluginMistake(source_location(filename, line), f"called k.{name}() without `yield from`: the call only makes a "
                                            f"generator, so the {name} never ran; write `yield from k.{name}()`")
 
     def free_now(self, pt: PageTable) -> None:
@@ -706,9 +707,11 @@ class Kernel:
             self.trace("free", cpu=ctx.cpu, pfn=pt.page, source=pt.source, age_ns=now - pt.unlinked_at,
                        by=by or ctx.by)
         if pt.unlink_no > self.flush_cover and self.check_flush and pt.kernel:
-            # Uncovered on at least one IOMMU (flush_cover is the least covered one's).
-            self.checker.unflushed_free(pt, by or ctx.by, [u.index for u in self.iommus
-                                                           if u.covered_upto < pt.unlink_no])
+            # Maybe uncovered: flush_cover is a lower bound of every IOMMU's mark (exact between
+            # flushes), so ask each IOMMU.
+            uncovered = [u.index for u in self.iommus if u.covered_upto < pt.unlink_no]
+            if uncovered:
+                self.checker.unflushed_free(pt, by or ctx.by, uncovered)
 
     # -- kernel TLB flushes ---------------------------------------------------------------------
     def kernel_tlb_flush(self, ctx: KernelContext) -> Generator[Any, Any, None]:
@@ -884,8 +887,10 @@ class Kernel:
                 # Completed (its cache drop, scheduled at or before now, has run).
                 unit.covered_upto = started_after
                 unit.covered_start_ns = started_ns
-                if self.check_flush:
-                    self.flush_cover = min(u.covered_upto for u in self.iommus)
+            # Until this flush ends, the least covered IOMMU is one it has not reached yet, so the
+            # lower bound is raised once, here; a free meanwhile asks the units' own marks.
+            if self.check_flush:
+                self.flush_cover = min(u.covered_upto for u in self.iommus)
             now = engine.now
             elapsed = now - t0
             self.flush_time_ns += elapsed
