@@ -390,7 +390,7 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
         b = best(rows, m, maximize=m in maximize)
         if b is None:
             continue
-        tie = sum(1 for r in rows if m in r.stats and r.stats[m].mean == b.stats[m].mean)
+        tie = sum(1 for r in rows if r.safe and m in r.stats and r.stats[m].mean == b.stats[m].mean)
         where = b.label(show) + (f" (and {tie - 1} more with the same mean)" if tie > 1 else "")
         bests.append([m, "highest" if m in maximize else "lowest", fmt_stat(b.stats[m], m), where])
     unsafe = [r for r in rows if not r.safe]
@@ -400,7 +400,8 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
         out += _align(bests, [False, False, True, False])
     if unsafe:
         out.append("")
-        out.append(f"✗ {len(unsafe)} of {len(rows)} point(s) unsafe, never best: "
-                   + "; ".join(f"{r.label()}: {', '.join(r.unsafe_reasons())}" for r in unsafe[:5])
-                   + (f"; ... ({len(unsafe) - 5} more in the summary file)" if len(unsafe) > 5 else ""))
+        out.append(f"✗ {len(unsafe)} of {len(rows)} point(s) unsafe (a violation in some seed), never best:")
+        out += _align([[r.label(show), ", ".join(r.unsafe_reasons())] for r in unsafe[:5]], [False, False])
+        if len(unsafe) > 5:
+            out.append(f"  ... and {len(unsafe) - 5} more (the summary file's safe and unsafe_reasons columns)")
     _write_output("\n".join(out) + "\n", None)

@@ -47,7 +47,7 @@ class Checker:
         if self.kernel.tracer is not None:
             self.kernel.trace("violation", kind=kind, source=source, **detail)
 
-    def unflushed_free(self, table: PageTable, by: str, uncovered: list[int]) -> None:
+    def unflushed_free(self, table: PageTable, by: str, uncovered: list[int], cpu: int = 0) -> None:
         """``table`` (a kernel table) is being freed while the IOMMUs ``uncovered`` have completed no
         invalidation that started after its unlink: they may still cache a pointer to it."""
         counter = self.violations["unflushed_free"]
@@ -62,7 +62,7 @@ class Checker:
             self.examples.append({"kind": "unflushed_free", "time_ns": k.engine.now, "source": table.source,
                                   **detail})
         if k.tracer is not None:
-            k.trace("violation", kind="unflushed_free", source=table.source, **detail)
+            k.trace("violation", cpu=cpu, kind="unflushed_free", source=table.source, **detail)
 
     def stale_walk(self, iommu: IommuUnit, mm: int, slot: int, entry: PageTable) -> None:
         mem = self.kernel.memory

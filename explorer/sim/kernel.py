@@ -711,7 +711,7 @@ class Kernel:
             # flushes), so ask each IOMMU.
             uncovered = [u.index for u in self.iommus if u.covered_upto < pt.unlink_no]
             if uncovered:
-                self.checker.unflushed_free(pt, by or ctx.by, uncovered)
+                self.checker.unflushed_free(pt, by or ctx.by, uncovered, ctx.cpu)
 
     # -- kernel TLB flushes ---------------------------------------------------------------------
     def kernel_tlb_flush(self, ctx: KernelContext) -> Generator[Any, Any, None]:
