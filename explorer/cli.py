@@ -584,9 +584,8 @@ def format_compare_table(columns: Sequence[Mapping[str, Any]], color: bool,
     diff = (workload or {}).get("unlinked_by_source")
     if diff:
         lines.append("! the columns did not see the same workload: tables unlinked by source differ ("
-                     + describe_differences(diff) + ", in the order "
-                     + " / ".join(str(x) for x in (workload or {}).get("compared", ())) + "); a strategy that "
-                     "blocks its callers (sync) slows the sources down, so compare per table, not totals")
+                     + describe_differences(diff, list((workload or {}).get("compared", ()))) + "); a strategy "
+                     "that blocks its callers (sync) slows the sources down, so compare per table, not totals")
     return "\n".join(lines) + "\n"
 
 

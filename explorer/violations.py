@@ -30,7 +30,7 @@ class ViolationKind(NamedTuple):
 #: Every kind, in the order the faces list them: the invariant first (found at every free, no
 #: device needed), then what a device actually did, then the kernel bugs.
 KINDS: tuple[ViolationKind, ...] = (
-    ViolationKind("unflushed_free", "freed before an IOMMU flush covered it (flush-before-free)",
+    ViolationKind("unflushed_free", "unflushed free (freed before the flush)",
                   "unflushed free", "a kernel table freed before every IOMMU's invalidation covered it"),
     ViolationKind("use_after_free", "use-after-free (walk into a reused page)", "use-after-free",
                   "device walked through a stale entry into a reused page"),
@@ -105,6 +105,10 @@ def workload_differences(columns: Sequence[Mapping[str, Any] | None]) -> dict[st
     return out
 
 
-def describe_differences(diff: Mapping[str, Iterable[int]]) -> str:
-    """``vmalloc-huge 512/498, cpa-collapse 40/38`` (the counts in column order)."""
+def describe_differences(diff: Mapping[str, Iterable[int]], labels: Sequence[str] = ()) -> str:
+    """``vmalloc-huge 512/498, cpa-collapse 40/38`` (the counts in column order), or with the
+    columns' ``labels`` ``vmalloc-huge: deferred 512, sync 498; cpa-collapse: ...``."""
+    if labels:
+        return "; ".join(f"{s}: " + ", ".join(f"{label} {n}" for label, n in zip(labels, counts, strict=False))
+                         for s, counts in diff.items())
     return ", ".join(f"{s} {'/'.join(str(n) for n in counts)}" for s, counts in diff.items())

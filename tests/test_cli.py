@@ -374,8 +374,8 @@ def test_compare_says_when_the_columns_did_not_see_the_same_workload(capsys: pyt
     assert doc["workload"] == {"same": False, "compared": ["deferred", "sync"],
                                "unlinked_by_source": {"vmalloc-huge": unlinked}}
     rc, out, _ = run_main(capsys, *argv)
-    assert f"! the columns did not see the same workload: tables unlinked by source differ (vmalloc-huge " \
-           f"{unlinked[0]}/{unlinked[1]}, in the order deferred / sync)" in out
+    assert f"! the columns did not see the same workload: tables unlinked by source differ (vmalloc-huge: " \
+           f"deferred {unlinked[0]}, sync {unlinked[1]})" in out
 
 
 def test_compare_iommu_models_and_config_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

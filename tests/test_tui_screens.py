@@ -51,17 +51,20 @@ def test_an_unsafe_or_unfinished_variant_never_takes_a_star():
     snaps = [_snap("finished", 0, unflushed_free=7), _snap("finished", 9), _snap("finished", 5),
              _snap("running", 1)]
     rows = _rows(compare_table(["a", "b", "c", "d"], snaps, [s.state for s in snaps], [""] * 4))
-    assert rows["verdict"] == ["✗ unflushed_free", "✓ safe", "✓ safe", "… none yet"]
+    assert rows["verdict"] == ["✗ unsafe", "✓ safe", "✓ safe", "… none yet"]
     # a (no flush at all) is unsafe, d (1 flush so far) is still running: c is best of b and c
     assert rows["flushes"] == ["0", "9", "★ 5", "1"]
     assert rows["unflushed free"][0] == "7"
+    assert str(compare_table(["a", "b", "c", "d"], snaps, [s.state for s in snaps], [""] * 4).caption) == \
+        "✗ a is unsafe: unflushed_free 7"
 
 
 def test_compare_table_warns_when_the_variants_did_not_see_the_same_workload():
     a, b = _snap("finished", 3), _snap("finished", 3)
     b.data["unlinked_by_source"]["by_source"]["vmalloc-huge"] = 2  # type: ignore[index]
     table = compare_table(["a", "b"], [a, b], ["finished", "finished"], ["", ""])
-    assert "not the same workload" in str(table.caption) and "vmalloc-huge 5/2" in str(table.caption)
+    assert "not the same workload" in str(table.caption) and "vmalloc-huge: a 5, b 2" in str(table.caption)
+    assert "unsafe" not in str(table.caption)
     # while one is still running, a difference means nothing yet
     assert compare_table(["a", "b"], [a, b], ["finished", "running"], ["", ""]).caption is None
 
@@ -85,7 +88,8 @@ async def test_compare_runs_strategies_side_by_side_and_marks_the_best(registry)
             # 5 ms is shorter than batched's 10 ms age bound: it leaks every table, and sync sleeps in
             # atomic context. Neither may collect a ★ (batched issued no flush at all), and with one
             # safe variant left there is nothing to mark best.
-            assert "✗ sleep_in_atomic" in text and "✓ safe" in text and "✗ leaked" in text
+            assert text.count("✗ unsafe") == 2 and "✓ safe" in text
+            assert "✗ sync is unsafe: sleep_in_atomic" in text and "✗ batched is unsafe: leaked" in text
             assert "★" not in text
             # identical workload and seed: the same tables were freed under each strategy
             freed = {s.latest.data["kernel_tables_unlinked"] for s in app.compare_sessions}

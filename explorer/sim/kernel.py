@@ -190,8 +190,9 @@ class KernelContext:
             if gen.gi_frame is not None and not gen.gi_suspended and not gen.gi_running:  # never started
                 gen.close()
                 name = gen.gi_code.co_name
-                raise PluginMistake(source_location(filename, line), f"called k.{name}() without `yield from`: the call only makes a "
-                                           f"generator, so the {name} never ran; write `yield from k.{name}()`")
+                raise PluginMistake(source_location(filename, line),
+                                    f"called k.{name}() without `yield from`: the call only makes a generator, so the "
+                                    f"{name} never ran; write `yield from k.{name}()`")
 
     def free_now(self, pt: PageTable) -> None:
         self.kernel.free_table(self, pt)

@@ -97,8 +97,8 @@ def compare_table(names: list[str], snaps: list[Snapshot | None], states: list[s
     reasons = [unsafe_reasons(d) for d in datas]
     verdicts = []
     for st, d, r in zip(states, datas, reasons, strict=True):
-        if r:  # a violation is final: it cannot un-happen later in the run
-            verdicts.append(Text("✗ " + ", ".join(x.split()[0] for x in r), style="bold red"))
+        if r:  # a violation is final: it cannot un-happen later in the run (the why: under the table)
+            verdicts.append(Text("✗ unsafe", style="bold red"))
         elif d is None or st in ("failed", "stopped"):
             verdicts.append(Text("-", style="dim"))
         elif st == "finished":
@@ -123,12 +123,18 @@ def compare_table(names: list[str], snaps: list[Snapshot | None], states: list[s
         t.add_row(label, *cells)
     if any(errors):
         t.add_row(Text("error", style="red"), *[Text(e[:40], style="red") for e in errors])
+    caption = Text()
+    for name, r in zip(names, reasons, strict=True):
+        if r:
+            caption.append(f"✗ {name} is unsafe: {', '.join(r)}\n", style="bold red")
     # Only finished runs can be told apart from runs that are merely behind.
     diff = workload_differences(datas) if datas and all(st == "finished" for st in states) else {}
     if diff:
-        t.caption = ("! not the same workload: tables unlinked by source differ (" + describe_differences(diff)
-                     + "): a strategy that blocks its callers slows the sources down")
-        t.caption_style = "bold yellow"
+        caption.append("! not the same workload: tables unlinked by source differ (" + describe_differences(diff, names)
+                       + "): a strategy that blocks its callers slows the sources down", style="bold yellow")
+    if caption:
+        caption.rstrip()
+        t.caption = caption
         t.caption_justify = "left"
     return t
 
