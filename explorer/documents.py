@@ -130,7 +130,8 @@ def compare_document(axis: str, columns: Sequence[tuple[str, Mapping[str, Any], 
     (``["unflushed_free 518", ...]``). ``workload`` says whether the columns unlinked the same
     tables from each source (``same``; ``unlinked_by_source``: the counts per column where they
     differ): a strategy that blocks its callers can make a source unlink fewer. ``finished`` (the
-    TUI's live columns) marks the columns that ran to the end; only those are compared for it.
+    TUI's live columns) says which columns ran to the end: the others get ``"finished": false``
+    (their verdict and counts are so far) and are left out of ``workload``.
     """
     from explorer.config import to_toml_dict
     from explorer.violations import unsafe_reasons, workload_differences
@@ -143,8 +144,8 @@ def compare_document(axis: str, columns: Sequence[tuple[str, Mapping[str, Any], 
             reasons = unsafe_reasons(metrics)
             col["safe"] = not reasons
             col["unsafe_reasons"] = reasons
-        if finished is not None:
-            col["finished"] = bool(finished[i])
+        if finished is not None and not finished[i]:  # a finished column reads as the CLI's
+            col["finished"] = False
         if i < len(errors) and errors[i] is not None:
             col["error"] = dict(errors[i] or {})
         cols.append(col)

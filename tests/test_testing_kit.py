@@ -50,12 +50,13 @@ def test_the_buggy_late_free_is_rejected_with_a_counterexample_that_reproduces(
     text = str(err.value)
     assert "strategy 'test-buggy-late-free' breaks the kernel's rules in 1 of 1 configs" in text
     assert "scenario large-sva, iommu generic, seed 1" in text
-    assert re.search(r"violations: use_after_free \d+", text)
-    # the trace tells the page's story: unlinked, handed to the strategy, freed, then walked into
-    pfn = re.search(r"first: use_after_free .* pfn=(\d+)", text).group(1)  # type: ignore[union-attr]
+    # the cause (a free no flush covered, decided at the free), then the walk into the reused page
+    assert re.search(r"violations: unflushed_free \d+, use_after_free \d+", text)
+    # the trace tells the page's story: unlinked, handed to the strategy, freed before a flush covered it
+    pfn = re.search(r"first: unflushed_free .* pfn=(\d+)", text).group(1)  # type: ignore[union-attr]
     story = [line for line in text.splitlines() if f"pfn={pfn} " in line and line.lstrip().startswith("[")]
     assert [re.search(r": (\w+):", s).group(1) for s in story][:3] == ["unlink", "pagetable_free_kernel", "free"]  # type: ignore[union-attr]
-    assert "kind=use_after_free" in story[-1]
+    assert "kind=unflushed_free" in story[-1]
     # the config file is in the test's tmp_path and reproduces the violation
     path = Path(re.search(r"config: (\S+\.toml)", text).group(1))  # type: ignore[union-attr]
     assert path.parent == tmp_path
@@ -66,7 +67,7 @@ def test_the_buggy_late_free_is_rejected_with_a_counterexample_that_reproduces(
 
 
 def test_a_class_is_checked_without_being_installed(check_strategy: Any) -> None:
-    with pytest.raises(AssertionError, match=r"kit-free-at-once.*\n.*\n  violations: use_after_free"):
+    with pytest.raises(AssertionError, match=r"kit-free-at-once.*\n.*\n  violations: unflushed_free \d+, use_after_f"):
         check_strategy(FreeAtOnce, scenarios=["linux-6.19"], iommu_models=["generic"], duration="20ms", hunt=False)
 
 
