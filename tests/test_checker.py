@@ -61,6 +61,7 @@ TINY = (
     "iommu.count=2",
     "iommu.sva_mms=1",
     "iommu.pasids_per_mm=1",
+    "iommu.iommus_per_mm=2",  # the mm bound on both IOMMUs
     "iommu.probe_rate=0/s",
     "iommu.walk_rate=0/s",
     "kernel.background_alloc_rate=0/s",
@@ -191,6 +192,18 @@ def test_a_table_unlinked_between_two_iommus_invalidations(reg: Registry, free_a
     at(sim, free_at, lambda: k.free_table(ctx, pt))
     sim.engine.run(10 * US)
     assert [e["uncovered"] for e in sim.metrics()["examples"] if e["kind"] == "unflushed_free"] == uncovered
+
+
+def test_an_iommu_with_no_mm_bound_is_never_flushed_and_never_counts(reg: Registry) -> None:
+    # One mm on one of the two IOMMUs: the flush asks only that one (0..1us); the other walks nothing.
+    sim, ctx, pt = tiny(reg, "iommu.iommus_per_mm=1")
+    k = sim.kernel
+    assert [u.bound_mms for u in k.iommus] == [1, 0]
+    k.unlink(pt, "test", 0)
+    flush(sim, ctx)
+    at(sim, US + 1, lambda: k.free_table(ctx, pt))
+    sim.engine.run(10 * US)
+    assert unflushed(sim.metrics())["total"] == 0 and k.iommus[1].covered_start_ns == -1
 
 
 @pytest.mark.parametrize("off", ["iommu.sva_mms=0", "kernel.iommu_sva=false"])

@@ -710,7 +710,8 @@ class Kernel:
         if pt.unlink_no > self.flush_cover and self.check_flush and pt.kernel:
             # Maybe uncovered: flush_cover is a lower bound of every IOMMU's mark (exact between
             # flushes), so ask each IOMMU.
-            uncovered = [u.index for u in self.iommus if u.covered_upto < pt.unlink_no]
+            # An IOMMU with no SVA mm bound (iommu.iommus_per_mm) walks nothing and is never flushed.
+            uncovered = [u.index for u in self.iommus if u.bound_mms and u.covered_upto < pt.unlink_no]
             if uncovered:
                 self.checker.unflushed_free(pt, by or ctx.by, uncovered, ctx.cpu)
 
@@ -891,7 +892,7 @@ class Kernel:
             # Until this flush ends, the least covered IOMMU is one it has not reached yet, so the
             # lower bound is raised once, here; a free meanwhile asks the units' own marks.
             if self.check_flush:
-                self.flush_cover = min(u.covered_upto for u in self.iommus)
+                self.flush_cover = min((u.covered_upto for u in self.iommus if u.bound_mms), default=0)
             now = engine.now
             elapsed = now - t0
             self.flush_time_ns += elapsed

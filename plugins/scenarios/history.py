@@ -52,6 +52,7 @@ LINUX_6_19 = Scenario(
     "kernel tables freed.",
     config={"strategy": {"name": "deferred"}, "workload": _demo()},
     expect={
+        "violations.unflushed_free": "zero",
         "violations.use_after_free": "zero",
         "violations.stale_walk_free": "zero",
         "violations.sleep_in_atomic": "zero",
@@ -75,6 +76,7 @@ BEFORE_FIX = Scenario(
         "workload": _demo(hot={"rate": "200/s"}),
     },
     expect={
+        "violations.unflushed_free": "nonzero",
         "violations.use_after_free": "nonzero",
         "violations.use_after_free.by_source.vmalloc-huge": "nonzero",
         "violations.use_after_free.by_source.cpa-collapse": "nonzero",
@@ -101,6 +103,7 @@ SVA_DISABLED_X86 = Scenario(
         "workload": _demo(hot={"rate": "200/s"}),
     },
     expect={
+        "violations.unflushed_free": "zero",
         "sva_bound_mms": "zero",
         "violations.use_after_free": "zero",
         "violations.stale_walk_free": "zero",
@@ -128,7 +131,9 @@ V3_DESIGN = Scenario(
         "iommu": dict(ADVERSARIAL_DEVICE),
         "workload": [*_demo(), {"name": "kernel-tlb-flush"}],
     },
-    expect={"violations.use_after_free": "nonzero", "flushes": ">= kernel_tlb_flushes"},
+    expect={
+        "violations.unflushed_free": "nonzero",
+        "violations.use_after_free": "nonzero", "flushes": ">= kernel_tlb_flushes"},
 )
 
 CPA_UNMARKED = Scenario(
@@ -146,7 +151,7 @@ CPA_UNMARKED = Scenario(
         "iommu": dict(ADVERSARIAL_DEVICE),
         "workload": _demo(vmalloc={"rate": "200/s"}, cpa={"rate": "2000/s", "unmarked": 1.0}),
     },
-    expect={"violations.use_after_free": "nonzero"},
+    expect={"violations.unflushed_free": "nonzero", "violations.use_after_free": "nonzero"},
     only_source="cpa-collapse",
 )
 
@@ -168,7 +173,9 @@ HOTREMOVE_BOOTMEM = Scenario(
             hot={"rate": "200/s", "burst": 2048, "bootmem_fraction": 1.0},
         ),
     },
-    expect={"violations.use_after_free": "nonzero", "bypassed_pagetable_free": "nonzero"},
+    expect={
+        "violations.unflushed_free": "nonzero",
+        "violations.use_after_free": "nonzero", "bypassed_pagetable_free": "nonzero"},
     only_source="hot-remove",
 )
 
@@ -190,8 +197,10 @@ SYNC_IN_ATOMIC = Scenario(
         "iommu": dict(ADVERSARIAL_DEVICE),
         "workload": [*_demo(), {"name": "vmalloc-huge", "rate": "1000/s", "atomic": True}],
     },
-    expect={"violations.sleep_in_atomic": "nonzero", "violations.use_after_free": "zero",
-            "flushes": "== kernel_tables_freed", "worker_runs": "zero"},
+    expect={
+        "violations.unflushed_free": "zero",
+        "violations.sleep_in_atomic": "nonzero", "violations.use_after_free": "zero",
+        "flushes": "== kernel_tables_freed", "worker_runs": "zero"},
     only_source="vmalloc-huge#1",
 )
 

@@ -27,7 +27,7 @@ LINUX_6_19_AMD = Scenario(
     "INVALIDATE_IOTLB_PAGES and one COMPLETION_WAIT per bound mm and PASID: as many of each.",
     config={"strategy": {"name": "deferred"}, "iommu": {"model": "amd-vi", **ADVERSARIAL_DEVICE},
             "workload": DEMO_WORKLOAD},
-    expect={"violations.use_after_free": "zero", "flushes": "nonzero",
+    expect={"violations.unflushed_free": "zero", "violations.use_after_free": "zero", "flushes": "nonzero",
             "iommu_commands.COMPLETION_WAIT": "== iommu_commands.INVALIDATE_IOMMU_PAGES",
             "iommu_commands.INVALIDATE_IOTLB_PAGES": "== iommu_commands.INVALIDATE_IOMMU_PAGES"},
 )
@@ -48,6 +48,7 @@ LINUX_6_19_SMMUV3 = Scenario(
         "workload": DEMO_WORKLOAD,
     },
     expect={
+        "violations.unflushed_free": "zero",
         "violations.use_after_free": "zero",
         "stale_walk_queued": "zero",
         "flushes": "zero",
@@ -70,7 +71,9 @@ LARGE_SVA = Scenario(
     config={"strategy": {"name": "deferred"},
             "iommu": {"model": "intel-vtd", "sva_mms": 1024, "bind_rate": "2000/s"},
             "workload": DEMO_WORKLOAD},
-    expect={"violations.use_after_free": "zero", "flushes": "< kernel_tables_freed",
+    expect={
+        "violations.unflushed_free": "zero",
+        "violations.use_after_free": "zero", "flushes": "< kernel_tables_freed",
             "flush_ns.p50": "> 1000000", "sva_bind.contended": "nonzero"},
 )
 
