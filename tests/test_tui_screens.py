@@ -85,17 +85,19 @@ async def test_compare_runs_strategies_side_by_side_and_marks_the_best(registry)
             for name in ("sync", "deferred", "batched"):
                 assert name in text
             assert "flushes" in text and "sleep in atomic" in text and "unflushed free" in text
-            # 5 ms is shorter than batched's 10 ms age bound: it leaks every table, and sync sleeps in
-            # atomic context. Neither may collect a ★ (batched issued no flush at all), and with one
-            # safe variant left there is nothing to mark best.
-            assert text.count("✗ unsafe") == 2 and "✓ safe" in text
-            assert "✗ sync is unsafe: sleep_in_atomic" in text and "✗ batched is unsafe: leaked" in text
-            assert "★" not in text
+            # 5 ms is shorter than batched's 10 ms age bound: it leaks every table, so it is unsafe
+            # and takes no ★, although it issued no flush at all; sync and deferred are ranked.
+            assert text.count("✗ unsafe") == 1 and text.count("✓ safe") == 2
+            assert "✗ batched is unsafe: leaked" in text
+            flush_row = next(line for line in text.splitlines() if line.lstrip().startswith("flushes "))
+            sync_cell, deferred_cell, batched_cell = flush_row.split("│")[1:4]
+            assert batched_cell.split() == ["0"] and "★" in deferred_cell and "★" not in sync_cell
             # identical workload and seed: the same tables were freed under each strategy
             freed = {s.latest.data["kernel_tables_unlinked"] for s in app.compare_sessions}
             assert len(freed) == 1
             flushes = [s.latest.data["flushes"] for s in app.compare_sessions]
             assert flushes[2] < flushes[1] < flushes[0]  # batched < deferred < sync
+            assert app.compare_sessions[2].latest.data["violations"]["leaked"]["total"] > 0
             await pilot.press("y")
             assert '"columns"' in app.clipboard and '"label": "batched"' in app.clipboard
     finally:
