@@ -13,7 +13,7 @@ from explorer.config import backup_path, load_config
 from explorer.tui.screens.confirm_quit import ConfirmQuit
 from explorer.tui.screens.file_dialog import FileDialog
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, paste, run_to_end, wait_for_drawn, wait_until
+from tests.tui_helpers import SHORT, make_app, paste, run_to_end, screen_text, wait_for_drawn, wait_until
 
 
 @pytest.fixture
@@ -230,3 +230,89 @@ async def test_the_compare_export_is_the_document_the_cli_prints(app, tmp_path, 
     assert doc["columns"][0]["config"]["run"]["duration"] == "5ms"
     assert doc == json.loads(printed)
     assert exported == printed
+
+
+async def test_save_as_asks_before_replacing_a_file_and_refuses_a_foreign_toml(app, tmp_path):
+    from explorer.tui.screens.confirm_quit import ConfirmReplace
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    other = tmp_path / "other.toml"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+w")
+        await save_as(pilot, other)
+        first = other.read_text()
+        assert app.apply_edit("kernel.cpus", "4") is None
+        app.path = None  # as after loading a scenario: other.toml is now somebody else's file
+        await pilot.press("ctrl+w")
+        dialog = app.screen
+        offered = [str(o.id) for o in dialog.query_one("#files").options]
+        assert offered == ["other.toml"]  # pyproject.toml is not offered as a target
+        await pilot.press("ctrl+u")
+        await paste(pilot, "pyproject.toml")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is dialog
+        problem = str(dialog.query_one("#problem").render())
+        assert "not a pgtable-explorer config" in problem and "[project]" in problem
+        assert (tmp_path / "pyproject.toml").read_text() == '[project]\nname = "x"\n'
+        await pilot.press("ctrl+u")
+        await paste(pilot, str(other))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmReplace), what="the replace question")
+        await pilot.press("n")  # keep it
+        await wait_until(pilot, lambda: app.screen is dialog, what="back in the dialog")
+        assert other.read_text() == first and "not replaced" in str(dialog.query_one("#problem").render())
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmReplace), what="the replace question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not isinstance(app.screen, FileDialog), what="the dialog to close")
+        assert tomllib.loads(other.read_text())["kernel"]["cpus"] == 4 and not app.dirty
+
+
+async def test_loading_a_scenario_or_opening_with_unsaved_changes_asks(app, tmp_path):
+    from explorer.tui.screens.choice import ChoiceModal
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.apply_edit("kernel.cpus", "4") is None
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the scenario list")
+        app.screen.dismiss("before-fix")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="the question")
+        assert "Discard and load scenario before-fix" in screen_text(app)
+        await pilot.press("escape")  # cancel: the edit stays
+        await pilot.pause()
+        assert app.config["kernel"]["cpus"] == 4 and app.dirty and app.scenario != "before-fix"
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="the question before open")
+        await pilot.press("s")  # save first: no file yet, so a name is asked, then the file dialog opens
+        await wait_until(pilot, lambda: isinstance(app.screen, FileDialog), what="save as")
+        await pilot.press("ctrl+u")
+        await paste(pilot, str(tmp_path / "kept.toml"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, FileDialog) and app.screen.button == "Open",
+                         what="the open dialog")
+        assert tomllib.loads((tmp_path / "kept.toml").read_text())["kernel"]["cpus"] == 4
+        await pilot.press("escape")
+        # a freshly loaded preset is the preset: not modified, and no file of its own
+        app.load_scenario("before-fix")
+        await pilot.pause()
+        assert not app.dirty and app.path is None
+        assert "modified" not in screen_text(app) and "before-fix" in screen_text(app)
+        assert app.apply_edit("kernel.cpus", "2") is None
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the scenario list")
+        app.screen.dismiss("linux-6.19")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="the question")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: app.scenario == "linux-6.19", what="the scenario loaded")
+        assert not app.dirty
+
+
+async def test_the_minimal_checkbox_shows_its_state_without_colour(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+k")
+        await wait_until(pilot, lambda: isinstance(app.screen, FileDialog), what="the dialog")
+        assert "▐✓▌ minimal" in screen_text(app)
+        app.screen.query_one("#minimal").toggle()
+        await pilot.pause()
+        assert "▐ ▌ minimal" in screen_text(app)

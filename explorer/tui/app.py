@@ -330,13 +330,16 @@ class ExplorerApp(App[int]):
         return None
 
     def load_scenario(self, name: str) -> None:
+        """Replace the config with the preset ``name`` (not saved, not modified: it is the preset)."""
         try:
             new = default_config(self.registry, name)
         except ConfigError as exc:
             self.notify(_problems_text(exc), severity="error")
             return
         self.scenario = name
+        self.path = None  # a save must not write the preset over the file the old config came from
         self.origins = scenario_origins(self.registry, name)
+        self.clean_config = copy.deepcopy(new)
         self.set_config(new, reason="scenario")
         sc = self.registry.scenarios[name]
         self.notify(f"scenario {name}: {sc.expected or sc.description}", timeout=6)
@@ -349,8 +352,12 @@ class ExplorerApp(App[int]):
             return
         from explorer.tui.screens.choice import ChoiceModal
 
+        def picked(n: str | None) -> None:
+            if n:
+                self.unless_unsaved(f"load scenario {n}", lambda: self.load_scenario(n))
+
         self.push_screen(ChoiceModal("Load a scenario (replaces the config)", options, current=self.scenario),
-                         lambda n: self.load_scenario(n) if n else None)
+                         picked)
 
     def set_plugin(self, kind: str, name: str) -> None:
         key = "strategy.name" if kind == "strategy" else "iommu.model"
@@ -393,13 +400,22 @@ class ExplorerApp(App[int]):
             return self.path.name
         return f"{self.scenario or 'pgtable-explorer'}.toml"
 
-    def action_save_as(self, minimal: bool = False) -> None:
+    def action_save_as(self, minimal: bool = False, then: Callable[[], None] | None = None) -> None:
+        """Ask for a file and save to it; ``then`` runs once it is saved (not when cancelled)."""
         folder = self.path.parent if self.path is not None else Path.cwd()
         title = "Save minimal config as (only values that differ from the defaults)" if minimal else "Save config as"
+        from explorer.tui.files import looks_like_config, not_a_config
         from explorer.tui.screens.file_dialog import FileDialog
 
+        own = self.path
+
+        def ask_replace(path: str) -> bool:  # the config's own file is what ctrl+s writes anyway
+            return Path(path).exists() and Path(path).resolve() != own
+
         self.push_screen(FileDialog(title, self._suggested_name(), "Save", self._save, minimal=minimal,
-                                    folder=folder))
+                                    folder=folder, refuse=not_a_config, ask_replace=ask_replace,
+                                    keep=looks_like_config),
+                         (lambda p: then() if p else None) if then is not None else None)
 
     def action_save_minimal(self) -> None:
         self.action_save_as(minimal=True)
@@ -424,27 +440,40 @@ class ExplorerApp(App[int]):
         return None
 
     def action_open(self) -> None:
+        self.unless_unsaved("open a file", self._open_dialog)
+
+    def _open_dialog(self) -> None:
         folder = self.path.parent if self.path is not None else Path.cwd()
         from explorer.tui.screens.file_dialog import FileDialog
 
         self.push_screen(FileDialog("Open config", "", "Open", lambda p, _m: self.open_path(p), folder=folder))
 
-    async def action_quit(self) -> None:
+    def unless_unsaved(self, doing: str, then: Callable[[], None]) -> None:
+        """Run ``then`` (which replaces or drops the config) now, or, with unsaved changes, once the
+        user has said so: save first (then go on), discard them, or cancel (nothing happens)."""
         if not self.dirty:
-            self.shutdown_sessions()
-            self.exit(0)
+            then()
             return
 
         def answer(choice: str | None) -> None:
-            if choice == "save" and not self._save_to_own_file():
-                return  # asked for a name (save as), or the save failed and said why
-            if choice in ("save", "discard"):
-                self.shutdown_sessions()
-                self.exit(0)
+            if choice == "discard":
+                then()
+            elif choice == "save":
+                if self.path is None:
+                    self.action_save_as(then=then)  # goes on once saved; a cancelled name stays put
+                elif self._save_to_own_file():
+                    then()
 
         from explorer.tui.screens.confirm_quit import ConfirmQuit
 
-        self.push_screen(ConfirmQuit(self.file_label()), answer)
+        self.push_screen(ConfirmQuit(self.file_label(), doing), answer)
+
+    async def action_quit(self) -> None:
+        self.unless_unsaved("quit", self._quit_now)
+
+    def _quit_now(self) -> None:
+        self.shutdown_sessions()
+        self.exit(0)
 
     def action_change_theme(self) -> None:
         self.search_themes()
@@ -568,7 +597,8 @@ class ExplorerApp(App[int]):
         yield SystemCommand("Reload keymap", escape(f"Read {where} again and apply it (a file with problems "
                                                     "changes nothing)"), self.reload_keymap)
         for name, sc in sorted(self.registry.scenarios.items()):
-            yield SystemCommand(f"Load scenario: {name}", escape(sc.description), lambda n=name: self.load_scenario(n))
+            yield SystemCommand(f"Load scenario: {name}", escape(sc.description),
+                                lambda n=name: self.unless_unsaved(f"load scenario {n}", lambda: self.load_scenario(n)))
         for name, scls in sorted(self.registry.strategies.items()):
             yield SystemCommand(f"Strategy: {name}", escape((scls.help or "").strip()),
                                 lambda n=name: self.set_plugin("strategy", n))

@@ -16,22 +16,43 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from explorer.tui.screens.confirm_quit import ConfirmReplace
 from explorer.tui.screens.form_dialog import FormDialog
 
 
-def files_with_suffix(folder: Path, limit: int = 50, suffix: str = ".toml") -> list[str]:
-    """The names of the files in ``folder`` that end in ``suffix`` (what the dialog offers)."""
+class TickBox(Checkbox):
+    """A checkbox whose tick is a character, not only a colour: ``▐✓▌`` ticked, ``▐ ▌`` not."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # Textual's name for the tick character
+        return "✓" if self.value else " "
+
+
+def files_with_suffix(folder: Path, limit: int = 50, suffix: str = ".toml",
+                      keep: Callable[[Path], bool] | None = None) -> list[str]:
+    """The names of the files in ``folder`` that end in ``suffix`` (and pass ``keep``): what the dialog offers."""
     try:
-        return sorted(str(p.name) for p in folder.iterdir() if p.suffix == suffix and p.is_file())[:limit]
+        found = sorted(p for p in folder.iterdir() if p.suffix == suffix and p.is_file())
     except OSError:
         return []
+    return [p.name for p in found if keep is None or keep(p)][:limit]
 
 
 class FileDialog(FormDialog[str | None]):
+    """A path to save to or open. For a save, ``refuse(path)`` says why a file must not be written
+    (another program's TOML) and ``ask_replace`` makes an existing file need a yes first;
+    ``keep`` filters the files offered."""
 
     def __init__(self, title: str, initial: str, button: str, submit: Callable[[str, bool], str | None], *,
-                 minimal: bool | None = None, folder: Path | None = None, suffix: str = ".toml") -> None:
+                 minimal: bool | None = None, folder: Path | None = None, suffix: str = ".toml",
+                 refuse: Callable[[str], str | None] | None = None,
+                 ask_replace: Callable[[str], bool] | None = None,
+                 keep: Callable[[Path], bool] | None = None) -> None:
         super().__init__()
+        self.refuse = refuse
+        self.ask_replace = ask_replace
+        self.keep = keep
+        self._replace_ok: str | None = None  # the path the user said yes to replacing
         self.title_text = title
         self.initial = initial
         self.button = button
@@ -45,10 +66,10 @@ class FileDialog(FormDialog[str | None]):
             yield Label(self.title_text, classes="dialog-title")
             yield Input(self.initial, placeholder=f"path/to/file{self.suffix}", id="path")
             if self.minimal is not None:
-                yield Checkbox("minimal: only values that differ from the defaults", self.minimal, id="minimal")
+                yield TickBox("minimal: only values that differ from the defaults", self.minimal, id="minimal")
             with VerticalScroll(id="problems"):
                 yield Static("", id="problem")
-            files = files_with_suffix(self.folder, suffix=self.suffix)
+            files = files_with_suffix(self.folder, suffix=self.suffix, keep=self.keep)
             if files:
                 yield Label(f"{self.suffix[1:].upper()} files in {self.folder}:", classes="dialog-hint")
                 yield OptionList(*[Option(f, id=f) for f in files], id="files")
@@ -75,6 +96,20 @@ class FileDialog(FormDialog[str | None]):
             self._problem("give a file name")
             return
         minimal = self.query_one("#minimal", Checkbox).value if self.minimal is not None else False
+        refused = self.refuse(path) if self.refuse is not None else None
+        if refused:
+            self._problem(refused)
+            return
+        if self.ask_replace is not None and self._replace_ok != path and self.ask_replace(path):
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._replace_ok = path
+                    self._do()
+                else:
+                    self._problem(f"{path} exists: not replaced; give another name")
+
+            self.app.push_screen(ConfirmReplace(path), answered)
+            return
         problem = self.submit(path, minimal)
         if problem:
             self._problem(problem)
