@@ -18,7 +18,16 @@ from explorer.tui.screens.run import RunScreen
 from explorer.tui.widgets.counter import BigCounter
 from explorer.tui.widgets.error_panel import ErrorPanel
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, paste, run_to_end, screen_text, wait_for_drawn, wait_until
+from tests.tui_helpers import (
+    SHORT,
+    make_app,
+    paste,
+    run_to_end,
+    screen_text,
+    wait_for_drawn,
+    wait_for_text,
+    wait_until,
+)
 
 #: A user's strategy plugin with a bug (it raises on the third table), shipped as an example.
 RAISES = (Path(__file__).resolve().parent.parent / "docs" / "examples" / "buggy" / "my_buggy.py").read_text()
@@ -102,7 +111,7 @@ async def test_speed_control_from_slow_motion_to_max(app):
         await wait_until(pilot, lambda: app.session.state == "running" and app.session.latest.seq >= 3,
                          what="a few snapshots")
         assert app.session.latest.now_ns < 100_000
-        assert "1 µs/s" in screen_text(app)
+        await wait_for_text(pilot, "1 µs/s")
         await pilot.press("plus")
         assert app.current_speed() == 10.0
         await pilot.press("m")
@@ -219,7 +228,7 @@ async def test_a_hanging_plugin_can_be_stopped(tmp_path):
                              what="the stall warning")
             await pilot.press("x")
             assert not app.session.alive and app.session.state == "stopped"
-            assert "stopped" in screen_text(app)
+            await wait_for_text(pilot, "stopped")
             await pilot.press("1")  # the UI is alive
             assert app.current_mode == "config"
             await pilot.press("2", "r")
@@ -246,6 +255,11 @@ async def test_the_live_speed_follows_a_config_that_replaces_this_one(app, regis
         ids = [v for v, _, _ in app.screen.options]
         app.screen.query_one(OptionList).highlighted = ids.index("linux-6.19")
         await pilot.press("enter")
+        # the speed is run.speed, an unsaved change: loading a scenario asks first
+        from explorer.tui.screens.confirm_quit import ConfirmQuit
+
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="the unsaved-changes question")
+        await pilot.press("d")
         await wait_until(pilot, lambda: app.scenario == "linux-6.19", what="the scenario")
         assert app.config["run"]["speed"] == 10_000.0
         assert app.current_speed() == 10_000.0 and app.session.speed == 10_000.0

@@ -10,7 +10,7 @@ from explorer.tui.screens.sweep import SweepScreen
 from explorer.tui.screens.sweep_axis import SweepAxisModal
 from explorer.tui.sweep_model import AxisSpec, SweepState, axis_kind
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, jump_to, make_app, paste, screen_text, wait_until
+from tests.tui_helpers import SHORT, jump_to, make_app, paste, screen_text, wait_for_text, wait_until
 
 
 def preview(app) -> str:
@@ -60,8 +60,9 @@ async def test_sweep_from_the_config_tree_to_a_live_run(registry):
             await wait_until(pilot, lambda: not state.running and len(state.results) == 2 and screen.shown == 2,
                              timeout=60, what="the sweep to finish and be drawn")
             assert state.error is None and all(r.ok for r in state.results)
-            text = screen_text(app)
-            assert "✓ finished" in text and "2/2 points" in text and "flushes" in text
+            # the status line is redrawn by the sweep thread's last message, after the last result's:
+            # wait for what the assertion reads, not for the state that precedes it
+            await wait_for_text(pilot, "✓ finished", "2/2 points", "flushes")
 
             # sort by flushes (s on the column), then reversed (s again)
             table = screen.query_one("#sweep-results", DataTable)
@@ -129,7 +130,7 @@ async def test_sweep_stops_and_seeds_and_results_file(registry, tmp_path):
             await pilot.press("space")  # stop: the finished points are kept
             await wait_until(pilot, lambda: not state.running, timeout=20, what="the sweep to stop")
             assert state.sweep is not None and state.sweep.stopped
-            assert "■ stopped" in screen_text(app)
+            await wait_for_text(pilot, "■ stopped")  # drawn by the thread's last message
             assert (tmp_path / "tui.csv").exists() and (tmp_path / "tui.jsonl").exists()
             # again: the file exists, so it asks whether to resume
             await pilot.press("space")

@@ -41,6 +41,19 @@ async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float =
         await asyncio.sleep(0.01)
 
 
+async def wait_for_text(pilot: Any, *needles: str, timeout: float = 20.0) -> str:
+    """Wait until the screen shows every one of ``needles`` (what a text assertion reads); the text."""
+    text = ""
+
+    def shown() -> bool:
+        nonlocal text
+        text = screen_text(pilot.app)
+        return all(n in text for n in needles)
+
+    await wait_until(pilot, shown, timeout, f"the screen to show {needles!r}")
+    return text
+
+
 async def run_to_end(pilot: Any, app: ExplorerApp, timeout: float = 30.0) -> None:
     """Press space on the Run screen and wait until the finished snapshot is drawn."""
     await pilot.press("space")
