@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from explorer.units import human_duration
@@ -66,3 +67,13 @@ def slower(current: float) -> float:
 def violations_total(snapshot_data: dict[str, Any]) -> int:
     v = snapshot_data.get("violations", {})
     return sum(int(x.get("total", 0)) for x in v.values()) if isinstance(v, dict) else 0
+
+
+def flushes_done(data: Mapping[str, Any]) -> tuple[int, int]:
+    """(flushes finished, flushes in progress) of a snapshot. ``flushes`` counts a flush when it
+    starts, the flush-latency histogram and the flush series when it ends: the screens count the
+    finished ones, so the counter, the chart and the percentiles agree at every moment."""
+    started = int(data.get("flushes", 0) or 0)
+    hist = data.get("flush_ns")
+    done = int(hist.get("count", started)) if isinstance(hist, Mapping) else started
+    return done, max(0, started - done)

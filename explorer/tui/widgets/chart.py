@@ -3,7 +3,7 @@
 The data is a decimated time series (``{"bin_ns": w, "values": [...]}``, at most a few hundred
 bins); the x axis is simulated time from 0 to the run's span, so the chart fills from left to
 right as the run goes. Each column is the maximum (``max`` mode, for a depth) or the total
-(``sum`` mode, for a count) of the bins it covers, drawn with eighth blocks.
+(``sum`` mode, for a count) of the whole bins it covers, drawn with eighth blocks.
 """
 
 from __future__ import annotations
@@ -19,26 +19,40 @@ from explorer.tui import fmt
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
-def resample(values: Sequence[float], bin_ns: int, span_ns: int, columns: int, mode: str) -> list[float]:
-    """Values per column for ``columns`` columns over ``[0, span_ns)``."""
+def column_ns(bin_ns: int, span_ns: int, columns: int) -> float:
+    """The simulated time one column covers: a whole number of bins (a bin is never split, so a
+    column's count is a whole count), or, when there are fewer bins than columns, a whole fraction
+    of one bin (a bin drawn as several equal columns)."""
     if columns <= 0 or span_ns <= 0 or bin_ns <= 0:
+        return 0.0
+    per_col = span_ns / columns
+    if per_col >= bin_ns:
+        return float(-(-int(per_col) // bin_ns) * bin_ns)  # ceil to whole bins
+    return bin_ns / max(1, int(bin_ns / per_col))  # floor: the bins fit in the width
+
+
+def resample(values: Sequence[float], bin_ns: int, span_ns: int, columns: int, mode: str) -> list[float]:
+    """Values per column for ``columns`` columns from time 0 (:func:`column_ns` each): the maximum
+    (``max``) or the total (``sum``) of the whole bins a column covers, or the value of the bin a
+    column is part of. A ``sum`` of counts stays a whole count."""
+    col_ns = column_ns(bin_ns, span_ns, columns)
+    if col_ns <= 0:
         return []
     out = [0.0] * columns
-    col_ns = span_ns / columns
-    for i, v in enumerate(values):
-        if not v:
-            continue
-        start, end = i * bin_ns, (i + 1) * bin_ns
-        if start >= span_ns:
+    if col_ns >= bin_ns:
+        per = round(col_ns / bin_ns)
+        for i, v in enumerate(values):
+            c = i // per
+            if c >= columns:
+                break
+            out[c] = max(out[c], float(v)) if mode == "max" else out[c] + float(v)
+        return out
+    split = round(bin_ns / col_ns)
+    for c in range(columns):
+        i = c // split
+        if i >= len(values):
             break
-        c0 = int(start / col_ns)
-        c1 = min(columns - 1, int((min(end, span_ns) - 1) / col_ns))
-        for c in range(c0, c1 + 1):
-            if mode == "max":
-                out[c] = max(out[c], float(v))
-            else:
-                lo, hi = max(start, c * col_ns), min(end, (c + 1) * col_ns)
-                out[c] += float(v) * max(0.0, hi - lo) / bin_ns
+        out[c] = float(values[i])
     return out
 
 
@@ -89,6 +103,9 @@ class TimeChart(Widget):
             facts.append(f"peak {fmt.count(max(self.values) if self.values else 0)}")
         elif total is not None:
             facts.append(f"total {fmt.count(int(total))}")
+        col_ns = column_ns(self.bin_ns, self.span_ns, width)
+        if self.mode == "sum" and col_ns >= self.bin_ns:
+            facts.append(f"per {fmt.ns(col_ns)}")  # what one column counts
         facts.append(f"0–{fmt.ns(self.span_ns)}")
         head.append("  " + " · ".join(facts), style=axis_style)
         head.truncate(width)
@@ -97,7 +114,7 @@ class TimeChart(Widget):
         scale = (peak if peak > 0 else 1.0)
         levels = [round(v / scale * rows * 8) if v > 0 else 0 for v in cols]
         levels = [max(1, lv) if v > 0 else 0 for lv, v in zip(levels, cols, strict=True)]
-        now_col = int(self.now_ns / self.span_ns * width) if self.span_ns else 0
+        now_col = int(self.now_ns / col_ns) if col_ns else 0
         for r in range(rows):
             base = (rows - 1 - r) * 8
             line = Text()
@@ -110,7 +127,7 @@ class TimeChart(Widget):
                 chars.append(ch)
             line.append("".join(chars), style=bar_style)
             if r == 0 and peak > 0:
-                label = f"{fmt.count(peak if self.mode == 'max' else round(peak, 2))}"
+                label = fmt.count(int(peak) if float(peak).is_integer() else peak)
                 line = Text.assemble(line[: max(0, width - len(label) - 1)], (" " + label, axis_style))
             lines.append(line)
         return Text("\n").join(lines)
