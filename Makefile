@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast bench lint setup clean
+.PHONY: run test test-fast bench lint setup clean snapshots
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 # The unit layer only (no Pilot, no child processes, no package builds): seconds, while editing.
 test-fast: $(STAMP)
 	PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 $(BIN)/python -m pytest -q -m unit
+
+# Rewrite the TUI's snapshot baselines (tests/snapshots/*.svg) from the screens as they are now;
+# look at the changed files (git diff, or open them in a browser) before committing them.
+snapshots: $(STAMP)
+	UPDATE_SNAPSHOTS=1 PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 $(BIN)/python -m pytest -q tests/test_tui_snapshots.py
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks

@@ -15,10 +15,16 @@ from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import PLUGINS_HELP, Here
 from explorer.tui.screens.text_modal import TextModal
 from explorer.tui.widgets.topbar import TopBar
+from explorer.tui.widgets.wide_table import WideTable
 
 if TYPE_CHECKING:
     from explorer.plugins import PluginInfo
     from explorer.tui.app import ExplorerApp
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells with an ellipsis, so a cut is never silent."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
 
 KIND_LABEL = {"strategy": "strategy", "iommu": "IOMMU model", "workload": "workload", "scenario": "scenario"}
 
@@ -36,9 +42,9 @@ class PluginsScreen(Screen[None]):
         with Vertical(id="plugins-body"):
             yield Label("", id="reload-status")
             yield Label("", id="loaded-title", classes="section-title")
-            yield DataTable(id="loaded", cursor_type="row", zebra_stripes=True)
+            yield WideTable(id="loaded", cursor_type="row", zebra_stripes=True)
             yield Label("", id="failed-title", classes="section-title")
-            yield DataTable(id="failed", cursor_type="row")
+            yield WideTable(id="failed", cursor_type="row")
         yield Footer(compact=True)
 
     def focus_help(self) -> Here | None:
@@ -64,20 +70,22 @@ class PluginsScreen(Screen[None]):
         status.display = bool(lines)
         loaded = self.query_one("#loaded", DataTable)
         loaded.clear(columns=True)
-        loaded.add_columns("plugin", "kind", "origin", "version", "registers", "location")
+        # what a plugin is and where it comes from first; what it registers (long) and its path last,
+        # shortened with an ellipsis (enter shows all of it), the table scrolls sideways for the rest
+        loaded.add_columns("plugin", "kind", "origin", "version", "registers", "where it lives")
         for info in reg.plugins:
             kinds = sorted({KIND_LABEL.get(k, k) for k, _ in info.registers})
             regs = ", ".join(f"{n} {reg.version_of(k, n)}" for k, n in info.registers) or "(nothing)"
-            loaded.add_row(info.name, ", ".join(kinds), info.origin, info.version or "-", regs, info.location,
-                           key=f"ok:{info.name}:{info.location}")
+            loaded.add_row(info.name, ", ".join(kinds), info.origin, info.version or "-", clip(regs, 34),
+                           info.location, key=f"ok:{info.name}:{info.location}")
         self.query_one("#loaded-title", Label).update(
             f"Loaded: {len(reg.plugins)} plugins · {len(reg.strategies)} strategies · {len(reg.iommu_models)} "
             f"IOMMU models · {len(reg.workloads)} workloads · {len(reg.scenarios)} scenarios")
         failed = self.query_one("#failed", DataTable)
         failed.clear(columns=True)
-        failed.add_columns("plugin", "origin", "error", "location")
+        failed.add_columns("plugin", "origin", "error", "where it lives")
         for info in reg.failures:
-            failed.add_row(info.name, info.origin, Text(info.error or "", style="red"), info.location,
+            failed.add_row(info.name, info.origin, Text(clip(info.error or "", 48), style="red"), info.location,
                            key=f"fail:{info.name}:{info.location}")
         for path, error in kept.items():  # after reg.failures: _info() indexes those first
             failed.add_row(Path(path).stem, "directory (last good version in use)", Text(error, style="red"), path,

@@ -70,11 +70,13 @@ class RunScreen(Screen[None]):
         yield ErrorPanel(id="error-panel")
         # The hidden tabs' contents mount just after the first frame (Lazy): fewer widgets to style
         # before it (start-up time, docs/performance.md).
+        # Queues first, the tab it opens on (docs/tui.md lists them in this order): the Log costs
+        # the run its trace lines, so it is asked for, not the default.
         with TabbedContent(id="tabs", initial="tab-queues"):
-            with TabPane("Log", id="tab-log"):
-                yield Lazy(EventLog(id="event-log"))
             with TabPane("Queues", id="tab-queues"), VerticalScroll():
                 yield QueuesView(id="queues")
+            with TabPane("Log", id="tab-log"):
+                yield Lazy(EventLog(id="event-log"))
             with TabPane("Violations", id="tab-violations"):
                 yield Lazy(VerticalScroll(ViolationsView(examples=True, id="viol-tab")))
             with TabPane("Latency", id="tab-latency"):

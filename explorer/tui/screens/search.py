@@ -44,8 +44,9 @@ class SearchModal(ModalScreen[str | None]):
         ol.clear_options()
         for e in self.hits:
             t = Text(e.key.split("@")[0], style="bold" if e.active else "dim")
-            if not e.active:
-                t.append("  (inactive)", style="dim italic")
+            if not e.active:  # whose parameter it is: two models may both have a "batch"
+                owner = f": {e.declarer.describe().split(' · ')[0]}" if e.group and e.declarer else ""
+                t.append(f"  (inactive{owner})", style="dim italic")
             help_ = (e.param.help or "").strip().replace("\n", " ")
             if help_:
                 t.append("\n  " + (help_[:110] + ("…" if len(help_) > 110 else "")), style="dim")

@@ -30,6 +30,7 @@ from explorer.tui.screens.file_dialog import FileDialog
 from explorer.tui.screens.sweep_axis import SweepAxisModal, ask_axis
 from explorer.tui.sweep_model import SweepState
 from explorer.tui.widgets.topbar import TopBar
+from explorer.tui.widgets.wide_table import WideTable
 
 if TYPE_CHECKING:
     from explorer.sweep import PointResult, Progress
@@ -48,12 +49,12 @@ def _page_s(v: Any) -> str:
 
 #: The metric columns: (column key, header, value of a record, format).
 METRICS: tuple[tuple[str, str, Any, Any], ...] = (
+    ("violations", "violations", _violations, fmt.count),  # first: the column that matters most
     ("flushes", "flushes", lambda r: r.get("flushes"), fmt.count),
     ("queue.peak", "peak queue", lambda r: r.get("queue.peak"), fmt.count),
     ("queue.page_seconds", "page-s", lambda r: r.get("queue.page_seconds"), _page_s),
     ("latency_ns.p99", "p99 latency", lambda r: r.get("latency_ns.p99"), fmt.ns),
     ("caller_ns.p99", "caller p99", lambda r: r.get("caller_ns.p99"), fmt.ns),
-    ("violations", "violations", _violations, fmt.count),
 )
 
 STATUS_STYLE = {"ok": "green", "failed": "bold red"}
@@ -123,10 +124,10 @@ class SweepScreen(Screen[None]):
         yield TopBar("sweep")
         with Vertical(id="sweep-body"):
             yield Label("", id="sweep-axes-title", classes="section-title")
-            yield DataTable(id="sweep-axes", cursor_type="row", show_cursor=True)
+            yield WideTable(id="sweep-axes", cursor_type="row", show_cursor=True)
             yield Static("", id="sweep-status")
             yield Label("Results", id="sweep-results-title", classes="section-title")
-            yield DataTable(id="sweep-results", cursor_type="cell", zebra_stripes=True)
+            yield WideTable(id="sweep-results", cursor_type="cell", zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -217,8 +218,10 @@ class SweepScreen(Screen[None]):
     def _columns(self) -> list[tuple[str, str]]:
         st = self.state
         keys = st.plan.keys if st.plan is not None else [a.key for a in st.axes]
-        return [("#", "#"), *[(k, k) for k in keys], ("seed", "seed"), ("status", "status"),
-                *[(k, h) for k, h, _, _ in METRICS]]
+        # the point (its values, seed), then violations and status: what matters most fits in 80 columns
+        first, rest = METRICS[0], METRICS[1:]
+        return [("#", "#"), *[(k, k) for k in keys], ("seed", "seed"), (first[0], first[1]), ("status", "status"),
+                *[(k, h) for k, h, _, _ in rest]]
 
     def _value(self, r: PointResult, col: str) -> Any:
         if col == "#":

@@ -53,11 +53,37 @@ def entry_facts(e: Entry, long: bool = False) -> list[tuple[str, str]]:
     return facts
 
 
-def facts_table(e: Entry, long: bool = False) -> Table:
+def wrap_dotted(key: str, width: int) -> str:
+    """A dotted key in lines of at most ``width``, broken after a dot (``workload.`` /
+    ``cpa-collapse.rate``), never inside a name unless one name alone is too long."""
+    if width <= 0 or len(key) <= width:
+        return key
+    pieces = [p + "." for p in key.split(".")]
+    pieces[-1] = pieces[-1][:-1]
+    lines: list[str] = []
+    line = ""
+    for piece in pieces:
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = ""
+        line += piece
+        while len(line) > width:  # one name longer than the pane: fold it
+            lines.append(line[:width])
+            line = line[width:]
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def facts_table(e: Entry, long: bool = False, width: int = 0) -> Table:
+    """The facts of ``e`` as a two-column table; with the ``width`` it has, the key is broken at dots."""
     t = Table(box=None, show_header=False, pad_edge=False, expand=True)
     t.add_column(style="bold", no_wrap=True)
     t.add_column(ratio=1)
-    for k, v in entry_facts(e, long):
+    facts = entry_facts(e, long)
+    label_width = max(len(k) for k, _ in facts) + 2  # the label and the gap between the columns
+    for k, v in facts:
+        if k == "key" and width:
+            v = wrap_dotted(v, width - label_width)
         style = "yellow" if k == "inactive" else ("bold" if k == "current" and e.changed else "")
         t.add_row(k, Text(v, style=style))
     return t
@@ -109,9 +135,10 @@ class ParamDetail(VerticalScroll):
             self.query_one("#detail-help", Static).update(body)
             self.query_one("#detail-facts", Static).update("")
             return
-        self.query_one("#detail-title", Static).update(Text(e.key.split("@")[0]))
+        width = self.scrollable_content_region.width - 2  # room for the scrollbar a long text brings
+        self.query_one("#detail-title", Static).update(Text(wrap_dotted(e.key.split("@")[0], width)))
         self.query_one("#detail-help", Static).update(Text(e.param.help or "(no help text)"))
-        self.query_one("#detail-facts", Static).update(facts_table(e))
+        self.query_one("#detail-facts", Static).update(facts_table(e, width=width))
 
     @property
     def editing(self) -> bool:

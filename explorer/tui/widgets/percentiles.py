@@ -46,9 +46,11 @@ class Percentiles(Static):
         layout = self._shape != bool(extra)  # the height changes only with the extra line
         self._shape = bool(extra)
         t = Table(box=None, expand=True, pad_edge=False, header_style="bold")
-        t.add_column("percentiles", no_wrap=True, overflow="ellipsis", ratio=1)
+        # the labels whole (the longest fits the 54-column side pane); the numbers are at most 6 wide
+        t.add_column("percentiles", no_wrap=True, overflow="ellipsis", ratio=1,
+                     min_width=max(len(label) for _, label, _ in ROWS))
         for col in ("n", "p50", "p99", "max"):
-            t.add_column(col, justify="right", no_wrap=True, min_width=7 if col != "n" else 5)
+            t.add_column(col, justify="right", no_wrap=True, min_width=6 if col != "n" else 5)
         for row in rows:
             t.add_row(*row)
         if extra:

@@ -42,7 +42,7 @@ class StatusLine(Static):
                 t = self._line(state, now_ns, end_ns, speed, step_ns, stalled, note, alert, bar=bar, step=step)
         rest = width - t.cell_len - 2
         if rest > 8 and what:
-            t.append("  " + what[:rest], style="dim")
+            t.append("  " + fit_parts(what, rest), style="dim")
         if t == self._last:  # the same line: nothing to draw
             return
         self._last = t
@@ -70,3 +70,13 @@ class StatusLine(Static):
         elif note:
             t.append(f"  {note}", style="bold yellow")
         return t
+
+
+def fit_parts(what: str, room: int) -> str:
+    """``a · b · c`` in ``room`` cells: the last parts left out whole (the first matter most), and
+    an ellipsis when even the first does not fit (a cut is never silent)."""
+    parts = what.split(" · ")
+    while len(parts) > 1 and len(" · ".join(parts)) > room:
+        parts.pop()
+    text = " · ".join(parts)
+    return text if len(text) <= room else text[: max(0, room - 1)] + "…"

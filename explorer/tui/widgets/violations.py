@@ -28,7 +28,7 @@ class ViolationsView(Static):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.examples = examples
         self._key: Any = None
-        self._lines = -2
+        self._lines: Any = -2
 
     def set_data(self, data: dict[str, Any]) -> None:
         # Redraw only when what it shows changed; a new layout only when the number of lines did.
@@ -40,17 +40,22 @@ class ViolationsView(Static):
         self._draw(data)
 
     def update(self, content: Any = "", *, layout: bool = True) -> None:
-        lines = len(content.rows) if isinstance(content, Table) else -1
-        super().update(content, layout=layout and (lines < 0 or lines != self._lines))
-        self._lines = lines
+        # The height can change with the number of rows or with a source list that wraps onto
+        # another line (its text got longer): a new layout then, not on every count that changes.
+        shape: Any = -1
+        if isinstance(content, Table):
+            shape = (len(content.rows), tuple(len(str(c)) for col in content.columns[2:] for c in col._cells))
+        super().update(content, layout=layout and (shape == -1 or shape != self._lines))
+        self._lines = shape
 
     def _draw(self, data: dict[str, Any]) -> None:
         v = data.get("violations") or {}
         total = fmt.violations_total(data)
         t = Table(box=None, expand=True, pad_edge=False, show_header=True, header_style="bold")
-        t.add_column("violations" if total else "violations: none", ratio=3, no_wrap=True, overflow="ellipsis")
+        t.add_column("violations" if total else "violations: none", ratio=3, no_wrap=not self.examples,
+                     overflow="ellipsis")  # the tab has room to wrap a long kind; the side column does not
         t.add_column("n", justify="right", no_wrap=True)
-        t.add_column("from source", ratio=2, overflow="ellipsis", no_wrap=not self.examples)
+        t.add_column("from source", ratio=2, overflow="fold")  # wraps between sources, never cut
         for kind, label in (LABELS if self.examples else SHORT).items():
             entry = v.get(kind) or {}
             n = int(entry.get("total", 0))
