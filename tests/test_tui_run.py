@@ -150,6 +150,8 @@ async def test_event_log_is_filterable(app):
         log = app.screen.query_one("#log", Log)
         await wait_until(pilot, lambda: log.line_count > 10, what="trace lines")
         assert any("free:" in line for line in log.lines)
+        # the whole run fits in what a snapshot brings: nothing to say about how far back it goes
+        assert log.line_count < 300 and not app.screen.query_one("#log-reach").display
         await paste(pilot, "worker")
         await wait_until(pilot, lambda: all("worker" in ln for ln in log.lines), what="the filter")
         assert log.line_count > 0
@@ -339,3 +341,25 @@ async def test_f1_on_a_failed_run_describes_the_error_panel(tmp_path):
             assert "Queues tab" not in text
     finally:
         app.shutdown_sessions()
+
+
+async def test_the_log_says_how_far_back_it_goes():
+    from textual.app import App
+
+    from explorer.tui.widgets.event_log import EventLog
+
+    class One(App[None]):
+        def compose(self):
+            yield EventLog()
+
+    lines = [f"[000]     0.{i:06d}: free: pfn={i} source=vmalloc-huge" for i in range(17, 317)]
+    async with One().run_test(size=(100, 20)) as pilot:
+        log = pilot.app.query_one(EventLog)
+        log.set_lines(lines)
+        await pilot.pause()
+        reach = str(pilot.app.query_one("#log-reach").render())
+        assert "the newest 300 lines (from t=0.000017s on): the filter searches these only" in reach
+        assert "pgtable-explorer run --trace FILE" in reach
+        log.set_lines(lines[:40])  # fewer than a snapshot brings: the whole run, no note
+        await pilot.pause()
+        assert not pilot.app.query_one("#log-reach").display

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, Log
+from textual.widgets import Input, Log, Static
 
 
 def matches(line: str, words: Sequence[str]) -> bool:
@@ -29,6 +30,7 @@ class EventLog(Vertical):
     EventLog { height: 1fr; }
     EventLog > Input { height: 1; border: none; padding: 0 1; background: $boost; }
     EventLog > Input:focus { border: none; }
+    EventLog > #log-reach { height: auto; color: $text-muted; padding: 0 1; display: none; }
     EventLog > Log { height: 1fr; }
     """
 
@@ -38,15 +40,32 @@ class EventLog(Vertical):
         self.shown: list[str] = []
         self.words: list[str] = []
 
+    #: how many of the newest lines a snapshot brings (the session's ``trace_tail``)
+    tail = 300
+
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: words that must appear, -word to exclude (f)", id="log-filter")
+        yield Static("", id="log-reach")
         yield Log(max_lines=2000, auto_scroll=True, id="log")
+
+    def reach(self) -> str:
+        """How far back the lines go, said plainly: the filter searches only these."""
+        if len(self.lines) < self.tail:
+            return ""
+        m = re.match(r"\s*\[\d+\]\s+([\d.]+):", self.lines[0])
+        since = f" (from t={m.group(1)}s on)" if m else ""
+        return (f"the newest {len(self.lines)} lines{since}: the filter searches these only · the whole run's "
+                "trace: pgtable-explorer run --trace FILE")
 
     def on_mount(self) -> None:
         self.query_one(Log).write_line("(no events yet: space runs, s steps)")
 
     def set_lines(self, lines: Sequence[str]) -> None:
         self.lines = tuple(lines)
+        reach = self.reach()
+        note = self.query_one("#log-reach", Static)
+        note.update(reach)
+        note.display = bool(reach)
         self._redraw()
 
     def _redraw(self) -> None:
