@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tui", parents=[common], help="open the interactive explorer (the default)")
     p.add_argument("config", nargs="?", metavar="FILE.toml", help="a config file to open")
+    p.add_argument("--scenario", metavar="NAME", help="open on a scenario (see `scenarios`) instead of a file")
     return parser
 
 
@@ -836,7 +837,11 @@ def cmd_tui(args: argparse.Namespace) -> int:
                  "use `pgtable-explorer run` (see `pgtable-explorer --help`)")
             return EXIT_USAGE
         raise
-    result = tui_main(config_path=getattr(args, "config", None), plugins_dirs=_plugins_dirs(args))
+    if getattr(args, "config", None) and getattr(args, "scenario", None):
+        _err("give a config file or --scenario, not both")
+        return EXIT_USAGE
+    result = tui_main(config_path=getattr(args, "config", None), plugins_dirs=_plugins_dirs(args),
+                      scenario=getattr(args, "scenario", None))
     return int(result or 0)
 
 

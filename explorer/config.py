@@ -1013,7 +1013,10 @@ def _param_schema(p: Param) -> dict[str, Any]:
     if p.max is not None:
         bounds["maximum"] = int(p.max) if p.type in ("int", "duration") and float(p.max).is_integer() else p.max
     s: dict[str, Any]
-    if p.type == "int":
+    own = getattr(p, "json_schema", None)  # a parameter with a form of its own (run.speed)
+    if callable(own):
+        s = own(bounds)
+    elif p.type == "int":
         s = {"type": "integer", **bounds}
     elif p.type == "float":
         s = {"type": "number", **bounds}

@@ -6,10 +6,58 @@ They fill the ``[run]``, ``[kernel]`` and ``[iommu]`` tables of a config (plugin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from explorer.api import Param
+from explorer.api import Param, ParamError
+from explorer.units import _NUM, DURATION_UNITS
+
+_SPEED_RE = re.compile(rf"^\s*({_NUM})\s*(ns|us|µs|ms|s)\s*/\s*s\s*$")
+SPEED_PATTERN = rf"^\s*(max|({_NUM})\s*(ns|us|µs|ms|s)\s*/\s*s)\s*$"
+
+
+class SpeedParam(Param):
+    """``run.speed``: simulated time per wall second, written with units as every other value is
+    (``"10ms/s"``, ``"1us/s"``, ``"max"``). A bare number, as configs were written before, is still
+    read: microseconds per wall second, 0 for max. The canonical value stays that number."""
+
+    def _convert(self, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() == "max":
+                return 0.0
+            m = _SPEED_RE.match(text)
+            if m is None:
+                try:
+                    return float(text)  # "10000" on the command line: the old bare number
+                except ValueError:
+                    raise ParamError(f"expected a speed such as '10ms/s', '1us/s' or 'max', got {value!r}") \
+                        from None
+            number, unit = float(m.group(1)), m.group(2)
+            if unit in ("us", "µs"):  # the canonical unit: exact, so a saved value reads back the same
+                return number
+            return number * DURATION_UNITS[unit] / 1000.0
+        return super()._convert(value)
+
+    def to_toml(self, value: Any) -> Any:
+        us = float(value)
+        if us <= 0:
+            return "max"
+        for unit, per in (("s", 1e6), ("ms", 1e3)):
+            if us >= per and (us / per).is_integer():
+                return f"{int(us / per)}{unit}/s"
+        return f"{int(us) if us.is_integer() else repr(us)}us/s"
+
+    def show(self, value: Any) -> str:
+        return str(self.to_toml(value))
+
+    def describe_type(self) -> str:
+        return "speed (simulated time per wall second, or max)"
+
+    def json_schema(self, bounds: Mapping[str, Any]) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string", "pattern": SPEED_PATTERN}, {"type": "number", **bounds}]}
+
 
 RUN_PARAMS: tuple[Param, ...] = (
     Param(
@@ -27,12 +75,13 @@ RUN_PARAMS: tuple[Param, ...] = (
         min=0,
         max=3600 * 10**9,
     ),
-    Param(
+    SpeedParam(
         "speed",
         "float",
-        10000.0,
-        help="TUI only: simulated microseconds per wall second (0 = as fast as possible). The default "
-        "plays 100ms of kernel time in 10 seconds, slow enough to watch the queue fill and drain.",
+        "10ms/s",
+        help="TUI only: simulated time per wall second, such as '10ms/s' or '1us/s', or 'max' (as fast as "
+        "possible); a bare number is microseconds per second (0 = max). The default plays 100ms of kernel "
+        "time in 10 seconds, slow enough to watch the queue fill and drain.",
         unit="us/s",
         min=0.0,
         max=1e9,

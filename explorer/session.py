@@ -812,6 +812,8 @@ class Session:
         proc = self._proc
         forced = False
         if proc is not None:
+            with self._cond:  # the reader must not take the exit it is about to see for a crash
+                self._generation += 1
             self._send("stop")
             proc.join(timeout)
             if proc.is_alive():

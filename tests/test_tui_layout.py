@@ -40,3 +40,27 @@ async def test_the_run_screen_opens_on_the_tab_the_docs_list_first(registry):
             assert str(tabs.query("Tab").first().label) == first.group(1)  # and it is the first tab
     finally:
         app.shutdown_sessions()
+
+
+def test_the_readme_quick_tour_starts_by_putting_the_command_on_path():
+    """After `make run` on a fresh machine, the tour's commands work as typed: its first line
+    activates the virtual environment the Makefile creates, where `pgtable-explorer` is."""
+    from tests.conftest import TESTS
+
+    root = TESTS.parent
+    tour = (root / "README.md").read_text().split("## Quick tour", 1)[1].split("```sh", 1)[1]
+    first = tour.strip().splitlines()[0].split("#")[0].strip()
+    venv = next(ln.split("?=")[1].strip() for ln in (root / "Makefile").read_text().splitlines()
+                if ln.startswith("VENV"))
+    assert first == f"source {venv}/bin/activate"
+
+
+def test_a_sweep_says_when_a_vendor_iommu_runs_on_another_architecture(registry):
+    from explorer.sweep import plan_sweep
+    from tests.conftest import make_config
+
+    base = make_config(registry, "kernel.arch=x86_64")
+    plan = plan_sweep(base, registry, [("grid", "iommu.model=intel-vtd,arm-smmuv3")])
+    odd = [n for n in plan.notes if "arm-smmuv3 with kernel.arch = x86_64" in n]
+    assert len(odd) == 1 and odd[0].startswith("1 point(s)") and "arm64 IOMMU" in odd[0]
+    assert not any("intel-vtd with" in n for n in plan.notes)  # the real pair says nothing

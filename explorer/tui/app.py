@@ -116,6 +116,7 @@ class ExplorerApp(App[int]):
         stall_after: float = 2.0,
         entry_points: bool | None = None,
         keymap_path: str | Path | None = None,
+        scenario: str | None = None,
     ) -> None:
         super().__init__()
         # the user's keys (explorer.tui.keymap): {} when there is no keymap file or it has problems
@@ -138,6 +139,10 @@ class ExplorerApp(App[int]):
             self.path = Path(config_path).resolve()
             self.config = load_config(self.path, self.registry, warnings=self.load_warnings)
             self.origins = value_origins(load_raw(self.path), config=self.config)
+        elif scenario is not None:  # `tui --scenario NAME`; an unknown name is a ConfigError
+            self.config = default_config(self.registry, scenario)
+            self.scenario = scenario
+            self.origins = scenario_origins(self.registry, scenario)
         else:
             self.config = copy.deepcopy(self.reference)
             self.scenario = "linux-6.19" if "linux-6.19" in self.registry.scenarios else None
@@ -160,6 +165,9 @@ class ExplorerApp(App[int]):
         # live reload of --plugins-dir files (explorer.tui.reload); what each reload did, newest last
         self.plugin_watcher: PluginWatcher | None = None
         self.reload_log: list[str] = []
+        self.screen_history: list[str] = []  # the screens shown before this one, for esc
+        # the Compare screen's own speed (+, -, m there), from run.speed until it is changed
+        self.compare_speed = float(self.config["run"].get("speed", 0.0))
 
     # ------------------------------------------------------------------ screens
     def on_mount(self) -> None:
@@ -217,13 +225,26 @@ class ExplorerApp(App[int]):
             return False
         self.keymap = loaded.keymap
         self.set_keymap(self.keymap)
+        for screen in self.screens_by_name.values():  # the narrow layout's wrapped footer too
+            for line in screen.query("KeysLine"):
+                line.redraw()  # type: ignore[attr-defined]
         changed = f"{len(self.keymap)} binding(s) remapped" if self.keymap else "no keymap: the default keys"
         self.notify(f"{changed} ({loaded.path})", title="Keymap reloaded", markup=False)
         return True
 
     def action_goto(self, name: str) -> None:
         if name in SCREEN_CLASSES and self.current_mode != name:
+            self.screen_history.append(self.current_mode)
+            del self.screen_history[:-20]
             self.switch_mode(name)
+
+    def action_go_back(self) -> None:
+        """esc on a screen (a dialog closes itself): back to the screen shown before this one."""
+        while self.screen_history:
+            name = self.screen_history.pop()
+            if name != self.current_mode:
+                self.switch_mode(name)
+                return
 
     def action_help(self) -> None:
         from explorer.tui.screens.help import HelpScreen
@@ -505,6 +526,12 @@ class ExplorerApp(App[int]):
         if self.plugin_watcher is not None and self.plugin_watcher.pinned:
             session.opts["pinned"] = self.plugin_watcher.pinned
 
+    def set_compare_speed(self, speed: float) -> None:
+        """The Compare screen's speed, for every variant (run.speed and the Run screen keep theirs)."""
+        self.compare_speed = float(speed)
+        for s in self.compare_sessions:
+            s.set_speed(self.compare_speed)
+
     def current_speed(self) -> float:
         return self.session.speed if self.session is not None else float(self.config["run"].get("speed", 0.0))
 
@@ -542,7 +569,7 @@ class ExplorerApp(App[int]):
                 continue
             from explorer.session import Session
 
-            s = Session(cfg, self.plugins_dirs, speed=float(self.config["run"].get("speed", 0.0)), hz=self.hz,
+            s = Session(cfg, self.plugins_dirs, speed=self.compare_speed, hz=self.hz,
                         stall_after=self.stall_after, trace_size=0, trace_tail=0, entry_points=self.entry_points,
                         on_update=self._callback(f"cmp{i}"), label=f"cmp-{n}")
             self._pin(s)
@@ -588,7 +615,7 @@ class ExplorerApp(App[int]):
         yield from super().get_system_commands(screen)
         current = self.current_mode
         for a in ACTIONS:
-            if a.id in ("quit", "theme", "scenario_key"):
+            if a.id in ("quit", "theme", "scenario_key", "quit_key", "back"):
                 continue
             key = display_key(self.keymap.get(a.id, a.key))  # the user's keymap over the default
             yield SystemCommand(self._command_title(a, current), escape(f"{a.help} (key: {key})"),
@@ -626,7 +653,7 @@ class ExplorerApp(App[int]):
             await self.run_action(action)
 
 
-def main(config_path: str | None = None, plugins_dirs: list[str] | None = None) -> int:
+def main(config_path: str | None = None, plugins_dirs: list[str] | None = None, scenario: str | None = None) -> int:
     """Run the TUI (``pgtable-explorer`` / ``pgtable-explorer tui FILE``); return the exit status."""
     dirs = list(plugins_dirs or [])
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -634,7 +661,7 @@ def main(config_path: str | None = None, plugins_dirs: list[str] | None = None) 
               "use `pgtable-explorer run` (see --help) for output to a pipe or file", file=sys.stderr)
         return 2
     try:
-        app = ExplorerApp(config_path, dirs)
+        app = ExplorerApp(config_path, dirs, scenario=scenario)
     except ConfigError as exc:  # as the CLI prints them: one `error: ...` line each
         print("\n".join(f"error: {p}" for p in exc.problems), file=sys.stderr)
         return 2

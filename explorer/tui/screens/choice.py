@@ -73,8 +73,8 @@ class ChoiceModal(ModalScreen[str | None]):
                 for span in matcher.highlight(name).spans:
                     label.stylize("underline", span.start, span.end)
             t.append_text(label)
-            if desc:
-                t.append("\n    " + desc, style="dim")
+            if desc:  # two lines at most: the list is for choosing, the help says the rest
+                t.append("\n    " + (desc if len(desc) <= 130 else desc[:129] + "…"), style="dim")
             ol.add_option(Option(t, id=value))
             self.shown.append(value)
         if not self.shown:

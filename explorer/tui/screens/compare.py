@@ -196,7 +196,8 @@ class CompareScreen(Screen[None]):
         cfg = app.config
         title = Text(f" {what}: ", style="bold")
         title.append(" · ".join(names) or "(none)")
-        title.append(f"   same workloads ({len(cfg.get('workload', []))}), seed {cfg['run']['seed']}, "
+        title.append(f"  speed {fmt.speed(app.compare_speed)}", style="bold")
+        title.append(f"  same workloads ({len(cfg.get('workload', []))}), seed {cfg['run']['seed']}, "
                      f"{fmt.ns(cfg['run']['duration'])}", style="dim")
         if any(s.stalled for s in sessions):
             title.append("  NOT RESPONDING: x stops", style="bold white on red")
@@ -226,6 +227,21 @@ class CompareScreen(Screen[None]):
             if s.state in ("finished", "stopped", "failed"):
                 s.reset()
             s.run()
+
+    # -- speed: the comparison's own (the Run screen's stays as it is)
+    def _set_speed(self, speed: float) -> None:
+        self.xapp.set_compare_speed(speed)
+        self.apply_latest()
+        self.notify(f"compare speed {fmt.speed(speed)}", timeout=2)
+
+    def action_faster(self) -> None:
+        self._set_speed(fmt.faster(self.xapp.compare_speed))
+
+    def action_slower(self) -> None:
+        self._set_speed(fmt.slower(self.xapp.compare_speed))
+
+    def action_max_speed(self) -> None:
+        self._set_speed(0.0)
 
     def action_reset(self) -> None:
         self.xapp.start_compare(self.xapp.compare_kind, self.xapp.compare_names)

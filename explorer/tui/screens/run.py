@@ -23,6 +23,7 @@ from explorer.tui.widgets.chart import TimeChart
 from explorer.tui.widgets.counter import BigCounter
 from explorer.tui.widgets.error_panel import ErrorPanel
 from explorer.tui.widgets.event_log import EventLog
+from explorer.tui.widgets.keys_line import KeysLine
 from explorer.tui.widgets.percentiles import Percentiles
 from explorer.tui.widgets.queues import QueuesView
 from explorer.tui.widgets.status_line import StatusLine
@@ -83,6 +84,7 @@ class RunScreen(Screen[None]):
                 yield Lazy(VerticalScroll(Percentiles(id="pct-tab")))
             with TabPane("Metrics", id="tab-metrics"):
                 yield Lazy(VerticalScroll(Static("", id="metrics-all")))
+        yield KeysLine("run", id="run-keys")  # the footer of the narrow layout
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -102,6 +104,8 @@ class RunScreen(Screen[None]):
     # -- sampling
     def apply_latest(self, force: bool = False) -> None:
         """Draw the session's newest snapshot (called on SessionUpdated while this screen shows)."""
+        if not self.query(StatusLine):  # the app is closing and took the widgets down first
+            return
         session = self.xapp.session
         snap = session.latest if session is not None else None
         if snap is None:
@@ -205,6 +209,8 @@ class RunScreen(Screen[None]):
         note = ""
         if s is not None and s.config != app.config and s.state not in ("failed",):
             note = "config changed: r applies it"
+        if s is not None and s.state == "stopped":
+            note = "space starts again from t=0"
         state = s.state if s is not None else "idle"
         self.query_one(StatusLine).show(
             state,
@@ -224,6 +230,8 @@ class RunScreen(Screen[None]):
     def on_resize(self) -> None:
         narrow = self.size.width < 100 or self.size.height < 32
         self.set_class(narrow, "-narrow")
+        # the footer's keys need about 125 columns on one line; below that they wrap (KeysLine)
+        self.set_class(self.size.width < 125, "-wrap-keys")
         tabs = self.query_one(TabbedContent)
         if narrow:
             tabs.show_tab("tab-latency")
@@ -237,6 +245,8 @@ class RunScreen(Screen[None]):
         app = self.xapp
         s = app.ensure_session()
         if s.state in ("finished", "stopped") or (s.state == "failed" and s.config != app.config):
+            if s.state == "stopped":  # a stopped process cannot go on where it was
+                self.notify("the run was stopped: it starts again from t=0", timeout=4)
             s.reset(app.config)
             s.run()
             return
@@ -306,6 +316,9 @@ class RunScreen(Screen[None]):
         key = getattr(event, "key", "")
         if key == "escape" and isinstance(self.focused, Input):
             self.query_one(TabbedContent).query_one(Tabs).focus()
+            if hasattr(event, "stop"):  # esc leaves the filter; it does not also go back a screen
+                event.stop()
+                event.prevent_default()  # type: ignore[attr-defined]
 
     def _metrics(self) -> dict | None:
         s = self.xapp.session

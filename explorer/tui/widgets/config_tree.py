@@ -39,7 +39,20 @@ def entry_label(e: Entry, name_width: int = NAME_WIDTH) -> Text:
 class ConfigTree(Tree[str]):
     """Node data: ``section:NAME``, ``group:SECTION:NAME`` or the entry key."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Edit", show=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Edit", show=True),
+        # the keys of less, vim, htop and lazygit
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "first", "Top", show=False),
+        Binding("G", "last", "Bottom", show=False),
+    ]
+
+    def action_first(self) -> None:
+        self.cursor_line = 0
+
+    def action_last(self) -> None:
+        self.cursor_line = self.last_line
 
     DEFAULT_CSS = """
     ConfigTree { height: 1fr; }

@@ -48,6 +48,12 @@ class ViolationsView(Static):
         super().update(content, layout=layout and (shape == -1 or shape != self._lines))
         self._lines = shape
 
+    def _sources(self, by_source: Any) -> str:
+        """``cpa-collapse 77, vmalloc-huge 1,102`` (counts as everywhere else); in the narrow side
+        column one source a line, so a source and its count never wrap apart."""
+        items = [f"{s} {fmt.count(c)}" for s, c in sorted((by_source or {}).items())]
+        return (", " if self.examples else "\n").join(items)
+
     def _draw(self, data: dict[str, Any]) -> None:
         v = data.get("violations") or {}
         total = fmt.violations_total(data)
@@ -61,15 +67,17 @@ class ViolationsView(Static):
             n = int(entry.get("total", 0))
             if not n and not self.examples:
                 continue
-            by = ", ".join(f"{s} {c}" for s, c in sorted((entry.get("by_source") or {}).items()))
+            by = self._sources(entry.get("by_source"))
             if entry.get("by_context"):  # which code path freed too early
-                by += " · freed by " + ", ".join(f"{s} {c}" for s, c in sorted(entry["by_context"].items()))
+                sep = " · " if self.examples else "\n"
+                by += sep + "freed by " + ", ".join(
+                    f"{s} {fmt.count(c)}" for s, c in sorted(entry["by_context"].items()))
             style = "bold red" if n else "dim"
             t.add_row(Text(label, style=style), Text(fmt.count(n), style=style), Text(by, style=style))
         sq = data.get("stale_walk_queued") or {}
         queued = sq.get("total", 0)
         if queued or self.examples:
-            by = ", ".join(f"{s} {c}" for s, c in sorted((sq.get("by_source") or {}).items()))
+            by = self._sources(sq.get("by_source"))
             t.add_row(Text("stale walk into a queued page (harmless)" if self.examples else "stale walk, queued (ok)",
                            style="dim"),
                       Text(fmt.count(queued), style="dim"), Text(by, style="dim"))

@@ -7,13 +7,22 @@ so nothing is cut without a word.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 
 class WideTable(DataTable[Any]):
-    """A :class:`DataTable` with an overflow cue in its bottom border's subtitle."""
+    """A :class:`DataTable` with an overflow cue in its bottom border's subtitle, and the keys of
+    less, vim and htop: j/k down and up, g/G the first and the last row."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+    ]
 
     DEFAULT_CSS = """
     WideTable { border-bottom: hkey $primary 20%; border-subtitle-align: right;
