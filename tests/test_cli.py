@@ -533,7 +533,10 @@ def test_no_command_opens_the_tui(capsys: pytest.CaptureFixture[str], monkeypatc
     monkeypatch.setitem(sys.modules, "explorer.tui.app", app)
     assert main([]) == 0
     assert main(["--plugins-dir", "d1", "tui", "x.toml", "--plugins-dir", "d2"]) == 0
-    assert calls == [{"config_path": None, "plugins_dirs": []}, {"config_path": "x.toml", "plugins_dirs": ["d1", "d2"]}]
+    assert main(["tui", "--scenario", "before-fix"]) == 0
+    assert calls == [{"config_path": None, "plugins_dirs": [], "scenario": None},
+                     {"config_path": "x.toml", "plugins_dirs": ["d1", "d2"], "scenario": None},
+                     {"config_path": None, "plugins_dirs": [], "scenario": "before-fix"}]
 
 
 class FakeTty(io.StringIO):
