@@ -278,7 +278,8 @@ async def test_loading_a_scenario_or_opening_with_unsaved_changes_asks(app, tmp_
         await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the scenario list")
         app.screen.dismiss("before-fix")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="the question")
-        assert "Discard and load scenario before-fix" in screen_text(app)
+        text = screen_text(app)
+        assert "before you load scenario before-fix" in text and "Cancel (esc)" in text
         await pilot.press("escape")  # cancel: the edit stays
         await pilot.pause()
         assert app.config["kernel"]["cpus"] == 4 and app.dirty and app.scenario != "before-fix"

@@ -32,11 +32,13 @@ class ConfirmQuit(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Unsaved changes", classes="dialog-title")
-            yield Static(f"The config has changes that are not saved ({self.where}).")
+            yield Static(f"The config has changes that are not saved ({self.where}). Save them before you "
+                         f"{self.doing}, or discard them?")
+            # short labels: the three buttons fit a 70-column dialog, so 80-column terminals
             verb = "quit" if self.doing == "quit" else "go on"
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"Save and {verb} (s)", variant="primary", id="save")
-                yield Button(f"Discard and {self.doing} (d)", variant="error", id="discard")
+                yield Button(f"Save, {verb} (s)", variant="primary", id="save")
+                yield Button("Discard (d)", variant="error", id="discard")
                 yield Button("Cancel (esc)", id="cancel")
 
     def on_mount(self) -> None:
