@@ -580,14 +580,13 @@ class ExplorerApp(App[int]):
     def _session_updated(self, event: SessionUpdated) -> None:
         with self._pending_lock:
             self._pending.discard(event.label)
-        if event.label == "main":
-            run = self.screens_by_name.get("run")
-            if run is not None and run.is_current and hasattr(run, "apply_latest"):
-                run.apply_latest()
-        else:
-            cmp = self.screens_by_name.get("compare")
-            if cmp is not None and cmp.is_current and hasattr(cmp, "apply_latest"):
-                cmp.apply_latest()
+        # A snapshot can arrive between a screen becoming current and its widgets being composed
+        # (is_mounted is set only after compose and mount): such a screen draws the newest snapshot
+        # itself when it resumes, so it is skipped here rather than queried half-built.
+        name = "run" if event.label == "main" else "compare"
+        screen = self.screens_by_name.get(name)
+        if screen is not None and screen.is_current and screen.is_mounted and hasattr(screen, "apply_latest"):
+            screen.apply_latest()
 
     def describe_plugin(self, error: RunError | None) -> str:
         """``plugin raises 1.0 (directory: /path/raises.py)`` for a failed run's plugin."""
