@@ -64,8 +64,10 @@ __all__ = [
     "WorkItem",
     "WorkloadServices",
     "WorkloadSource",
+    "format_duration",
     "hookimpl",
     "iter_params",
+    "parse_duration",
     "workload_params",
 ]
 
@@ -101,6 +103,9 @@ class Param:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
+    #: An optional further check of the converted value (a ``str`` holding a script, say): returns
+    #: the value to keep, or raises :class:`ParamError` saying what is wrong and what is valid.
+    check: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
     def parse(self, value: Any) -> Any:
         """Return ``value`` in canonical form, or raise :class:`ParamError` saying why not."""
@@ -108,6 +113,8 @@ class Param:
             out = self._convert(value)
         except UnitError as exc:
             raise ParamError(str(exc)) from None
+        if self.check is not None:
+            out = self.check(out)
         if self.type in ("float", "rate") and not math.isfinite(out):
             raise ParamError(f"expected a finite value, got {value!r}")
         if self.type in ("int", "float", "duration", "rate"):
@@ -351,6 +358,7 @@ class WorkloadServices(Protocol):
         after_flush_ns: int = 0,
         unlink: bool = True,
         unmarked: float = 0.0,
+        slot: int | None = None,
     ) -> Step:
         """Unlink ``count`` linked kernel tables and free each.
 
@@ -362,6 +370,8 @@ class WorkloadServices(Protocol):
         kernel bug that frees a table its parent still points to (``freed_while_linked``).
         ``unmarked`` is the share of the tables that lack the kernel mark (drawn per table from
         the source's ``rng``; none drawn for 0 or 1).
+        ``slot`` picks the tables instead of chance: those of slots ``slot`` .. ``slot + count - 1``
+        (a slot without a table is skipped and counted as ``starved``), for scripted workloads.
         Yields; use ``yield from``; returns the number of tables freed.
         """
 
@@ -386,6 +396,34 @@ class WorkloadServices(Protocol):
 
     def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Step:
         """Allocate ``count`` user page tables, then tear them down through ``pagetable_free``."""
+
+    # -- for scripted workloads (the ``script`` source): exact events instead of chance ----------
+
+    @property
+    def kernel_slots(self) -> int:
+        """Number of kernel address-space slots (``kernel.kernel_slots``); slot ``s`` is mapped
+        through a PMD table (level 2) when ``s % 32 == 31``, else through a PTE table."""
+
+    @property
+    def iommus(self) -> int:
+        """Number of IOMMUs with devices (0 when no SVA mm is bound: probes then do nothing)."""
+
+    def linked_slots(self, level: int = 0) -> list[int]:
+        """The slots that have a linked table now (of ``level``, or any), in increasing order."""
+
+    def spawn(self, step: Step) -> None:
+        """Run ``step`` (e.g. ``w.free_kernel_tables(...)``) as a process of its own, starting now,
+        alongside this source's process: a second CPU doing work at the same time."""
+
+    def device_probe(self, iommu: int, slot: int, mm: int = 0) -> str:
+        """A device behind IOMMU ``iommu`` walks kernel slot ``slot`` now, tagged with the PASID of
+        SVA-bound mm ``mm``: on a cache miss it caches a pointer to the slot's table (if any); on a
+        hit it follows the cached pointer, which the checker classifies. Returns ``hit``, ``miss``
+        or ``none`` (no such IOMMU or mm bound, or the IOMMU cannot walk the kernel half)."""
+
+    def alloc_pages(self, cpu: int, count: int = 1) -> list[int]:
+        """The rest of the kernel allocates ``count`` data pages on ``cpu`` now (from that CPU's
+        free list first, newest first: what reuses a page freed there). Returns the page numbers."""
 
 
 # --------------------------------------------------------------------------- plugin base classes
@@ -560,6 +598,16 @@ class WorkloadSource(_Declared):
     def process(self, w: WorkloadServices) -> Step:
         """The source's process: loop forever, yielding gaps and ``yield from w.free_*``."""
         raise NotImplementedError
+
+    @classmethod
+    def check_machine(cls, params: Mapping[str, Any], machine: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Problems of validated ``params`` on this machine, as ``(parameter, message)`` pairs.
+
+        Called when a config is validated, so a mistake is a config error (exit status 2), not a
+        failed run. ``machine`` holds ``cpus``, ``kernel_slots``, ``iommus`` and ``probe_mms``.
+        Most sources need nothing here.
+        """
+        return []
 
 
 @dataclass(frozen=True)

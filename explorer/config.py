@@ -380,6 +380,7 @@ def _validate(
                 why = _check_cpus_spec(w["cpus"], cpus)
                 if why:
                     col.add(f"workload[{i}].cpus", why)
+    _check_machine(workloads, out, registry, col)
     out["workload"] = workloads
 
     # [plugins]: what the config needs, checked against what is loaded
@@ -421,6 +422,28 @@ def _validate(
             for problem in col.warnings:
                 _warnings.warn(str(problem), ConfigWarning, stacklevel=3)
     return out
+
+
+def _check_machine(workloads: Sequence[Mapping[str, Any]], out: Mapping[str, Any], registry: Registry,
+                   col: _Collector) -> None:
+    """Each source's own check of its parameters against the machine (``WorkloadSource.check_machine``)."""
+    kernel, iommu = out["kernel"], out["iommu"]
+    if not all(isinstance(kernel.get(k), int) for k in ("cpus", "kernel_slots")):
+        return  # already reported
+    machine = {"cpus": kernel["cpus"], "kernel_slots": kernel["kernel_slots"], "iommus": iommu.get("count", 0),
+               "probe_mms": iommu.get("probe_mms", 1), "sva_mms": iommu.get("sva_mms", 0)}
+    for i, w in enumerate(workloads):
+        cls = registry.workloads.get(w["name"])
+        check = getattr(cls, "check_machine", None)
+        if check is None:
+            continue
+        try:
+            problems = check({k: v for k, v in w.items() if k != "name"}, machine)
+        except Exception as exc:  # a plugin's bug: say so against its table rather than crash the loader
+            col.add(f"workload[{i}]", f"workload source {w['name']!r} failed to check its parameters: {exc}")
+            continue
+        for key, message in problems:
+            col.add(f"workload[{i}].{key}", message)
 
 
 def _pick(names: Iterable[str], preferred: Sequence[str]) -> str | None:
@@ -668,7 +691,7 @@ def dumps_toml(toml_dict: Mapping[str, Any]) -> str:
         body = {"schema": body.pop("schema", SCHEMA_VERSION), "workload": [], **body}
     text = tomli_w.dumps(body)
     for w in workloads or ():
-        text += "\n[[workload]]\n" + tomli_w.dumps(w)
+        text += "\n[[workload]]\n" + tomli_w.dumps(w, multiline_strings=True)  # a script's events, one a line
     return text
 
 

@@ -256,6 +256,39 @@ class IommuUnit:
         eng._seq += 1
         heappush(eng._heap, (now + gap, eng._seq, again, None))
 
+    def probe_slot(self, mm: int, slot: int) -> str:
+        """One probe of kernel ``slot`` by a device of SVA mm ``mm``, now (a scripted probe: the
+        same lookup as :meth:`probe`, without its draws). Returns ``hit``, ``miss`` or ``none``."""
+        k = self.kernel
+        now = k.engine.now
+        if 0 <= self.next_walk <= now:
+            self.catch_up(now)
+        if not (self.walks_kernel_half and 0 <= mm < k.sva_mms and 0 <= slot < k.kernel_slots):
+            return "none"
+        self.probes += 1
+        key = mm * k.kernel_slots + slot
+        cache = self.cache_for(k.slot_level[slot])
+        st = cache.sets[key % cache.nsets]
+        entry: PageTable | None = st.get(key)
+        if entry is not None:
+            st.move_to_end(key)
+            self.hits += 1
+            if k.tracer is not None:
+                k.trace("probe", iommu=self.index, pasid_mm=mm, slot=slot, result="hit", pfn=entry.page)
+            if not entry.linked:
+                k.checker.stale_walk(self, mm, slot, entry)
+            return "hit"
+        self.misses += 1
+        table = k.slot_table[slot]
+        if table is not None:
+            st[key] = table
+            if len(st) > cache.ways:
+                st.popitem(last=False)
+        if k.tracer is not None:
+            k.trace("probe", iommu=self.index, pasid_mm=mm, slot=slot, result="miss",
+                    cached=table.page if table is not None else "-")
+        return "miss"
+
     def topology(self, sva_mms: int, pasids_per_mm: int, iommus: int) -> SvaTopology:
         """The SVA binding handed to the model for an invalidation on this IOMMU (one object, reused)."""
         topo = self._topo

@@ -255,6 +255,7 @@ class WorkloadContext:
         after_flush_ns: int = 0,
         unlink: bool = True,
         unmarked: float = 0.0,
+        slot: int | None = None,
     ) -> Generator[Any, Any, int]:
         k = self.kernel
         self.in_op += 1
@@ -262,8 +263,15 @@ class WorkloadContext:
         ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
         k.task_enter(ctx.cpu, atomic)
         try:
-            for _ in range(count):
-                pt = k.pick_linked_table(self._rng_pick, level)
+            for i in range(count):
+                if slot is None:
+                    pt = k.pick_linked_table(self._rng_pick, level)
+                else:  # a scripted event names its tables
+                    s = slot + i
+                    pt = k.slot_table[s] if 0 <= s < k.kernel_slots else None
+                    if pt is None:
+                        k.starved.add(self.name)
+                        continue
                 if pt is None:
                     k.starved.add(self.name)
                     break
@@ -360,6 +368,42 @@ class WorkloadContext:
         finally:
             self.in_op -= 1
         k.task_leave(ctx.cpu, atomic)
+
+    # -- for scripted workloads (explorer.api.WorkloadServices) ---------------------------------
+    @property
+    def kernel_slots(self) -> int:
+        return self.kernel.kernel_slots
+
+    @property
+    def iommus(self) -> int:
+        return len(self.kernel.iommus)
+
+    def linked_slots(self, level: int = 0) -> list[int]:
+        k = self.kernel
+        return sorted(s for s in k.linked_slots if not level or k.slot_level[s] == level)
+
+    def spawn(self, step: Generator[Any, Any, Any]) -> None:
+        self.in_op += 1  # the run is not quiet (nor cut at its duration) while the process runs
+
+        def done(_: Any) -> None:
+            self.in_op -= 1
+
+        self.kernel.engine.start(guard(step, "workload", self.name), done)
+
+    def device_probe(self, iommu: int, slot: int, mm: int = 0) -> str:
+        units = self.kernel.iommus
+        if not 0 <= iommu < len(units):
+            return "none"
+        return units[iommu].probe_slot(mm, slot)
+
+    def alloc_pages(self, cpu: int, count: int = 1) -> list[int]:
+        k = self.kernel
+        cpu %= k.cpus
+        pages = [k.memory.alloc_data(cpu) for _ in range(count)]
+        if k.tracer is not None:
+            for page in pages:
+                k.trace("alloc", cpu=cpu, pfn=page, source=self.name)
+        return pages
 
     def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Generator[Any, Any, int]:
         k = self.kernel
