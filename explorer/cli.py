@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plugin_parser(sub, common)
 
+    from explorer.hunt.cli import add_hunt_parser  # standard library only, like this module
+
+    add_hunt_parser(sub, common)
+
     p = sub.add_parser("tui", parents=[common], help="open the interactive explorer (the default)")
     p.add_argument("config", nargs="?", metavar="FILE.toml", help="a config file to open")
     p.add_argument("--scenario", metavar="NAME", help="open on a scenario (see `scenarios`) instead of a file")
@@ -857,6 +861,12 @@ def cmd_plugin(args: argparse.Namespace) -> int:
     return plugin(args)
 
 
+def cmd_hunt(args: argparse.Namespace) -> int:
+    from explorer.hunt.cli import cmd_hunt as hunt
+
+    return hunt(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "compare": cmd_compare,
@@ -865,6 +875,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": cmd_config,
     "sweep": cmd_sweep,
     "plugin": cmd_plugin,
+    "hunt": cmd_hunt,
     "tui": cmd_tui,
 }
 

@@ -16,6 +16,7 @@ ends by ``max_runs`` (or finds something before the wall-clock budget ends it): 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -24,8 +25,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import Any
-
-from explorer.sim.checker import VIOLATIONS
 
 #: Violation kinds that are not about memory safety: hunt never looks for them.
 NOT_MEMORY_SAFETY = ("leaked", "sleep_in_atomic")
@@ -38,6 +37,8 @@ TRACE_LINES = 60
 def memory_kinds() -> tuple[str, ...]:
     """The memory-safety violation kinds the checker reports (``explorer.sim.checker.VIOLATIONS``
     less leaks and sleeps in atomic context): what ``--kind any`` looks for."""
+    from explorer.sim.checker import VIOLATIONS  # the one list of kinds; imported late to keep the CLI light
+
     return tuple(k for k in VIOLATIONS if k not in NOT_MEMORY_SAFETY)
 
 
@@ -285,15 +286,11 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     procs = list(getattr(pool, "_processes", {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
-        try:
+        with contextlib.suppress(Exception):  # already gone
             p.kill()
-        except Exception:  # already gone
-            pass
     for p in procs:
-        try:
+        with contextlib.suppress(Exception):
             p.join(timeout=5)
-        except Exception:
-            pass
 
 
 __all__ = ["HuntError", "HuntResult", "hunt", "kind_choices", "memory_kinds"]

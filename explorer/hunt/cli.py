@@ -1,0 +1,234 @@
+"""``pgtable-explorer hunt``: its arguments and its handler (the search is :mod:`explorer.hunt`).
+
+Exit status: 0 nothing found within the budget (what was covered is printed), 1 a counterexample
+found (written to ``--out``, its events and the story of its trace printed) or a plugin raised, 2 a
+user error. Like :mod:`explorer.cli`, this module imports only the standard library at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from explorer.cli import (
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    RunFailed,
+    UserError,
+    _Progress,
+    _variant,
+    _write_output,
+)
+from explorer.documents import dumps_json
+
+if TYPE_CHECKING:
+    from explorer.hunt import HuntResult
+    from explorer.plugins import Registry
+
+EXIT_FOUND = 1
+DEFAULT_OUT = "counterexample.toml"
+#: The kinds the parser offers before the checker is imported (kept in step by a test).
+KIND_HELP = "use_after_free, stale_walk_free, double_free, freed_while_linked, ... or any"
+
+
+def add_hunt_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``hunt`` subcommand to ``sub`` (the CLI's subparsers; ``common`` has --plugins-dir)."""
+    p = sub.add_parser(
+        "hunt",
+        parents=[common],
+        help="search for a use-after-free and shrink it to a replayable counterexample",
+        description="Search the config's workload (event times and bursts, which CPU frees, device probes "
+        "aimed at just-unlinked tables, page reuse, the seed, the workqueue delay, flush durations) for a "
+        "memory-safety violation. A run that shows one is shrunk to the fewest scripted events and written "
+        "to --out as a normal config: `run FILE --trace T` replays it. Exit status: 0 nothing found within "
+        "the budget, 1 counterexample found (or a plugin raised), 2 usage error.",
+        epilog="Examples:\n"
+        "  pgtable-explorer hunt --scenario before-fix --out uaf.toml\n"
+        "  pgtable-explorer hunt --scenario linux-6.19 --strategy batched:batch=64 --budget 2m\n"
+        "  pgtable-explorer hunt my.toml --max-runs 2000 --seed 7    # repeatable: the same answer every time\n"
+        "See docs/hunt.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="a TOML config file (default: linux-6.19)")
+    p.add_argument("--scenario", metavar="NAME", help="start from a scenario (see `scenarios`) instead of a file")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="override one value of the config (repeatable)")
+    p.add_argument("--strategy", metavar="NAME[:K=V,...]",
+                   help="hunt on this strategy, optionally with parameters, e.g. batched:batch=64")
+    p.add_argument("--kind", default="any", metavar="KIND",
+                   help=f"the violation to look for: {KIND_HELP} (any memory-safety kind; default: any)")
+    p.add_argument("--budget", default="60s", metavar="TIME",
+                   help="wall-clock time the search may take: 60s, 2m, or seconds (default: 60s)")
+    p.add_argument("--max-runs", type=int, metavar="N",
+                   help="at most N candidate runs: the same seed and N give the same answer on any machine")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="the seed of the search (default: 0)")
+    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per CPU)")
+    p.add_argument("--out", metavar="FILE.toml",
+                   help=f"where to write a counterexample (default: {DEFAULT_OUT}, or the first free "
+                   "counterexample-N.toml)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    return p
+
+
+def _out_path(requested: str | None) -> str:
+    if requested:
+        folder = os.path.dirname(os.path.abspath(requested))
+        if not os.path.isdir(folder):
+            raise UserError(f"--out {requested}: the folder {folder} does not exist")
+        if os.path.isdir(requested):
+            raise UserError(f"--out {requested}: is a directory")
+        return requested
+    if not os.path.exists(DEFAULT_OUT):
+        return DEFAULT_OUT
+    n = 2
+    while os.path.exists(f"counterexample-{n}.toml"):
+        n += 1
+    return f"counterexample-{n}.toml"
+
+
+def story(trace: Sequence[str], limit: int = 20) -> list[str]:
+    """The trace up to and including the first violation (at most ``limit`` lines)."""
+    out: list[str] = []
+    for line in trace:
+        out.append(line)
+        if ": violation:" in line:
+            break
+    return out[:limit]
+
+
+def counterexample_text(result: HuntResult, registry: Registry, path: str) -> str:
+    """The counterexample as a config file: a comment saying what it is, then the config."""
+    from explorer.config import dumps_config
+
+    assert result.config is not None
+    head = [
+        f"# A counterexample found by `pgtable-explorer hunt` (seed {result.seed}, {result.runs} runs): "
+        f"{result.kind}.",
+        f"# Replay it: pgtable-explorer run {path} --trace story.txt",
+        f"# The only workload is a `script` of {result.events} event(s); random device traffic and "
+        "background allocation are off, so the run is exactly these events.",
+    ]
+    return "\n".join(head) + "\n\n" + dumps_config(result.config, registry)
+
+
+def _seconds(ns: int) -> str:
+    from explorer.units import human_duration
+
+    return human_duration(float(ns))
+
+
+def format_result(result: HuntResult, label: str, kind: str, out: str | None) -> str:
+    lines = [f"hunt      {label}"]
+    covered = (f"{result.runs:,} runs in {result.rounds} round(s), {result.wall_s:.1f}s wall, "
+               f"{_seconds(result.simulated_ns)} simulated")
+    if result.found:
+        lines.append(f"found     {result.kind} after {covered}")
+        lines.append(f"shrunk    to {result.events} event(s), written to {out}")
+        lines.append("")
+        lines += ["  " + line for line in result.script.rstrip("\n").split("\n")]
+        lines.append("")
+        tale = story(result.trace)
+        lines.append(f"The story (pgtable-explorer run {out} --trace story.txt):")
+        lines += ["  " + line for line in tale]
+        if len(result.trace) > len(tale):
+            lines.append(f"  ... the trace goes on ({len(result.trace) - len(tale)} more lines)")
+        return "\n".join(lines) + "\n"
+    what = "memory-safety violation" if kind == "any" else kind
+    lines.append(f"nothing   found: no {what} in {covered}")
+    lines.append("varied    " + "\n          ".join(result.varied))
+    if result.stopped == "budget":
+        lines.append("stopped   by the wall-clock budget: --max-runs N gives the same coverage on every machine")
+    else:
+        lines.append("stopped   after --max-runs")
+    lines.append("")
+    lines.append("Not finding one is evidence, not proof: a longer --budget, other --seed values or another "
+                 "scenario search further.")
+    return "\n".join(lines) + "\n"
+
+
+def result_document(result: HuntResult, registry: Registry, out: str | None) -> dict[str, Any]:
+    from explorer.config import to_toml_dict
+
+    return {
+        "found": result.found,
+        "kind": result.kind,
+        "events": result.events,
+        "runs": result.runs,
+        "rounds": result.rounds,
+        "simulated_ns": result.simulated_ns,
+        "wall_s": round(result.wall_s, 3),
+        "seed": result.seed,
+        "stopped": result.stopped,
+        "varied": result.varied,
+        "out": out,
+        "script": result.script or None,
+        "violations": result.violations,
+        "config": to_toml_dict(result.config, registry) if result.config is not None else None,
+        "trace": result.trace,
+    }
+
+
+def cmd_hunt(args: argparse.Namespace) -> int:
+    from explorer.cli import _effective_config, _load_registry
+    from explorer.hunt import HuntError, hunt, kind_choices
+    from explorer.units import UnitError, parse_seconds
+
+    kinds = kind_choices()
+    if args.kind not in kinds:
+        import difflib
+
+        close = difflib.get_close_matches(args.kind, kinds, n=1)
+        raise UserError(f"--kind {args.kind}: unknown violation kind" + (f" (did you mean {close[0]!r}?)" if close
+                                                                          else "") + f"; valid: {', '.join(kinds)}")
+    try:
+        budget = parse_seconds(args.budget)
+    except UnitError as exc:
+        raise UserError(f"--budget: {exc}") from None
+    if budget <= 0:
+        raise UserError(f"--budget: must be more than 0, got {args.budget}")
+    if args.max_runs is not None and args.max_runs < 1:
+        raise UserError(f"--max-runs: must be at least 1, got {args.max_runs}")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers: must be at least 1, got {args.workers}")
+    out = _out_path(args.out)
+    registry = _load_registry(args)
+    if args.strategy:
+        _, sets = _variant(args.strategy, "strategy")
+        args.overrides = [*sets, *args.overrides]
+    config, scen = _effective_config(argparse.Namespace(overrides=args.overrides), registry, args.config, args.scenario)
+
+    label = (scen or (os.path.basename(args.config) if args.config else "the default config"))
+    label += f": strategy {config['strategy']['name']}, iommu {config['iommu']['model']}; kind {args.kind}; " \
+             f"seed {args.seed}"
+    bar = _Progress("hunting")
+
+    def progress(fraction: float, runs: int) -> None:
+        bar.label = f"hunting ({runs:,} runs)"
+        bar(fraction)
+
+    try:
+        result = hunt(config, registry, kind=args.kind, budget_s=budget, max_runs=args.max_runs, seed=args.seed,
+                      workers=args.workers, progress=progress)
+    except HuntError as exc:
+        raise RunFailed(str(exc), exc.traceback_text) from None
+    finally:
+        bar.close()
+    written = None
+    if result.found:
+        from explorer import atomic
+
+        try:
+            atomic.write_text(out, counterexample_text(result, registry, out))
+        except OSError as exc:
+            raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+        written = out
+    if args.format == "json":
+        _write_output(dumps_json(result_document(result, registry, written)), None)
+    else:
+        _write_output(format_result(result, label, args.kind, written), None)
+    return EXIT_FOUND if result.found else EXIT_OK
+
+
+__all__ = ["EXIT_FOUND", "EXIT_OK", "EXIT_RUN_FAILED", "add_hunt_parser", "cmd_hunt"]
