@@ -17,7 +17,7 @@ import random
 import time
 import traceback
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from explorer.sim.build import build_simulation
@@ -42,6 +42,32 @@ def violated(metrics: Mapping[str, Any], kinds: Sequence[str]) -> str | None:
         if total:
             return k
     return None
+
+
+@contextlib.contextmanager
+def hermetic_hypothesis() -> Iterator[None]:
+    """Hypothesis without the constants it gathers from the modules this process happens to have
+    imported (it mixes them into what it draws): without this, the same seed searched in a worker
+    process, in the TUI or under pytest would try other candidates. Restored afterwards."""
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover - another Hypothesis layout: nothing to neutralise
+        yield
+        return
+    patches: dict[str, Any] = {}
+    if hasattr(providers, "_get_local_constants") and hasattr(providers, "Constants"):
+        empty = providers.Constants()
+        patches["_get_local_constants"] = lambda: empty
+    if isinstance(getattr(providers, "CONSTANTS_CACHE", None), dict):
+        patches["CONSTANTS_CACHE"] = {}
+    saved = {name: getattr(providers, name) for name in patches}
+    for name, value in patches.items():
+        setattr(providers, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(providers, name, value)
 
 
 def run_round(
@@ -78,16 +104,17 @@ def run_round(
 
     out: dict[str, Any] = {"round": rnd, "found": False, "candidate": None, "error": None, "spent": False}
     try:
-        cand = find(
-            candidates(space),
-            condition,
-            settings=settings(
-                max_examples=max_examples, database=None, deadline=None, verbosity=Verbosity.quiet,
-                suppress_health_check=list(HealthCheck),
-                phases=(Phase.generate, Phase.shrink),
-            ),
-            random=random.Random(round_seed(seed, rnd)),
-        )
+        with hermetic_hypothesis():
+            cand = find(
+                candidates(space),
+                condition,
+                settings=settings(
+                    max_examples=max_examples, database=None, deadline=None, verbosity=Verbosity.quiet,
+                    suppress_health_check=list(HealthCheck),
+                    phases=(Phase.generate, Phase.shrink),
+                ),
+                random=random.Random(round_seed(seed, rnd)),
+            )
         out.update(found=True, candidate=minimise(cand, condition))
     except NoSuchExample:
         pass

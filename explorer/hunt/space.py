@@ -34,8 +34,8 @@ US = 1_000
 MS = 1_000_000
 MAX_EVENTS = 12
 #: How many CPUs (and kernel slots of each level) the events use: few, so they collide.
-SEARCH_CPUS = 3
-SEARCH_SLOTS = 3
+SEARCH_CPUS = 2
+SEARCH_SLOTS = 2
 SCRIPT = "script"
 
 
@@ -199,56 +199,91 @@ def make_space(config: Mapping[str, Any], registry: Any) -> Space:
     return space
 
 
+#: A probe's target or an allocation's CPU that refers to an unlink instead of naming a value:
+#: the device aims at the table the next (or the last) unlink removes, the reuse happens on the CPU
+#: that freed last. Adversarial by construction, and what keeps the search from waiting for chance.
+NEXT, LAST = -1, -2
+
+
 def candidates(space: Space) -> st.SearchStrategy[dict[str, Any]]:
-    """The Hypothesis strategy of candidates; it shrinks to fewer events, smaller gaps, lower
-    CPUs and slots, and the config's own knob values."""
-    gap = st.one_of(st.sampled_from(space.gaps), st.integers(0, max(space.gaps) * 2))
-    cpu = st.sampled_from(space.cpus)
+    """The Hypothesis strategy of candidates; it shrinks to fewer events, smaller gaps, references
+    rather than values, lower CPUs and slots, and the config's own knob values."""
+    # Mostly the scales at which windows open and close, sometimes any time at all.
+    scale = st.sampled_from(space.gaps)
+    gap = st.one_of(scale, scale, scale, st.integers(0, max(space.gaps) * 2))
     slot = st.sampled_from(space.slots)
+    target = st.sampled_from((NEXT, LAST, *space.slots))
+    reuse_cpu = st.sampled_from((LAST, *space.cpus))
 
     @st.composite
     def event(draw: Any) -> tuple[Any, ...]:
         t = draw(gap)
         op = draw(st.sampled_from(("probe", "unlink", "alloc")))
         if op == "probe":
-            return (t, "probe", draw(slot), draw(st.integers(0, space.iommus - 1)))
+            return (t, "probe", draw(target), draw(st.integers(0, space.iommus - 1)))
         if op == "alloc":
-            return (t, "alloc", draw(cpu))
+            return (t, "alloc", draw(reuse_cpu))
         fl = draw(st.integers(0, len(space.flavours) - 1))
         f = space.flavours[fl]
         count = draw(st.integers(1, f.max_count)) if f.max_count > 1 else 1
         return (t, "unlink", fl, draw(st.sampled_from(f.cpus)), draw(slot), count)
 
     return st.fixed_dictionaries({
-        "events": st.lists(event(), min_size=1, max_size=MAX_EVENTS),
+        "events": st.lists(event(), min_size=2, max_size=MAX_EVENTS),
         "seed": st.sampled_from(space.seeds),
         "workqueue_delay": st.sampled_from(space.workqueue_delays),
         "sva_mms": st.sampled_from(space.sva_mms),
     })
 
 
+def _unlinked(space: Space, ev: tuple[Any, ...]) -> tuple[int, int]:
+    """(CPU, the slot whose table it frees last) of an unlink event."""
+    f = space.flavours[ev[2]]
+    first = ev[4] if f.level == 1 or ev[4] == 31 else 31
+    return ev[3], first + ev[5] - 1
+
+
 def script_text(space: Space, events: Sequence[tuple[Any, ...]]) -> tuple[str, int]:
-    """The ``script`` events of a candidate, one a line; and the time of the last one (ns)."""
+    """The ``script`` events of a candidate, one a line (references resolved to slots and CPUs);
+    and the time of the last one (ns)."""
+    frees = [(i, _unlinked(space, ev)) for i, ev in enumerate(events)
+             if ev[1] == "unlink" and space.flavours[ev[2]].op == "unlink"]
+    freeing_cpus = [(i, ev[3]) for i, ev in enumerate(events) if ev[1] == "unlink"]
+
+    def slot_for(i: int, ref: int) -> int:
+        if ref >= 0:
+            return ref
+        after = [s for j, (_, s) in frees if j > i]
+        before = [s for j, (_, s) in frees if j < i]
+        if ref == NEXT:
+            return (after or before[-1:] or [space.slots[0]])[0]
+        return (before[-1:] or after or [space.slots[0]])[0]
+
+    def cpu_for(i: int, ref: int) -> int:
+        if ref >= 0:
+            return ref
+        before = [c for j, c in freeing_cpus if j < i]
+        return before[-1] if before else space.cpus[0]
+
     lines = []
     t = 0
-    for ev in events:
+    for i, ev in enumerate(events):
         t += ev[0]
         at = format_duration(t)
         if ev[1] == "probe":
-            lines.append(f"{at} probe slot={ev[2]} iommu={ev[3]}")
+            lines.append(f"{at} probe slot={slot_for(i, ev[2])} iommu={ev[3]}")
         elif ev[1] == "alloc":
-            lines.append(f"{at} alloc cpu={ev[2]}")
+            lines.append(f"{at} alloc cpu={cpu_for(i, ev[2])}")
         else:
             f = space.flavours[ev[2]]
             count = f" count={ev[5]}" if ev[5] > 1 else ""
+            opts = f.options()
+            tail = (f" {opts}" if opts else "") + f"  # as {f.source}"
             if f.op == "free-user":
-                opts = f.options()
-                lines.append(f"{at} free-user cpu={ev[3]}{count}" + (f" {opts}" if opts else "") + f"  # {f.source}")
+                lines.append(f"{at} free-user cpu={ev[3]}{count}{tail}")
             else:
-                slot = ev[4] if f.level == 1 or ev[4] == 31 else 31
-                opts = f.options()
-                lines.append(f"{at} unlink slot={slot} cpu={ev[3]}{count}" + (f" {opts}" if opts else "")
-                             + f"  # as {f.source}")
+                _, last = _unlinked(space, ev)
+                lines.append(f"{at} unlink slot={last - ev[5] + 1} cpu={ev[3]}{count}{tail}")
     return "\n".join(lines) + "\n", t
 
 

@@ -1,6 +1,6 @@
 """``python -m tests.benchmarks`` (``make bench``): every benchmark, one table, and ``bench.json``.
 
-    python -m tests.benchmarks [--quick] [--only simpy,engine,scale,startup,tui,parallel] [--output FILE]
+    python -m tests.benchmarks [--quick] [--only simpy,engine,scale,startup,tui,parallel,hunt] [--output FILE]
 
 Benchmarks print figures; they never pass or fail (``make test`` does not run them). A figure that
 cannot be measured here (no SimPy, no TUI yet, no pseudo-terminal) is reported as ``n/a (why)``.
@@ -19,7 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import bench_engine, bench_parallel, bench_scale, bench_simpy, bench_startup, bench_tui
+from tests.benchmarks import (
+    bench_engine,
+    bench_hunt,
+    bench_parallel,
+    bench_scale,
+    bench_simpy,
+    bench_startup,
+    bench_tui,
+)
 from tests.benchmarks.common import ROOT, Figure, is_na, machine, na
 
 SECTIONS: dict[str, tuple[str, Callable[[bool], list[Figure]], tuple[str, ...]]] = {
@@ -29,6 +37,7 @@ SECTIONS: dict[str, tuple[str, Callable[[bool], list[Figure]], tuple[str, ...]]]
     "startup": ("4. start-up", bench_startup.run, ("version_s", "run_help_s", "tui_first_frame_s")),
     "tui": ("5. under the TUI", bench_tui.run, ("tui_throughput_ratio", "tui_key_p95_ms")),
     "parallel": ("6. parallel", bench_parallel.run, ("parallel_speedup_2",)),
+    "hunt": ("7. hunt", bench_hunt.run, ("hunt_s_before-fix",)),
 }
 
 
