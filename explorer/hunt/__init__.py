@@ -263,7 +263,13 @@ def _parallel(
             done, _ = futures_wait(list(running), return_when=FIRST_COMPLETED)
             for fut in done:
                 rnd = running.pop(fut)
-                res = fut.result()
+                try:
+                    res = fut.result()
+                except Exception as exc:  # the worker process died (killed, out of memory)
+                    res = {"round": rnd, "found": False, "candidate": None, "runs": 0, "simulated_ns": 0,
+                           "spent": False, "error": {"kind": "hunt", "name": "",
+                                                     "message": f"a hunt worker process died: {exc}",
+                                                     "traceback": ""}}
                 results[rnd] = res
                 if res["found"] or res["error"] or res["spent"]:
                     stop_at = rnd if stop_at is None else min(stop_at, rnd)

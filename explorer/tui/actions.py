@@ -59,6 +59,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("open", "ctrl+o", "Open config…", "Open", "app.open", help="Load a TOML config file."),
     Action("scenario", "ctrl+l", "Load scenario…", "Scenario", "app.pick_scenario",
            help="Replace the config with a preset scenario (the kernel's history of this bug)."),
+    Action("hunt", "h", "Hunt for a use-after-free", "Hunt", "app.hunt",
+           help="Search the current config for a memory-safety violation (event times, CPUs, bursts, device "
+           "probes, flush durations; 60 s) and open the shrunk counterexample on the Run screen, ready to play."),
     Action("theme", "ctrl+t", "Change theme", "Theme", "app.change_theme", help="Pick one of the Textual themes."),
     Action("quit", "ctrl+q", "Quit", "Quit", "app.quit", help="Quit; asks first when there are unsaved changes.",
            priority=True),

@@ -380,6 +380,26 @@ class ExplorerApp(App[int]):
         self.push_screen(ChoiceModal("Load a scenario (replaces the config)", options, current=self.scenario),
                          picked)
 
+    def action_hunt(self) -> None:
+        """Hunt on the current config (explorer/tui/screens/hunt.py)."""
+        from explorer.tui.screens.hunt import HuntModal
+
+        # hunt_limits: what a test narrows (max_runs, workers, budget_s); a user gets the CLI's defaults
+        self.push_screen(HuntModal(copy.deepcopy(self.config), self.registry, **getattr(self, "hunt_limits", {})),
+                         lambda result: self.open_counterexample(result) if result is not None else None)
+
+    def open_counterexample(self, result: Any) -> None:
+        """A hunt's counterexample becomes the config (unsaved, no file: a save asks for a name),
+        shown on the Run screen paused at time zero."""
+        from explorer.tui.screens.hunt import counterexample_message
+
+        self.path, self.scenario, self.origins = None, None, {}
+        self.set_config(result.config, reason="hunt")
+        if self.session is not None and self.session.state != "starting":
+            self.session.reset(self.config)
+        self.action_goto("run")
+        self.notify(counterexample_message(result), title="Counterexample found", timeout=12)
+
     def set_plugin(self, kind: str, name: str) -> None:
         key = "strategy.name" if kind == "strategy" else "iommu.model"
         problem = self.apply_edit(key, name)
