@@ -75,8 +75,8 @@ class HuntModal(ModalScreen[Any]):
             self.app.call_from_thread(self._progress, fraction, runs)
 
         try:
-            result = hunt(self.config, self.registry, kind=KIND, budget_s=self.hunt_budget_s, max_runs=self.hunt_max_runs,
-                          seed=SEED, workers=self.hunt_workers, progress=progress)
+            result = hunt(self.config, self.registry, kind=KIND, budget_s=self.hunt_budget_s,
+                          max_runs=self.hunt_max_runs, seed=SEED, workers=self.hunt_workers, progress=progress)
         except HuntCancelled:
             self.app.call_from_thread(self._finish, "cancelled", None, "")
             return
