@@ -21,10 +21,11 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
-from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the process pool is imported when a hunt runs on several: the CLI starts light
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 #: Violation kinds that are not about memory safety: hunt never looks for them.
 NOT_MEMORY_SAFETY = ("leaked", "sleep_in_atomic")
@@ -237,6 +238,9 @@ def _parallel(
 ) -> None:
     """Rounds on ``workers`` local processes (the sweep's process machinery and plugin bundle).
     Stops submitting at the first find, error or spent budget; waits for the rounds before it."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+    from concurrent.futures import wait as futures_wait
+
     from explorer.hunt.search import run_round_task
     from explorer.sweep.executors import _mp_context
     from explorer.sweep.worker import init_local_worker, make_bundle
