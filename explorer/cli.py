@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plugin_parser(sub, common)
 
-    from explorer.hunt.cli import add_hunt_parser  # standard library only, like this module
+    from explorer.cli_hunt import add_hunt_parser  # standard library only, like this module
 
     add_hunt_parser(sub, common)
 
@@ -862,7 +862,7 @@ def cmd_plugin(args: argparse.Namespace) -> int:
 
 
 def cmd_hunt(args: argparse.Namespace) -> int:
-    from explorer.hunt.cli import cmd_hunt as hunt
+    from explorer.cli_hunt import cmd_hunt as hunt
 
     return hunt(args)
 

@@ -175,7 +175,7 @@ class Script(WorkloadSource):
     def process(self, w):
         # Every event, even one at 0s, happens once the run is under way (after a trace is attached).
         yield 0
-        for ev in parse_events(self.params["events"]):
+        for ev in parse_events(self.values["events"]):
             if ev["at"] > w.now:
                 yield ev["at"] - w.now
             op = ev["op"]
