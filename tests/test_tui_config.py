@@ -173,7 +173,7 @@ async def test_workload_sources_can_be_removed_and_added(app):
         assert isinstance(app.screen, ChoiceModal)
         # the source not in the config first, then the others (each would be a second instance)
         assert [name for _, name, _ in app.screen.options] == [
-            "hot-remove", "kernel-tlb-flush", "cpa-collapse#1", "user-teardown#1", "vmalloc-huge#1"]
+            "hot-remove", "kernel-tlb-flush", "script", "cpa-collapse#1", "user-teardown#1", "vmalloc-huge#1"]
         await pilot.press("enter")
         await pilot.pause()
         assert app.config["workload"][-1]["name"] == "hot-remove"
