@@ -214,16 +214,13 @@ def candidates(space: Space) -> st.SearchStrategy[dict[str, Any]]:
     slot = st.sampled_from(space.slots)
     target = st.sampled_from((NEXT, LAST, *space.slots))
     reuse_cpu = st.sampled_from((LAST, *space.cpus))
-    iommu = st.sampled_from((0, 0, 0, *range(1, space.iommus)))
 
     @st.composite
     def event(draw: Any) -> tuple[Any, ...]:
         t = draw(gap)
-        # Probes and unlinks make most stories (a reuse only the use-after-free ones), and a probe
-        # and its return walk must meet in one IOMMU's cache: mostly the first.
-        op = draw(st.sampled_from(("probe", "unlink", "alloc", "probe", "unlink")))
+        op = draw(st.sampled_from(("probe", "unlink", "alloc")))
         if op == "probe":
-            return (t, "probe", draw(target), draw(iommu))
+            return (t, "probe", draw(target), draw(st.integers(0, space.iommus - 1)))
         if op == "alloc":
             return (t, "alloc", draw(reuse_cpu))
         fl = draw(st.integers(0, len(space.flavours) - 1))
