@@ -98,6 +98,14 @@ def _cpus_of(spec: Any, cpus: int) -> tuple[int, ...]:
     return tuple(range(lo, hi + 1))[:SEARCH_CPUS] or (0,)
 
 
+def _shares(share: float, *, not_when_all: bool) -> list[bool]:
+    """The values a per-table flag takes for a share of the tables: ``[False]`` for none, ``[True]``
+    for all, both in between. With ``not_when_all`` the flag is the complement (``marked`` from a
+    share of *unmarked* tables)."""
+    values = [False] if share <= 0 else [True] if share >= 1 else [False, True]
+    return [not v for v in values] if not_when_all else values
+
+
 def flavours_of(config: Mapping[str, Any]) -> list[Flavour]:
     """The ways the config's workload sources free tables (built-in sources by what they do; any
     other source as plain marked unlinks in both contexts)."""
@@ -107,25 +115,28 @@ def flavours_of(config: Mapping[str, Any]) -> list[Flavour]:
         name = w["name"]
         cpus = _cpus_of(w.get("cpus"), ncpus)
         burst = max(1, min(int(w.get("burst", 1) or 1), 4))
+        # A share of unmarked tables (the 2026 finding): both kinds when some are and some are not.
+        marks = _shares(float(w.get("unmarked", 0.0) or 0.0), not_when_all=True)
+        context = "atomic" if w.get("atomic") is True else "sleepable"
         if name == "vmalloc-huge":
-            out.append(Flavour(name, "unlink", cpus, cpu_flush=int(w.get("cpu_flush", 0))))
+            out.append(Flavour(name, "unlink", cpus, context=context, cpu_flush=int(w.get("cpu_flush", 0))))
             if float(w.get("pud_fraction", 0.0)) > 0:
-                out.append(Flavour(name, "unlink", cpus, level=2, cpu_flush=int(w.get("cpu_flush", 0))))
-        elif name == "cpa-collapse":
-            out.append(Flavour(name, "unlink", cpus, context="atomic", marked=bool(w.get("marked", True)),
-                               max_count=burst, after_flush=int(w.get("tlb_flush_all", 0))))
+                out.append(Flavour(name, "unlink", cpus, context=context, level=2,
+                                   cpu_flush=int(w.get("cpu_flush", 0))))
+        elif name == "cpa-collapse":  # unlink, flush_tlb_all(), then free (a group of one per table here)
+            for marked in marks:
+                out.append(Flavour(name, "unlink", cpus, context=context, marked=marked, max_count=burst,
+                                   cpu_flush=int(w.get("tlb_flush_all", 0))))
         elif name == "hot-remove":
-            frac = float(w.get("bootmem_fraction", 0.0))
-            for bootmem in ([False] if frac <= 0 else [True] if frac >= 1 else [False, True]):
-                out.append(Flavour(name, "unlink", cpus, bootmem=bootmem, max_count=burst,
-                                   after_flush=int(w.get("tlb_flush_all", 0))))
+            for bootmem in _shares(float(w.get("bootmem_fraction", 0.0)), not_when_all=False):
+                for marked in marks:
+                    out.append(Flavour(name, "unlink", cpus, context=context, marked=marked, bootmem=bootmem,
+                                       max_count=burst, after_flush=int(w.get("tlb_flush_all", 0))))
         elif name == "user-teardown":
-            out.append(Flavour(name, "free-user", cpus, context="atomic" if w.get("atomic") else "sleepable",
-                               max_count=burst))
-        elif name == SCRIPT:
-            continue  # hunting on a script: its own events are not replayed; the generic flavours are
+            out.append(Flavour(name, "free-user", cpus, context=context, max_count=burst))
+        elif name in (SCRIPT, "kernel-tlb-flush"):
+            continue  # a script's own events are not replayed (the generic flavours are); a flush frees nothing
         else:
-            context = "atomic" if w.get("atomic") is True else "sleepable"
             out.append(Flavour(name, "unlink", cpus, context=context, max_count=burst))
     if not any(f.op == "unlink" for f in out):  # nothing frees kernel tables: try the plain kernel paths
         allcpus = tuple(range(min(ncpus, SEARCH_CPUS)))
