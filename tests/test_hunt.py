@@ -1,7 +1,8 @@
 """The ``script`` workload source and ``hunt`` (docs/hunt.md, docs/config.md).
 
 Hunts here are bounded by ``max_runs`` (never by wall time) so their answers are exact and the
-suite stays short: a few hundred candidate runs of a few microseconds of simulated time each.
+suite stays short: a few hundred candidate runs of a few microseconds of simulated time each. They
+are ``functional`` (``make test``); the script source's tests are unit tests (``make test-fast``).
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ def test_any_is_every_memory_safety_kind_of_the_checker(monkeypatch: pytest.Monk
     assert "unflushed_free" in memory_kinds()
 
 
+@pytest.mark.functional  # hundreds of candidate runs; worker processes
 def test_hunt_finds_shrinks_and_writes_a_replayable_before_fix_counterexample(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -155,6 +157,7 @@ def test_hunt_finds_shrinks_and_writes_a_replayable_before_fix_counterexample(
     assert doc["config"]["strategy"]["name"] == "sync-unsafe"  # the scenario's strategy, unchanged
 
 
+@pytest.mark.functional  # hundreds of candidate runs; worker processes
 def test_hunt_on_deferred_finds_nothing_and_says_what_it_covered(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["hunt", "--scenario", "linux-6.19", "--max-runs", "100", "--workers", "1"])
     text = capsys.readouterr().out
@@ -164,6 +167,7 @@ def test_hunt_on_deferred_finds_nothing_and_says_what_it_covered(capsys: pytest.
     assert "stopped   after --max-runs" in text
 
 
+@pytest.mark.functional  # hundreds of candidate runs; worker processes
 def test_hunt_is_deterministic_for_a_seed_and_any_worker_count(
     test_registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
