@@ -88,14 +88,16 @@ def _out_path(requested: str | None) -> str:
     return f"counterexample-{n}.toml"
 
 
-def story(trace: Sequence[str], limit: int = 20) -> list[str]:
-    """The trace up to and including the first violation (at most ``limit`` lines)."""
+def story(trace: Sequence[str], kind: str | None = None, limit: int = 20) -> list[str]:
+    """The trace up to and including the first violation of ``kind`` (any kind when None), at most
+    ``limit`` lines: a use-after-free's story goes on past the unflushed free that caused it."""
+    mark = f": violation: kind={kind} " if kind else ": violation:"
     out: list[str] = []
     for line in trace:
         out.append(line)
-        if ": violation:" in line:
+        if mark in line + " ":
             break
-    return out[:limit]
+    return out[-limit:]
 
 
 def counterexample_text(result: HuntResult, registry: Registry, path: str) -> str:
@@ -129,7 +131,7 @@ def format_result(result: HuntResult, label: str, kind: str, out: str | None) ->
         lines.append("")
         lines += ["  " + line for line in result.script.rstrip("\n").split("\n")]
         lines.append("")
-        tale = story(result.trace)
+        tale = story(result.trace, result.kind)
         lines.append(f"The story (pgtable-explorer run {out} --trace story.txt):")
         lines += ["  " + line for line in tale]
         if len(result.trace) > len(tale):

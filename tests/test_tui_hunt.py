@@ -4,6 +4,7 @@ Run screen, ready to play; nothing found says what was covered."""
 from __future__ import annotations
 
 from explorer.config import default_config
+from explorer.hunt import memory_kinds
 from explorer.plugins import Registry
 from tests.tui_helpers import make_app, run_to_end, screen_text, wait_until
 
@@ -24,7 +25,7 @@ async def test_hunt_opens_the_counterexample_on_the_run_screen_and_it_plays(regi
         assert "space plays it live" in said()[0] and "scripted event" in said()[0]
         await run_to_end(pilot, app)
         v = app.session.latest.metrics()["violations"]  # type: ignore[union-attr]
-        assert v["use_after_free"]["total"] + v["stale_walk_free"]["total"] >= 1
+        assert sum(v[k]["total"] for k in memory_kinds() if k in v) >= 1  # what the hunt found, replayed
 
 
 async def test_hunt_that_finds_nothing_says_what_it_covered(registry: Registry) -> None:
@@ -34,7 +35,7 @@ async def test_hunt_that_finds_nothing_says_what_it_covered(registry: Registry) 
         await pilot.press("h")
         await wait_until(pilot, lambda: getattr(app.screen, "outcome", "") == "nothing", 120, "the hunt to end")
         await wait_until(pilot, lambda: "nothing found in 100 runs" in screen_text(app), 10, "the coverage")
-        assert "iommu.sva_mms: flush duration" in screen_text(app)
+        assert "Varied:" in screen_text(app) and "event times" in screen_text(app)
         assert app.config["workload"][0]["name"] == "vmalloc-huge"  # the config is untouched
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.current_mode == "config" and not hasattr(app.screen, "outcome"), 10)
