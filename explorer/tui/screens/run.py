@@ -145,7 +145,7 @@ class RunScreen(Screen[None]):
         self.query_one(ErrorPanel).show_error(error, self.xapp.describe_plugin(error) if error else "")
         active = self.query_one(TabbedContent).active
         if active == "tab-queues":
-            self.query_one(QueuesView).set_data(d)
+            self.query_one(QueuesView).set_data(d, still=snap.state != "running")
         elif not self._lazy_mounted():  # the hidden tabs mount after the first frame
             self.call_after_refresh(self.apply_latest, True)
         elif active == "tab-log":

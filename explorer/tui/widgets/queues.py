@@ -53,7 +53,9 @@ class QueuesView(Static):
     _key: Any = None
     _lines = -1
 
-    def set_data(self, data: dict[str, Any]) -> None:
+    def set_data(self, data: dict[str, Any], *, still: bool = False) -> None:
+        """Draw ``data``; ``still`` (the run is paused, stopped or finished) fits the height to the
+        content again, so what a still run shows does not depend on how long its lists once were."""
         work: list[list[Cell]] = [
             [str(w.get("name")), (str(w.get("state")), STATE_STYLE.get(str(w.get("state")), "")),
              fmt.count(w.get("runs"))]
@@ -72,7 +74,7 @@ class QueuesView(Static):
                                  fmt.ns(p.get("age_ns"))] for p in pend]
         title = (f"pending list: {total} table{'s' if total != 1 else ''}"
                  + (f" (oldest {len(pend)} shown)" if total > len(pend) else ""))
-        key = (work, io, pl, title)
+        key = (work, io, pl, title, still)
         if key == self._key:  # nothing it shows changed
             return
         self._key = key
@@ -89,6 +91,8 @@ class QueuesView(Static):
         # The height only grows (blank lines pad a shorter list): a new layout costs more than the
         # drawing, and the pending list changes length with nearly every snapshot at full speed.
         lines = out.plain.count("\n")
+        if still and lines < self._lines:
+            self._lines = -1  # one layout, now that the lists no longer change with every snapshot
         if lines < self._lines:
             out.append("\n" * (self._lines - lines))
         self.update(out, layout=lines > self._lines)
