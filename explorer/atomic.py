@@ -3,6 +3,11 @@
 Every file the explorer writes for the user (configs, run output, exports, traces, sweep results)
 goes through here, so an interrupted write (Ctrl-C, a full disk, a plugin that raises halfway
 through a streamed trace) never leaves a half-written file or destroys the old one.
+
+Only a regular file (or a path that does not exist yet) is replaced that way. A path that names
+something else is written *into*, never replaced: a character device (``/dev/null``, a terminal),
+a FIFO, a socket, and anything under ``/dev/`` or ``/proc/`` (``/dev/stdout``, ``/dev/fd/3``). A
+symlink is followed: its target is replaced and the link stays a link.
 """
 
 from __future__ import annotations
@@ -31,13 +36,50 @@ def _mode_for(path: Path) -> int:
         return default_mode()
 
 
+#: Paths written straight whatever they resolve to: ``/dev/stdout`` may resolve to the regular file
+#: the shell redirected standard output to, and replacing that file would lose what else goes there.
+STREAM_PREFIXES = ("/dev/", "/proc/")
+
+
+def target_of(path: str | os.PathLike[str]) -> Path:
+    """The file a write to ``path`` changes: a symlink's final target (which may not exist yet)."""
+    return Path(os.path.realpath(path))
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is written into rather than replaced: it names a device, a FIFO, a
+    socket or anything under ``/dev/`` or ``/proc/`` (see the module docstring)."""
+    text = os.fspath(path)
+    if text.startswith(STREAM_PREFIXES) or os.path.abspath(text).startswith(STREAM_PREFIXES):
+        return True
+    try:
+        st = os.stat(text)
+    except OSError:
+        return False
+    return not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))
+
+
+@contextlib.contextmanager
+def _open_stream(path: str | os.PathLike[str], binary: bool, newline: str | None) -> Iterator[IO[Any]]:
+    f: IO[Any]
+    with (open(path, "wb") if binary else open(path, "w", encoding="utf-8", newline=newline)) as f:
+        yield f
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], binary: bool = False, mode: int | None = None,
                 newline: str | None = None) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path`` for writing; when the block ends normally it replaces
     ``path`` (fsynced, with ``mode`` or the old file's permissions); when it raises, ``path`` is
-    untouched and the temporary file is removed."""
-    target = Path(path)
+    untouched and the temporary file is removed.
+
+    A device, FIFO or ``/dev/...`` path is opened and written directly instead (:func:`is_stream`);
+    a symlink's target is replaced, not the link."""
+    if is_stream(path):
+        with _open_stream(path, binary, newline) as stream:
+            yield stream
+        return
+    target = target_of(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         f: IO[Any]

@@ -68,7 +68,8 @@ def _add_config_source(p: argparse.ArgumentParser, *, positional: bool = True) -
 
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
-    p.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of standard output")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of standard output ('-': standard output; a file is "
+                   "replaced whole, a device or FIFO written into, a symlink's target replaced)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,19 +238,15 @@ def _effective_config(
     return config, scen
 
 
-def _write_output(text: str, output: str | None) -> None:
-    if output:
-        from explorer import atomic
+def _write_output(text: str, output: str | None, option: str | None = None) -> None:
+    """Write a command's output: to standard output, or to ``output`` by the rules of
+    :mod:`explorer.outputs` (``-`` is standard output; devices and FIFOs are written into).
+    ``option`` names the option that could have named a file (default: --output when one is given)."""
+    from explorer.outputs import STDOUT, write_text
 
-        try:
-            atomic.write_text(output, text)
-        except OSError as exc:
-            raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
+    write_text(output, text, option if option is not None else ("--output" if output is not None else ""))
+    if output is not None and output != STDOUT:
         print(f"wrote {output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
 
 
 class _Progress:
@@ -304,22 +301,23 @@ def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[
 
 def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[str, Any]:
     """Run ``sim`` streaming its trace to ``path`` (atomically). A run that fails still writes the
-    trace up to the failure: that is when it is wanted most."""
-    from explorer.atomic import atomic_open
+    trace up to the failure: that is when it is wanted most. A trace that cannot be written (a full
+    disk) ends the run: the old file stays and the error names the trace, not a plugin."""
+    from explorer.outputs import OutputLost, open_output, stream_writer
     from explorer.sim.engine import SimulatorError
 
     failure: SimulatorError | None = None
     metrics: dict[str, Any] = {}
-    try:
-        with atomic_open(path) as f:
-            sim.trace_to(f.write)
-            try:
-                metrics = sim.run(progress=progress)
-            except SimulatorError as exc:  # the trace up to the failure is kept
-                failure = exc
-    except OSError as exc:
-        raise UserError(f"--trace: cannot write {path}: {exc.strerror or exc}") from None
-    print(f"wrote the trace to {path}", file=sys.stderr)
+    with open_output(path, "--trace") as f:
+        sim.trace_to(stream_writer(f, path, "--trace"))
+        try:
+            metrics = sim.run(progress=progress)
+        except OutputLost:
+            raise
+        except SimulatorError as exc:  # the trace up to the failure is kept
+            failure = exc
+    if path != "-":
+        print(f"wrote the trace to {path}", file=sys.stderr)
     if failure is not None:
         raise failure
     return metrics
@@ -338,7 +336,7 @@ def _scenario_line(scenario: Mapping[str, Any], color: bool) -> list[str]:
 
 
 def _use_color(output: str | None) -> bool:
-    return output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return output in (None, "-") and sys.stdout is not None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
 def _red(text: str, color: bool) -> str:
@@ -597,10 +595,17 @@ def format_compare_table(columns: Sequence[Mapping[str, Any]], color: bool,
 # --------------------------------------------------------------------------- commands
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _check_outputs(args: argparse.Namespace, outputs: Sequence[tuple[str, str | None]],
+                   configs: Sequence[str | None]) -> None:
+    """Before any work: every output can be written and none is an input (explorer.outputs)."""
+    from explorer.outputs import Input, Output, check_outputs
 
-    if args.trace and args.output and os.path.realpath(args.trace) == os.path.realpath(args.output):
-        raise UserError(f"--trace and --output are the same file ({args.output}): one would replace the other")
+    check_outputs([Output(option, path) for option, path in outputs],
+                  [Input("the config", c) for c in configs if c])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _check_outputs(args, [("--output", args.output), ("--trace", args.trace)], [args.config])
     registry = _load_registry(args)
     config, scen = _effective_config(args, registry, args.config, args.scenario)
     progress = _Progress("running")
@@ -609,10 +614,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     if args.format == "json":
-        _write_output(dumps_json(run_document(config, metrics, registry, scen)), args.output)
+        _write_output(dumps_json(run_document(config, metrics, registry, scen)), args.output, "--output")
     else:
         scenario = scenario_doc(registry, scen, metrics)
-        _write_output(format_run_table(config, metrics, scenario, _use_color(args.output), registry), args.output)
+        _write_output(format_run_table(config, metrics, scenario, _use_color(args.output), registry), args.output, "--output")
     return EXIT_OK
 
 
@@ -635,6 +640,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.strategies and args.iommus:
         raise UserError("compare either strategies (--strategy) or IOMMU models (--iommu), not both at once")
+    _check_outputs(args, [("--output", args.output)], args.configs)
     registry = _load_registry(args)
     overrides = _overrides(args)
     warnings: list[Problem] = []
@@ -685,7 +691,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     doc = compare_document(axis, columns, registry, scen)
     if args.format == "json":
-        _write_output(dumps_json(doc), args.output)
+        _write_output(dumps_json(doc), args.output, "--output")
         return EXIT_OK
     scenario = doc.get("scenario")
     color = _use_color(args.output)
@@ -695,7 +701,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     first = variants[0][1]
     head.append(f"compare   {axis}: {', '.join(labels)}; the same workload settings and seed {first['run']['seed']}")
     text = "\n".join(head) + "\n\n" + format_compare_table(doc["columns"], color, doc.get("workload"))
-    _write_output(text, args.output)
+    _write_output(text, args.output, "--output")
     return EXIT_OK
 
 
@@ -888,7 +894,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
     command = args.command or "tui"
+    if command == "tui":  # Textual handles its own signals
+        return _dispatch(command, args)
+    with _signals_interrupt() as received:
+        status = _dispatch(command, args)
+    return 128 + received[0] if received and status == EXIT_INTERRUPTED else status
+
+
+#: SIGINT's status (128 + 2); SIGTERM and SIGHUP end with 128 + their number.
+EXIT_INTERRUPTED = 130
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Any:
+    """SIGTERM and SIGHUP do what Ctrl-C does (raise KeyboardInterrupt where the program is), so
+    every path that cleans up after Ctrl-C (temporary files, sweep workers) cleans up after them
+    too. A signal that is ignored (``nohup``) stays ignored; the old handlers come back at the end.
+    Yields a list that gets the number of the signal received."""
+    import signal
+    import threading
+
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+                old[sig] = signal.signal(sig, interrupt)
+    try:
+        yield received
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _dispatch(command: str, args: argparse.Namespace) -> int:
     from explorer.config import ConfigError
+    from explorer.outputs import OutputError
 
     try:
         return COMMANDS[command](args)
@@ -896,7 +943,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in exc.problems:
             _err(str(p))
         return EXIT_USAGE
-    except UserError as exc:
+    except (UserError, OutputError) as exc:
         _err(str(exc))
         return EXIT_USAGE
     except RunFailed as exc:
@@ -922,4 +969,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

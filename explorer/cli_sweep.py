@@ -150,6 +150,8 @@ def _defines_sweep(args: argparse.Namespace, config: str | None) -> bool:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from explorer.sweep.results import jsonl_path, summary_path  # explorer.sweep.results is light
+
     config_path, image = _split_targets(args.targets)
     plot_metrics = _csv_list(args.plot)
     if plot_metrics and not args.x:
@@ -163,11 +165,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if image is not None:
         _check_folder(image)  # before a sweep that would end unable to draw
     if not _defines_sweep(args, config_path) and (plot_metrics or args.summary):
+        _check_outputs([("the plot file", image)], [("the results (--out)", args.out),
+                                                     ("the results (--out)", str(jsonl_path(args.out)))])
         return _from_results(args, plot_metrics, image)
+    _check_outputs([("--out", args.out), ("--out's JSON Lines", str(jsonl_path(args.out))),
+                    ("--out's summary", str(summary_path(args.out))), ("the plot file", image)],
+                   [("the config", config_path)])
     status = _run_sweep(args, config_path)
     if status in (EXIT_OK, EXIT_RUN_FAILED) and plot_metrics and image is not None:
         _plot(args, plot_metrics, image)
     return status
+
+
+def _check_outputs(outputs: Sequence[tuple[str, str | None]], inputs: Sequence[tuple[str, str | None]]) -> None:
+    """Before any work: each output can be written and none is an input (explorer.outputs)."""
+    from explorer.outputs import Input, Output, check_outputs
+
+    check_outputs([Output(o, p) for o, p in outputs], [Input(label, p) for label, p in inputs])
 
 
 def _check_folder(path: str) -> None:
@@ -228,10 +242,14 @@ def _plot(
 
     if records is None:
         records = _read(args.out)
+    from explorer.outputs import OutputError
+
     try:
         notes = plot_results(records, metrics, args.x, image, hue=args.hue, show=_shower(args, records))
     except SweepError as exc:
         raise UserError(str(exc)) from None
+    except OSError as exc:  # a full disk: the old plot is kept (plot_results writes atomically)
+        raise OutputError("the plot file", image, f"cannot write: {exc.strerror or exc}") from None
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
     print(f"wrote {image}", file=sys.stderr)

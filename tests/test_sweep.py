@@ -810,7 +810,7 @@ def test_out_that_is_a_folder_is_refused(capsys: pytest.CaptureFixture[str], tmp
     argv = ["--grid", "kernel.cpus=1", "--duration", "1ms", "--workers", "1", "--out", str(folder)]
     for extra in ([], ["--resume"], ["--overwrite"]):
         rc, _, err = sweep_cli(capsys, *argv, *extra)
-        assert rc == 2 and f"error: {folder} is a folder, not a results file" in err, (extra, err)
+        assert rc == 2 and f"error: --out {folder}: is a folder" in err, (extra, err)
     rc, _, err = sweep_cli(capsys, "--summary", "--out", str(folder))
     assert rc == 2 and f"error: {folder} is a folder, not a results file" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"] and not any(folder.iterdir())

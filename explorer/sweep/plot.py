@@ -157,6 +157,10 @@ def plot_results(
     kwargs: dict[str, Any] = {}
     if out.suffix.lower() == ".svg":
         kwargs["metadata"] = {"Date": None}  # the same results give the same file
-    with matplotlib.rc_context({"svg.hashsalt": "pgtable-explorer"}):
-        fig.savefig(out, **kwargs)
+    # Written whole or not at all: matplotlib writes in place, so a full disk or Ctrl-C would
+    # leave half an image where the old plot was.
+    from explorer.atomic import atomic_open
+
+    with matplotlib.rc_context({"svg.hashsalt": "pgtable-explorer"}), atomic_open(out, binary=True) as f:
+        fig.savefig(f, format=out.suffix.lower()[1:], **kwargs)
     return notes
