@@ -27,7 +27,7 @@ from explorer import __version__
 from explorer.sweep.executors import Executor, LocalExecutor, Outcome
 from explorer.sweep.points import Point, SweepError, SweepPlan
 from explorer.sweep.results import ResultsFiles, body_of, latest, make_record
-from explorer.sweep.worker import flatten_metrics, make_bundle
+from explorer.sweep.worker import CacheFolderError, check_cache_folder, flatten_metrics, make_bundle
 
 if TYPE_CHECKING:
     from explorer.plugins import Registry
@@ -148,6 +148,11 @@ class Sweep:
         self.plan = plan
         self.executor = executor if executor is not None else LocalExecutor()
         self.bundle = dict(bundle) if bundle is not None else bundle_for(registry)
+        if self.bundle.get("dirs"):  # local workers load the plugins from there: refuse a folder they must not trust
+            try:
+                check_cache_folder()
+            except CacheFolderError as exc:
+                raise SweepError(str(exc)) from None
         self.files = ResultsFiles(out, resume=resume, overwrite=overwrite) if out is not None else None
         if self.files is not None:
             # Before anything starts: the folder must exist, existing results are never replaced

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -73,31 +74,93 @@ def make_bundle(
     return {"entry_points": bool(entry_points), "dirs": dirs, "digest": digest}
 
 
+class CacheFolderError(RuntimeError):
+    """The plugin cache folder cannot be trusted (another user owns it, or others can write it)."""
+
+
+def cache_root() -> Path:
+    """The folder under which workers write plugin bundles: ``$TMPDIR/pgtable-explorer-<uid>``."""
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"pgtable-explorer-{uid}"
+
+
+def _private_folder(path: Path) -> None:
+    """Create ``path`` with mode 0700, or check the one that is there: a real folder (not a
+    symlink), owned by this user, writable by nobody else. Code is loaded from under it, so a
+    folder another local user could create or write first would let them run code in the sweep."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise CacheFolderError(f"the plugin cache {path} is not a folder (a symlink or a file): remove it, "
+                               "or point TMPDIR elsewhere")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise CacheFolderError(f"the plugin cache {path} belongs to another user (uid {st.st_uid}): refusing to "
+                               "load plugins from it; remove it, or point TMPDIR elsewhere")
+    if st.st_mode & 0o022:
+        raise CacheFolderError(f"the plugin cache {path} is writable by other users (mode "
+                               f"{stat.S_IMODE(st.st_mode):o}): refusing to load plugins from it; remove it, "
+                               "or point TMPDIR elsewhere")
+    if st.st_mode & 0o077:  # ours and only readable by others: make it private, as a new one is
+        os.chmod(path, 0o700)
+
+
+def check_cache_folder() -> Path:
+    """Create or check the plugin cache folders (see :func:`_private_folder`); return the folder
+    the bundles go in. Raises :class:`CacheFolderError`."""
+    root = cache_root()
+    _private_folder(root)
+    _private_folder(root / "plugins")
+    return root / "plugins"
+
+
+def _matches(root: Path, bundle: Mapping[str, Any]) -> bool:
+    """True when the files under ``root`` are exactly the bundle's: nothing changed, nothing added."""
+    try:
+        names = {p.name for p in root.iterdir()}
+    except OSError:
+        return False
+    if names != {".complete", *(str(i) for i in range(len(bundle["dirs"])))}:
+        return False
+    return all(_plugin_files(root / str(i)) == d["files"] for i, d in enumerate(bundle["dirs"]))
+
+
+def _write_bundle(bundle: Mapping[str, Any], folder: Path) -> None:
+    for i, d in enumerate(bundle["dirs"]):
+        (folder / str(i)).mkdir(mode=0o700)
+        for rel, text in d["files"].items():
+            target = folder / str(i) / rel
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+    (folder / ".complete").write_text("")
+
+
 def _materialise(bundle: Mapping[str, Any]) -> list[Path]:
     """Write the bundle's files under a folder named by its digest (once per machine); return the
-    plugin folders, in ``--plugins-dir`` order."""
+    plugin folders, in ``--plugins-dir`` order.
+
+    The folders are private (:func:`check_cache_folder`) and a bundle already there is used only
+    when its files are exactly the bundle's; otherwise this worker writes a fresh private copy."""
     if not bundle["dirs"]:
         return []
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    root = Path(tempfile.gettempdir()) / f"pgtable-explorer-{uid}" / "plugins" / bundle["digest"]
-    if not (root / ".complete").exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{bundle['digest']}.", dir=root.parent))
+    plugins = check_cache_folder()
+    root = plugins / bundle["digest"]
+    if not (root.is_dir() and not root.is_symlink() and _matches(root, bundle)):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{bundle['digest']}.", dir=plugins))  # mode 0700
         try:
-            for i, d in enumerate(bundle["dirs"]):
-                (tmp / str(i)).mkdir()
-                for rel, text in d["files"].items():
-                    target = tmp / str(i) / rel
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(text, encoding="utf-8")
-            (tmp / ".complete").write_text("")
-            try:
-                os.rename(tmp, root)
-            except OSError:  # another worker got there first
-                shutil.rmtree(tmp, ignore_errors=True)
+            _write_bundle(bundle, tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        try:
+            os.rename(tmp, root)
+        except OSError:  # another worker got there first, or a copy that did not match is there
+            if not _matches(root, bundle):
+                root = tmp  # this worker's own copy (it stays: the loaded modules came from it)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
     return [root / str(i) for i in range(len(bundle["dirs"]))]
 
 
@@ -165,7 +228,10 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
             raise WorkerSetupError(
                 f"this worker has pgtable-explorer {__version__}, the sweep needs {task['explorer']}"
             )
-        registry = registry_for(task["bundle"])
+        try:
+            registry = registry_for(task["bundle"])
+        except CacheFolderError as exc:
+            raise WorkerSetupError(str(exc)) from None
         _check_plugins(task["config"], registry)
         out["metrics"] = run_config(task["config"], registry)
         out["status"] = "ok"
