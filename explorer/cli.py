@@ -219,7 +219,7 @@ def _base_config(
         raise UserError("give a CONFIG file or --scenario, not both")
     if path:
         return load_config(path, registry, warnings=warnings), None
-    if scenario:
+    if scenario is not None:  # --scenario '' is a mistake, not the default
         return default_config(registry, scenario), scenario
     return default_config(registry), (DEFAULT_SCENARIO if DEFAULT_SCENARIO in registry.scenarios else None)
 
@@ -934,14 +934,14 @@ def _signals_interrupt() -> Any:
 
 
 def _dispatch(command: str, args: argparse.Namespace) -> int:
-    from explorer.config import ConfigError
+    from explorer.config import ConfigError, problem_lines
     from explorer.outputs import OutputError
 
     try:
         return COMMANDS[command](args)
     except ConfigError as exc:
-        for p in exc.problems:
-            _err(str(p))
+        for line in problem_lines(exc.problems):
+            _err(line)
         return EXIT_USAGE
     except (UserError, OutputError) as exc:
         _err(str(exc))

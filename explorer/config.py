@@ -27,6 +27,7 @@ import math
 import os
 import re
 import stat
+import sys
 import tomllib
 import warnings as _warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -81,18 +82,57 @@ class Problem:
     source_line: str | None = None
 
     def __str__(self) -> str:
+        file = shown(self.file)
         if self.line is not None:
-            where = f"{self.file}:{self.line}" + (f":{self.col}" if self.col is not None else "")
-            out = f"{where}: {self.message}"
+            where = f"{file}:{self.line}" + (f":{self.col}" if self.col is not None else "")
+            out = f"{where}: {capped(self.message)}"
             if self.source_line is not None:
-                out += f"\n    {self.source_line}"
-                if self.col is not None:
-                    pad = "".join("\t" if ch == "\t" else " " for ch in self.source_line[: self.col - 1])
+                line, col = self.source_line, self.col
+                if col is not None and col > MAX_SHOWN // 2:  # show the part of a long line around the column
+                    line, col = line[col - MAX_SHOWN // 2:], MAX_SHOWN // 2 + 1
+                out += f"\n    {_escaped(capped(line))}"
+                if col is not None:
+                    pad = "".join("\t" if ch == "\t" else " " for ch in _escaped(line[: col - 1]))
                     out += f"\n    {pad}^"
             return out
         if self.key:
-            return f"{self.file}: {self.key}: {self.message}"
-        return f"{self.file}: {self.message}"
+            return f"{file}: {shown(capped(self.key))}: {capped(self.message)}"
+        return f"{file}: {capped(self.message)}"
+
+
+#: The longest key, value or message shown in a problem; the rest is cut ("... (N more characters)").
+MAX_SHOWN = 300
+
+#: The most problems listed; then "... and N more problems".
+MAX_PROBLEMS = 20
+
+
+def capped(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out: a config with a
+    megabyte value must not echo a megabyte back."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal: as is when every character is printable, else
+    quoted and escaped by ``repr`` (a key with an ANSI or OSC escape must not reach the terminal raw)."""
+    return text if text.isprintable() else repr(text)
+
+
+def _escaped(line: str) -> str:
+    """A source line safe to print: control characters escaped, tabs kept (the caret lines up)."""
+    return "".join(ch if ch.isprintable() or ch == "\t" else repr(ch)[1:-1] for ch in line)
+
+
+def problem_lines(problems: Sequence[Problem], limit: int = MAX_PROBLEMS) -> list[str]:
+    """The problems to print: the first ``limit``, then how many more there are."""
+    lines = [str(p) for p in problems[:limit]]
+    if len(problems) > limit:
+        more = len(problems) - limit
+        lines.append(f"... and {more} more problem{'s' if more != 1 else ''}")
+    return lines
 
 
 class ConfigError(Exception):
@@ -103,7 +143,7 @@ class ConfigError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return "\n".join(str(p) for p in self.problems)
+        return "\n".join(problem_lines(self.problems))
 
 
 class ConfigWarning(UserWarning):
@@ -227,7 +267,8 @@ def _table(raw: Mapping[str, Any], key: str, prefix: str, col: _Collector) -> Ma
     return value
 
 
-_CPUS_RE = re.compile(r"^\s*(?:all|(\d+)|(\d+)\s*-\s*(\d+))\s*$")
+# ASCII digits only ("٣" is not a CPU number), and few enough for int() (over 4300 digits it raises).
+_CPUS_RE = re.compile(r"^\s*(?:all|([0-9]{1,9})|([0-9]{1,9})\s*-\s*([0-9]{1,9}))\s*$", re.ASCII)
 
 
 def _check_cpus_spec(spec: str, cpus: int) -> str | None:
@@ -256,7 +297,9 @@ def _plugin_name(
         col.add(_join(prefix, key), _unknown_plugin(kind, None, table).replace("unknown", "no", 1))
         return None
     if not isinstance(name, str):
-        col.add(_join(prefix, key), f"expected the name of a {_KIND_LABEL[kind]} (a string), got {name!r}")
+        label = _KIND_LABEL[kind]
+        col.add(_join(prefix, key), f"expected the name of {'an' if label[0] in 'aeiouI' else 'a'} {label} "
+                f"(a string), got {name!r}")
         return None
     if name not in table:
         where = ("; plugins come from --plugins-dir DIR (each .py file in it) and installed packages "
@@ -571,14 +614,76 @@ def loads_raw(text: str, source: str = "<config>") -> dict[str, Any]:
     """Parse TOML text into the raw dict (no validation); a syntax error is a :class:`ConfigError`
     with line and column."""
     try:
-        return tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(exc, text, source)]) from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ConfigError([Problem(source, "", f"nested too deeply: a config nests at most {MAX_DEPTH} levels "
+                                   "of arrays and tables")]) from None
+    except ValueError as exc:  # tomllib turns integers into ints: over 4300 digits that raises
+        raise ConfigError([Problem(source, "", f"a number too long to read ({str(exc).split(':')[0]})")]) from None
+    if _depth(raw) > MAX_DEPTH:
+        raise ConfigError([Problem(source, "", f"nested too deeply: a config nests at most {MAX_DEPTH} levels "
+                                   "of arrays and tables")])
+    return raw
+
+
+#: Config paths that mean standard input (the only non-regular file read as a config).
+STDIN_NAMES = ("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")
+
+#: How deep arrays and tables may nest in a config (a real one nests 3 levels; deeper values only
+#: make every later step, from validation to error messages, recurse that deep).
+MAX_DEPTH = 32
+
+#: The largest config file read; more is not a config (``/dev/zero``, a log given by mistake).
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+def _depth(value: Any) -> int:
+    """How deep arrays and tables nest in ``value`` (a scalar is 0), without recursing."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, Mapping):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, d + 1)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((c, d + 1) for c in children)
+    return deepest
+
+
+def _read_config_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a config file, refusing what is not one: a FIFO or device (it may never end,
+    or block forever), or a file over :data:`MAX_CONFIG_BYTES`. ``-`` is standard input."""
+    source = os.fspath(path)
+    if source in STDIN_NAMES:
+        data = sys.stdin.buffer.read(MAX_CONFIG_BYTES + 1) if sys.stdin is not None else b""
+    else:
+        st = os.stat(source)  # OSError (a missing file ...) propagates
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "Is a directory", source)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a character device" if stat.S_ISCHR(st.st_mode)
+                    else "a block device" if stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                    else "not a regular file")
+            raise ConfigError([Problem(source, "", f"is {kind}, not a config file (give a TOML file, or - to "
+                                       "read standard input)")])
+        with open(source, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([Problem(source, "", f"over {MAX_CONFIG_BYTES // (1024 * 1024)} MiB: not a config file")])
+    return data
 
 
 def load_raw(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML file into the raw dict (for :func:`value_origins`). ``OSError`` propagates."""
-    data = Path(path).read_bytes()
+    data = _read_config_bytes(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -768,7 +873,7 @@ def save_config(
 # --------------------------------------------------------------------------- overrides
 
 
-_WL_INDEX_RE = re.compile(r"^workload\[(\d+)\]\.(.+)$")
+_WL_INDEX_RE = re.compile(r"^workload\[([0-9]{1,9})\]\.(.+)$", re.ASCII)
 _WL_NAME_RE = re.compile(r"^workload\.([^.\[\]]+)\.([^.]+)$")
 
 
@@ -778,9 +883,10 @@ def parse_override_value(text: str) -> Any:
     if "\n" in text or "\r" in text:
         return text
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError):  # ValueError: an int over 4300 digits
         return text
+    return text if _depth(value) > MAX_DEPTH else value
 
 
 def _split_override(item: str) -> tuple[str, str] | None:
@@ -915,6 +1021,12 @@ def _toml_defaults(registry: Registry, kind: str, name: Any) -> dict[str, Any]:
     return {p.name: p.to_toml(p.canonical_default()) for p in cls.params}
 
 
+def _named(table: Mapping[str, Any], name: object) -> Any:
+    """The plugin ``name`` names, or None: a name that is not a string (``--set strategy.name=[1]``)
+    names nothing, and validation reports it."""
+    return table.get(name) if isinstance(name, str) else None
+
+
 def _settable(path: Sequence[str | int], raw: Mapping[str, Any], registry: Registry) -> str | None:
     """Why ``path`` is not a settable key (with did-you-mean), or None."""
     def unknown(word: str, valid: Sequence[str], where: str, hint: str = "") -> str:
@@ -923,6 +1035,9 @@ def _settable(path: Sequence[str | int], raw: Mapping[str, Any], registry: Regis
 
     top = path[0]
     sections = ["run", "kernel", "strategy", "iommu", "workload"]
+    named = {"strategy": lambda: raw["strategy"]["name"], "iommu": lambda: raw["iommu"]["model"]}
+    if top in named and len(path) == 3 and path[1] == "params" and not isinstance(named[str(top)](), str):
+        return None  # the name itself is the mistake: validation reports it, once
     if not isinstance(top, str) or top not in sections:
         word = str(top)
         if word in ("schema", "plugins"):
@@ -936,7 +1051,7 @@ def _settable(path: Sequence[str | int], raw: Mapping[str, Any], registry: Regis
             return unknown(_path_key(path[1:]), names, f"[{top}]")
         return None
     if top == "strategy":
-        scls = registry.strategies.get(raw["strategy"]["name"])
+        scls = _named(registry.strategies, raw["strategy"]["name"])
         pnames = [p.name for p in scls.params] if scls is not None else []
         if len(path) == 3 and path[1] == "params":
             if path[2] not in pnames:
@@ -947,7 +1062,7 @@ def _settable(path: Sequence[str | int], raw: Mapping[str, Any], registry: Regis
             hint = f"did you mean strategy.params.{path[1]}?"
         return unknown(_path_key(path[1:]), ["name", "params.<param>"], "[strategy]", hint)
     if top == "iommu":
-        icls = registry.iommu_models.get(raw["iommu"]["model"])
+        icls = _named(registry.iommu_models, raw["iommu"]["model"])
         pnames = [p.name for p in icls.params] if icls is not None else []
         if len(path) == 3 and path[1] == "params":
             if path[2] not in pnames:
@@ -962,7 +1077,9 @@ def _settable(path: Sequence[str | int], raw: Mapping[str, Any], registry: Regis
     if len(path) != 3 or not isinstance(path[1], int):
         return "expected workload[I].KEY or workload.NAME.KEY"
     w = raw["workload"][path[1]]
-    wcls = registry.workloads.get(w["name"])
+    if not isinstance(w.get("name"), str):
+        return None  # the name itself is the mistake: validation reports it, once
+    wcls = _named(registry.workloads, w["name"])
     pnames = [p.name for p in wcls.params] if wcls is not None else []
     if path[2] not in pnames:
         return unknown(str(path[2]), ["name", *pnames], f"workload {w['name']!r}")

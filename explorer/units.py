@@ -7,6 +7,7 @@ exactly, so a value written by ``format_*`` parses back to the identical number.
 
 from __future__ import annotations
 
+import math
 import re
 
 DURATION_UNITS: dict[str, int] = {
@@ -21,6 +22,13 @@ RATE_UNITS: dict[str, float] = {"/s": 1.0, "/ms": 1e3, "/us": 1e6}
 _NUM = r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
 _DURATION_RE = re.compile(rf"^\s*({_NUM})\s*(ns|us|µs|ms|s)\s*$")
 _RATE_RE = re.compile(rf"^\s*({_NUM})\s*(/s|/ms|/us|hz|Hz|k/s|M/s)\s*$")
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message echoes what it was given,
+    and that may be a megabyte."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'"
 
 
 class UnitError(ValueError):
@@ -49,6 +57,8 @@ def parse_duration(value: object) -> int:
             )
         number, unit = m.groups()
         ns = float(number) * DURATION_UNITS[unit]
+        if not math.isfinite(ns):  # "1e400ms": no int can hold it
+            raise UnitError(f"{_short(value)} is too large for a duration")
         rounded = round(ns)
         if abs(ns - rounded) > 1e-6 * max(1.0, abs(ns)):
             raise UnitError(f"{value!r} is not a whole number of nanoseconds")
