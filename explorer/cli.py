@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(linux-6.19), with overrides; print the metrics.")
     _add_config_source(p)
     _add_output(p)
+    p.add_argument("--timeout", metavar="TIME",
+                   help="wall-clock limit for the run: 60s, 2m, or a number of seconds (default: none); a run "
+                   "over it fails (exit 1) naming the plugin it was in, for plugins that hang")
     p.add_argument("--trace", metavar="FILE",
                    help="also write the kernel trace of the whole run to FILE: every unlink, free, "
                    "flush, worker run and violation, one line each (kept when the run fails)")
@@ -187,17 +190,29 @@ def _plugins_dirs(args: argparse.Namespace) -> list[str]:
 def _load_registry(args: argparse.Namespace, *, report_failures: bool = True) -> Registry:
     from explorer.plugins import load_registry
 
-    registry = load_registry(plugins_dirs=_plugins_dirs(args))
+    dirs = _plugins_dirs(args)
+    # A plugin's print() at import or in a registration hook must not land in the output
+    # (`plugins --json`, `run --format json`): it goes to stderr, as during runs.
+    with contextlib.redirect_stdout(sys.stderr):
+        registry = load_registry(plugins_dirs=dirs)
     if report_failures:
         for info in registry.failures:
-            print(f"warning: plugin {info.name} ({info.origin}, {info.location}) failed to load: {info.error}",
-                  file=sys.stderr)
+            _warn(f"plugin {info.name} ({info.origin}, {info.location}) failed to load: {info.error}")
+    for info in registry.plugins:
+        for text in info.warnings:
+            _warn(f"plugin {info.name} ({info.location}): {text}")
     return registry
+
+
+def _warn(text: str) -> None:
+    """``warning: ...`` on stderr, the prefix on every line of a multi-line text."""
+    for line in str(text).splitlines() or [""]:
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def _print_warnings(warnings: Sequence[Problem]) -> None:
     for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        _warn(str(w))
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -278,14 +293,17 @@ class _Progress:
 
 
 def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[[float], None],
-              trace: str | None = None) -> dict[str, Any]:
+              trace: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+    import traceback
+
+    from explorer.runguard import RunTimeout, culprit, ended_by, wall_clock_limit
     from explorer.sim.build import BuildError, build_simulation
     from explorer.sim.engine import PluginError, PluginMistake
     from explorer.sim.memory import OutOfMemory
 
     try:
         # A plugin's print() must not land in the output (`--format json | jq`): it goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), wall_clock_limit(timeout):
             sim = build_simulation(config, registry)
             if trace is None:
                 return sim.run(progress=progress)
@@ -297,6 +315,14 @@ def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[
                         getattr(exc, "traceback_text", "")) from None
     except (BuildError, OutOfMemory) as exc:  # the config asks for more than the machine it describes
         raise UserError(str(exc)) from None
+    except (SystemExit, GeneratorExit) as exc:  # plugin code may not end the program: a plugin failure
+        who = culprit(exc, registry, config) or "plugin code"
+        raise RunFailed(f"{who} {ended_by(exc)} during the run (a plugin must raise an exception instead)",
+                        "".join(traceback.format_exception(exc))) from None
+    except RunTimeout as exc:
+        who = culprit(exc, registry, config)
+        raise RunFailed(f"the run {exc}" + (f"; it was in {who}" if who else ""),
+                        "".join(traceback.format_exception(exc))) from None
 
 
 def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[str, Any]:
@@ -304,9 +330,10 @@ def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[
     trace up to the failure: that is when it is wanted most. A trace that cannot be written (a full
     disk) ends the run: the old file stays and the error names the trace, not a plugin."""
     from explorer.outputs import OutputLost, open_output, stream_writer
+    from explorer.runguard import RunTimeout
     from explorer.sim.engine import SimulatorError
 
-    failure: SimulatorError | None = None
+    failure: BaseException | None = None
     metrics: dict[str, Any] = {}
     with open_output(path, "--trace") as f:
         sim.trace_to(stream_writer(f, path, "--trace"))
@@ -314,7 +341,7 @@ def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[
             metrics = sim.run(progress=progress)
         except OutputLost:
             raise
-        except SimulatorError as exc:  # the trace up to the failure is kept
+        except (SimulatorError, RunTimeout, SystemExit, GeneratorExit) as exc:  # the trace up to the failure is kept
             failure = exc
     if path != "-":
         print(f"wrote the trace to {path}", file=sys.stderr)
@@ -605,12 +632,15 @@ def _check_outputs(args: argparse.Namespace, outputs: Sequence[tuple[str, str | 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from explorer.cli_sweep import _timeout
+
+    timeout = _timeout(args.timeout)
     _check_outputs(args, [("--output", args.output), ("--trace", args.trace)], [args.config])
     registry = _load_registry(args)
     config, scen = _effective_config(args, registry, args.config, args.scenario)
     progress = _Progress("running")
     try:
-        metrics = _simulate(config, registry, progress, trace=args.trace)
+        metrics = _simulate(config, registry, progress, trace=args.trace, timeout=timeout)
     finally:
         progress.close()
     if args.format == "json":

@@ -54,6 +54,8 @@ class PluginInfo:
     registers: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
     traceback: str | None = None
+    #: things worth knowing that did not stop it loading (a hook function without @hookimpl)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -65,6 +67,8 @@ class PluginInfo:
         }
         if self.error is not None:
             out["error"] = self.error
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 
@@ -198,6 +202,25 @@ def _validate_registration(kind: str, obj: Any) -> str:
     return cls.name
 
 
+def _unmarked_hooks(module: object) -> list[str]:
+    """Functions of ``module`` named like a hook (or nearly) but without ``@hookimpl``: pluggy
+    ignores them, so the plugin silently registers nothing through them."""
+    marker = f"{PROJECT}_impl"
+    out = []
+    for name, obj in sorted(vars(module).items()):
+        if not (callable(obj) and getattr(obj, "__module__", None) == getattr(module, "__name__", object())):
+            continue
+        if hasattr(obj, marker) or not name.startswith("register"):
+            continue
+        close = name if name in _HOOK_KIND else next(iter(difflib.get_close_matches(name, _HOOK_KIND, n=1)), None)
+        if close is None:
+            continue
+        what = f"{name}() looks like the hook {close!r}" if close != name else f"{name}() is a hook"
+        out.append(f"{what} but has no @hookimpl, so it is never called; decorate it with "
+                   "@hookimpl (from explorer.api import hookimpl)")
+    return out
+
+
 class _Loader:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(PROJECT)
@@ -248,6 +271,7 @@ class _Loader:
                 raise
             self._fail(info, exc)
             return
+        info.warnings.extend(_unmarked_hooks(module))
         for (kind, name), obj in collected.items():
             self.registry.table(kind)[name] = obj
             self.registry.provider[(kind, name)] = info

@@ -16,7 +16,7 @@ from explorer.sweep import LocalExecutor, Sweep, SweepError, plan_sweep
 from explorer.sweep import worker as W
 from tests.conftest import strategy_source
 
-GOOD = strategy_source("cache-good", "CacheGood", "k.free_table(pt)")
+GOOD = strategy_source("cache-good", "CacheGood", "k.free_now(pt)")
 
 
 @pytest.fixture

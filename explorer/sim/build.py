@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from explorer.api import FreeStrategy, IommuModel, WorkloadSource
 from explorer.core_params import async_enabled
 from explorer.sim.engine import Engine, PluginError, Process, SimulatorError
+from explorer.sim.hookcheck import check_geometry
 from explorer.sim.iommu import IommuUnit
 from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext, stream_seed
 from explorer.sim.memory import STATE_NAMES, OutOfMemory
@@ -164,7 +165,9 @@ class Simulation:
                 "as data); raise kernel.pages or lower kernel.kernel_slots") from None
 
         try:
-            geometry = tuple(model.cache_geometry())
+            geometry = check_geometry(model.cache_geometry(), icfg["model"])
+        except SimulatorError:
+            raise
         except Exception as exc:
             raise PluginError("iommu", icfg["model"], exc) from exc
         if k.sva_present:

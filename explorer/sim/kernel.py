@@ -26,6 +26,7 @@ from typing import Any, Protocol, cast
 from explorer.api import FlushBatch, FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
 from explorer.sim.checker import Checker
 from explorer.sim.engine import Engine, Mutex, PluginError, PluginMistake, SimulatorError, source_location
+from explorer.sim.hookcheck import check_flush_cost
 from explorer.sim.iommu import IommuUnit
 from explorer.sim.memory import EXPOVARIATE_INLINE, UNLINKED, BackgroundTraffic, Memory, PageTable
 from explorer.sim.metrics import BySource, LogHistogram, TimeSeries
@@ -915,6 +916,7 @@ class Kernel:
                         engine.now, topo, batch)
                 except Exception as exc:
                     raise PluginError("iommu", self.iommu_model_name, exc) from exc
+                check_flush_cost(cost, self.iommu_model_name)  # a bad value is the model's fault, not the strategy's
                 duration = max(0, int(cost.duration_ns))
                 effective = min(max(0, int(cost.effective_ns)), duration)
                 engine._seq += 1  # engine.call_in(effective, unit.invalidate, cost.scope), inlined

@@ -237,7 +237,7 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
         out["status"] = "ok"
     except PluginError as exc:
         out.update(status="failed", error=str(exc), traceback=exc.traceback_text)
-    except (Exception, SystemExit) as exc:  # a plugin may even call sys.exit(); the worker lives on
+    except (Exception, SystemExit, GeneratorExit) as exc:  # a plugin may even call sys.exit(); the worker lives on
         out.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                    traceback="".join(traceback.format_exception(exc)))
     out["wall_s"] = time.perf_counter() - started
