@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast bench lint setup clean snapshots
+.PHONY: run test test-fast bench lint setup clean snapshots fuzz
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test-fast: $(STAMP)
 # look at the changed files (git diff, or open them in a browser) before committing them.
 snapshots: $(STAMP)
 	UPDATE_SNAPSHOTS=1 PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 $(BIN)/python -m pytest -q tests/test_tui_snapshots.py
+
+# The property tests of tests/test_fuzz.py with many more examples (PGTABLE_FUZZ_EXAMPLES per test,
+# default 25000: 100,000 inputs in all); the statistics at the end say how many ran.
+fuzz: $(STAMP)
+	PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 PGTABLE_FUZZ_EXAMPLES=$${PGTABLE_FUZZ_EXAMPLES:-25000} \
+		$(BIN)/python -m pytest -q tests/test_fuzz.py --hypothesis-show-statistics
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
