@@ -68,7 +68,8 @@ def _add_config_source(p: argparse.ArgumentParser, *, positional: bool = True) -
 
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
-    p.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of standard output ('-': standard output; a file is "
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write the output to FILE instead of standard output ('-': standard output; a file is "
                    "replaced whole, a device or FIFO written into, a symlink's target replaced)")
 
 
@@ -316,12 +317,11 @@ def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[
     except (BuildError, OutOfMemory) as exc:  # the config asks for more than the machine it describes
         raise UserError(str(exc)) from None
     except (SystemExit, GeneratorExit) as exc:  # plugin code may not end the program: a plugin failure
-        who = culprit(exc, registry, config) or "plugin code"
-        raise RunFailed(f"{who} {ended_by(exc)} during the run (a plugin must raise an exception instead)",
+        raise RunFailed(f"{culprit(exc, registry, config) or 'plugin code'} {ended_by(exc)} during the run (a plugin must raise an exception instead)",
                         "".join(traceback.format_exception(exc))) from None
     except RunTimeout as exc:
-        who = culprit(exc, registry, config)
-        raise RunFailed(f"the run {exc}" + (f"; it was in {who}" if who else ""),
+        where = culprit(exc, registry, config)
+        raise RunFailed(f"the run {exc}" + (f"; it was in {where}" if where else ""),
                         "".join(traceback.format_exception(exc))) from None
 
 
@@ -647,7 +647,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _write_output(dumps_json(run_document(config, metrics, registry, scen)), args.output, "--output")
     else:
         scenario = scenario_doc(registry, scen, metrics)
-        _write_output(format_run_table(config, metrics, scenario, _use_color(args.output), registry), args.output, "--output")
+        _write_output(format_run_table(config, metrics, scenario, _use_color(args.output), registry), args.output,
+                      "--output")
     return EXIT_OK
 
 

@@ -119,7 +119,7 @@ def test_check_outputs_tries_the_folder_rather_than_trusting_mode_bits(tmp_path:
         raise OSError(30, "Read-only file system")
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
-    with pytest.raises(OutputError, match="cannot write in .*Read-only file system"):
+    with pytest.raises(OutputError, match=r"cannot write in .*Read-only file system"):
         check_outputs([Output("--out", str(tmp_path / "r.csv"))], [Input("the config", None)])
 
 

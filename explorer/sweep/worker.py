@@ -88,10 +88,8 @@ def _private_folder(path: Path) -> None:
     """Create ``path`` with mode 0700, or check the one that is there: a real folder (not a
     symlink), owned by this user, writable by nobody else. Code is loaded from under it, so a
     folder another local user could create or write first would let them run code in the sweep."""
-    try:
+    with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise CacheFolderError(f"the plugin cache {path} is not a folder (a symlink or a file): remove it, "
