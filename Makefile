@@ -30,10 +30,11 @@ snapshots: $(STAMP)
 	UPDATE_SNAPSHOTS=1 PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 $(BIN)/python -m pytest -q tests/test_tui_snapshots.py
 
 # The property tests of tests/test_fuzz.py with many more examples (PGTABLE_FUZZ_EXAMPLES per test,
-# default 25000: 100,000 inputs in all); the statistics at the end say how many ran.
+# default 25000: 100,000 inputs in all); the statistics at the end say how many ran, and with
+# PGTABLE_FUZZ_PROGRESS=FILE a line per 1000 inputs goes to FILE as they run. FUZZ_ARGS="-k raw" picks tests.
 fuzz: $(STAMP)
 	PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 PGTABLE_FUZZ_EXAMPLES=$${PGTABLE_FUZZ_EXAMPLES:-25000} \
-		$(BIN)/python -m pytest -q tests/test_fuzz.py --hypothesis-show-statistics
+		$(BIN)/python -m pytest -q tests/test_fuzz.py --hypothesis-show-statistics $(FUZZ_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks

@@ -317,12 +317,15 @@ def _simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[
     except (BuildError, OutOfMemory) as exc:  # the config asks for more than the machine it describes
         raise UserError(str(exc)) from None
     except (SystemExit, GeneratorExit) as exc:  # plugin code may not end the program: a plugin failure
-        raise RunFailed(f"{culprit(exc, registry, config) or 'plugin code'} {ended_by(exc)} during the run (a plugin must raise an exception instead)",
+        who = culprit(exc, registry, config) or "plugin code"
+        raise RunFailed(f"{who} {ended_by(exc)} during the run (a plugin must raise an exception instead)",
                         "".join(traceback.format_exception(exc))) from None
     except RunTimeout as exc:
         where = culprit(exc, registry, config)
-        raise RunFailed(f"the run {exc}" + (f"; it was in {where}" if where else ""),
-                        "".join(traceback.format_exception(exc))) from None
+        if where is None:  # the simulator's own work (a very large config), not a plugin: no traceback
+            raise RunFailed(f"the run {exc}; it was still simulating (raise --timeout, or shorten run.duration "
+                            "or lower the rates)") from None
+        raise RunFailed(f"the run {exc}; it was in {where}", "".join(traceback.format_exception(exc))) from None
 
 
 def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[str, Any]:

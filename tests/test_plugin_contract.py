@@ -148,3 +148,11 @@ def test_run_timeout_stops_a_hanging_plugin(capsys: pytest.CaptureFixture[str], 
     assert trace.read_text()  # kept up to the hang, like any failed run's
     rc, _, err = run_main(capsys, "run", *SHORT, "--timeout", "soon")
     assert rc == 2 and "--timeout" in err
+
+
+def test_run_timeout_in_the_simulators_own_work_blames_no_plugin(capsys: pytest.CaptureFixture[str]) -> None:
+    # Inside the documented ranges, and far more work than 0.3 s: 256 IOMMUs walking 1e9 times a second.
+    rc, _, err = run_main(capsys, "run", "--duration", "10ms", "--set", "iommu.count=256",
+                          "--set", "iommu.walk_rate=1e9/s", "--timeout", "0.3s")
+    assert rc == 1 and "error: the run timed out after 0.3s (wall clock); it was still simulating" in err
+    assert "traceback" not in err.lower()
