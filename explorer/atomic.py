@@ -60,6 +60,24 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
 
 
 @contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP for the duration of the block (in the main thread, where
+    Python runs its handlers), so their KeyboardInterrupt comes after the block, not inside it."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
 def _open_stream(path: str | os.PathLike[str], binary: bool, newline: str | None) -> Iterator[IO[Any]]:
     f: IO[Any]
     with (open(path, "wb") if binary else open(path, "w", encoding="utf-8", newline=newline)) as f:
@@ -80,8 +98,10 @@ def atomic_open(path: str | os.PathLike[str], binary: bool = False, mode: int | 
             yield stream
         return
     target = target_of(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp: str | None = None
     try:
+        with _signals_held():  # a Ctrl-C or SIGTERM right after the file is made still finds it to remove
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         f: IO[Any]
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline=newline)) as f:
             yield f
@@ -90,8 +110,9 @@ def atomic_open(path: str | os.PathLike[str], binary: bool = False, mode: int | 
         os.chmod(tmp, _mode_for(target) if mode is None else mode)
         os.replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 
