@@ -60,7 +60,7 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP for the duration of the block (in the main thread, where
     Python runs its handlers), so their KeyboardInterrupt comes after the block, not inside it."""
     import signal
@@ -100,7 +100,7 @@ def atomic_open(path: str | os.PathLike[str], binary: bool = False, mode: int | 
     target = target_of(path)
     tmp: str | None = None
     try:
-        with _signals_held():  # a Ctrl-C or SIGTERM right after the file is made still finds it to remove
+        with signals_held():  # a Ctrl-C or SIGTERM right after the file is made still finds it to remove
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         f: IO[Any]
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline=newline)) as f:

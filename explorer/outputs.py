@@ -111,13 +111,14 @@ def check_output(out: Output) -> None:
         raise OutputError(out.option, path, f"the folder {folder} does not exist (create it first)")
     if target.exists() and not os.access(target, os.W_OK):
         raise OutputError(out.option, path, "the file is read-only (permission denied)")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(out.option, path, f"cannot write in {folder}: {_why(exc)}") from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(probe)
+    with atomic.signals_held():  # a signal now must not leave the probe behind
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+        except OSError as exc:
+            raise OutputError(out.option, path, f"cannot write in {folder}: {_why(exc)}") from None
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def check_outputs(outputs: Sequence[Output], inputs: Sequence[Input] = ()) -> None:
