@@ -207,7 +207,8 @@ def check(argv: list[str], folder: Path, outputs: tuple[str, ...] = ()) -> int:
     after = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     changed = {n for n in after if before.get(n) != after[n]}
     assert changed <= set(outputs), f"wrote {sorted(changed - set(outputs))} for {argv!r}"
-    event(f"{argv[0]} {' '.join(argv[1:2]) if argv[0] == 'config' else ''}exit {rc}")  # --hypothesis-show-statistics
+    command = " ".join(argv[:2]) if argv[0] == "config" else argv[0]
+    event(f"{command}: exit {rc}")  # in the statistics of make fuzz (--hypothesis-show-statistics)
     return rc
 
 
