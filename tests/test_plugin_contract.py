@@ -111,7 +111,7 @@ def test_a_plugin_ending_the_program_is_a_plugin_failure(capsys: pytest.CaptureF
         ("(CacheLevel(1, 64),)", "FlushCost(duration_ns=None, effective_ns=0)",
          "FlushCost.duration_ns = None: expected a finite number"),
         ("(CacheLevel(1, 64),)", "FlushCost(1000, 0, scope='all')", "FlushCost.scope = 'all'"),
-        ("[1, 2]", "FlushCost(1000, 0)", "cache_geometry() must return CacheLevel objects, got 1"),
+        ("[1, 2]", "FlushCost(1000, 0)", "cache_geometry() must return CacheLevel or SharedCache objects, got 1"),
         ("(CacheLevel(1, 10**12),)", "FlushCost(1000, 0)", "CacheLevel.entries = 1000000000000"),
     ],
 )

@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from explorer.api import CacheLevel, FlushCost
+from explorer.api import CacheLevel, FlushCost, SharedCache
 from explorer.sim.engine import PluginError
 
 #: The largest cache a model may declare per level (a set list is allocated for it up front).
@@ -45,22 +45,39 @@ def check_flush_cost(cost: Any, name: str) -> FlushCost:
     return cost
 
 
-def check_geometry(value: Any, name: str) -> tuple[CacheLevel, ...]:
-    """What ``cache_geometry()`` of model ``name`` returned, as a tuple of CacheLevel, or PluginError."""
+def _int_in(v: Any, low: int, high: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def check_geometry(value: Any, name: str) -> tuple[CacheLevel | SharedCache, ...]:
+    """What ``cache_geometry()`` of model ``name`` returned, as a tuple of CacheLevel and
+    SharedCache, or PluginError."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise _bad(name, f"cache_geometry() must return a sequence of CacheLevel, got {_short(value)}")
-    levels = tuple(value)
-    for lv in levels:
-        if not isinstance(lv, CacheLevel):
-            raise _bad(name, f"cache_geometry() must return CacheLevel objects, got {_short(lv)}")
-        for field, low, high in (("level", 1, 5), ("entries", 1, MAX_CACHE_ENTRIES), ("ways", 0, MAX_CACHE_ENTRIES)):
-            v = getattr(lv, field)
-            if not (isinstance(v, int) and not isinstance(v, bool) and low <= v <= high):
-                raise _bad(name, f"cache_geometry() returned CacheLevel.{field} = {_short(v)}: expected an "
-                           f"integer {low}..{high}")
-    if len({lv.level for lv in levels}) != len(levels):
+    items = tuple(value)
+    seen: list[int] = []
+    for g in items:
+        if isinstance(g, SharedCache):
+            levels = g.levels
+            if not (isinstance(levels, tuple) and levels and all(_int_in(lv, 1, 5) for lv in levels)):
+                raise _bad(name, f"cache_geometry() returned SharedCache.levels = {_short(levels)}: expected a "
+                           "non-empty tuple of integers 1..5")
+            seen.extend(levels)
+        elif isinstance(g, CacheLevel):
+            if not _int_in(g.level, 1, 5):
+                raise _bad(name, f"cache_geometry() returned CacheLevel.level = {_short(g.level)}: expected an "
+                           "integer 1..5")
+            seen.append(g.level)
+        else:
+            raise _bad(name, f"cache_geometry() must return CacheLevel or SharedCache objects, got {_short(g)}")
+        for field, low in (("entries", 1), ("ways", 0)):
+            v = getattr(g, field)
+            if not _int_in(v, low, MAX_CACHE_ENTRIES):
+                raise _bad(name, f"cache_geometry() returned {type(g).__name__}.{field} = {_short(v)}: expected "
+                           f"an integer {low}..{MAX_CACHE_ENTRIES}")
+    if len(set(seen)) != len(seen):
         raise _bad(name, "cache_geometry() returned the same level twice")
-    return levels
+    return items
 
 
 def _short(value: Any, limit: int = 80) -> str:
