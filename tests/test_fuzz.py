@@ -253,5 +253,6 @@ def test_set_overrides_and_options(workdir: Path, sets: list[str], extra: list[l
     (workdir / "c.toml").write_text("[run]\nseed = 1\n")
     argv = ["run", "c.toml", *[a for s in sets for a in ("--set", s)], *[a for e in extra for a in e], *RUN_LIMITS]
     if ["--scenario", ""] in extra or ["--scenario", "before-fix"] in extra:
-        argv.remove("c.toml")
-    check(argv, workdir)
+        argv.remove("c.toml")  # then c.toml is no input, and `-o c.toml` may replace it
+    named = tuple(argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-o", "--trace") and argv[i + 1] != "-")
+    check(argv, workdir, named)
