@@ -21,8 +21,6 @@ or a file in ``plugins_dir``). Every run is the simulator's own, deterministic f
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 import tempfile
 import time
@@ -44,9 +42,9 @@ DEFAULT_SCENARIOS: tuple[str, ...] = ("linux-6.19", "v3-design", "large-sva", "s
 DEFAULT_IOMMU_MODELS: tuple[str, ...] = ("intel-vtd", "amd-vi", "generic")
 #: Every check uses the worst-case device: it re-probes the slots whose tables were just unlinked.
 ADVERSARIAL_DEVICE: tuple[str, ...] = ("iommu.probe_target=adversarial", "iommu.probe_rate=200000/s")
-#: Overrides that switch on the checker's optional invariants for every check. (The
-#: flush-before-free invariant adds its switch here when the checker grows one; a violation kind
-#: the checker reports is caught by :func:`violations` without any change.)
+#: Overrides that switch on optional checker invariants for every check. None today: the
+#: flush-before-free invariant (``unflushed_free``) is always on, and every violation kind the
+#: checker reports is caught by :func:`violations`.
 INVARIANTS: tuple[str, ...] = ()
 #: Violations: every counter in a run's ``violations``; nonzero in any of them fails a check.
 DEFAULT_BUDGET = "30s"
@@ -358,12 +356,11 @@ def _budget_s(budget: str | float | int) -> float:
     return parse_duration(budget) / 1e9
 
 
-def _hunt_function() -> Callable[..., Any] | None:
-    """``explorer.hunt.hunt`` when this build has it (it searches configs for a violation)."""
-    if importlib.util.find_spec("explorer.hunt") is None:
-        return None
-    hunt_module = importlib.import_module("explorer.hunt")  # lands from the hunt branch
-    return getattr(hunt_module, "hunt", None)
+def _hunt_function() -> Callable[..., Any]:
+    """The search :func:`check_strategy` runs after the scenarios (a seam the kit's tests replace)."""
+    from explorer.hunt import hunt as hunt_fn  # imported when a check hunts: it loads Hypothesis
+
+    return hunt_fn
 
 
 def check_strategy(
@@ -433,12 +430,12 @@ def check_strategy(
             if violations(metrics):  # again, with the trace of the first violation
                 record(config, run_config(config, registry, trace=True), scen, "run")
 
-    hunt_fn = _hunt_function() if hunt else None
     if report.findings:
         report.hunted = "no hunt: the scenarios already failed"
-    elif hunt_fn is None:
-        report.hunted = "no hunt: this build has no explorer.hunt" if hunt else "no hunt (hunt=False)"
+    elif not hunt:
+        report.hunted = "no hunt (hunt=False)"
     else:
+        hunt_fn = _hunt_function()
         left = budget_s - (time.monotonic() - t0)
         hunted = 0
         for i, (scen, config) in enumerate(configs):
