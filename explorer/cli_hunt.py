@@ -194,7 +194,11 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         raise UserError(f"--max-runs: must be at least 1, got {args.max_runs}")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: must be at least 1, got {args.workers}")
+    from explorer.outputs import Input, Output, check_outputs, write_text
+
     out = _out_path(args.out)
+    # before the search: --out can be written and is not the config (hunt C.toml --out C.toml)
+    check_outputs([Output("--out", out)], [Input("the config", args.config)] if args.config else [])
     registry = _load_registry(args)
     if args.strategy:
         _, sets = _variant(args.strategy, "strategy")
@@ -219,12 +223,7 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         bar.close()
     written = None
     if result.found:
-        from explorer import atomic
-
-        try:
-            atomic.write_text(out, counterexample_text(result, registry, out))
-        except OSError as exc:
-            raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+        write_text(out, counterexample_text(result, registry, out), "--out")
         written = out
     if args.format == "json":
         _write_output(dumps_json(result_document(result, registry, written)), None)

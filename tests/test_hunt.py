@@ -202,3 +202,15 @@ def test_hunt_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "does not exist" in capsys.readouterr().err
     assert main(["hunt", "--strategy", "nosuch"]) == 2
     assert "unknown strategy 'nosuch'" in capsys.readouterr().err
+
+
+def test_hunt_refuses_an_out_that_is_its_config_before_searching(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    assert main(["config", "default"]) == 0
+    config.write_text(capsys.readouterr().out)
+    before = config.read_bytes()
+    assert main(["hunt", str(config), "--out", str(config), "--max-runs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is the config" in err and "hunting" not in err
+    assert config.read_bytes() == before
