@@ -15,44 +15,10 @@ flush already running).
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.common import ROOT, Figure, na
-
-FREE_BEFORE_FLUSH = '''
-from explorer.api import FreeStrategy, hookimpl
-
-
-class FreeBeforeFlush(FreeStrategy):
-    name = "free-before-flush"
-    version = "1.0"
-    help = "UNSAFE example: the deferred worker, but it frees each batch before its IOMMU flush."
-
-    def setup(self, k):
-        self.list = []
-        self.lock = k.spinlock("free_before_flush.lock")
-        self.work = k.work("free_before_flush_work", self.work_func)
-
-    def work_func(self, k):
-        with k.spin_lock(self.lock):
-            page_list, self.list = self.list, []
-        for pt in page_list:
-            k.free_now(pt)
-        yield from k.iommu_sva_invalidate_kva_range()
-
-    def pagetable_free_kernel(self, k, pt):
-        with k.spin_lock(self.lock):
-            self.list.append(pt)
-        k.schedule_work(self.work)
-
-
-@hookimpl
-def register_strategies(register):
-    register(FreeBeforeFlush)
-'''
 
 #: (case, scenario, strategy override or None, kind). Joining a running flush needs a device to
 #: cache the pointer during the flush and the page to be reused after it: a longer story, hunted for
@@ -68,15 +34,9 @@ HOLES = (
 SAFE = ("deferred", "batched", "sync")
 
 
-def _plugin_dirs(tmp: Path) -> list[str]:
-    dirs = [str(ROOT / "tests" / "plugins" / "runtime")]
-    unsafe = ROOT / "docs" / "examples" / "unsafe"
-    if (unsafe / "free_before_flush.py").exists():
-        dirs.append(str(unsafe))
-    else:
-        (tmp / "free_before_flush.py").write_text(FREE_BEFORE_FLUSH)
-        dirs.append(str(tmp))
-    return dirs
+def _plugin_dirs() -> list[str]:
+    """The tests' runtime plugins and the docs' unsafe examples (free-before-flush)."""
+    return [str(ROOT / "tests" / "plugins" / "runtime"), str(ROOT / "docs" / "examples" / "unsafe")]
 
 
 def run(quick: bool) -> list[Figure]:
@@ -88,36 +48,35 @@ def run(quick: bool) -> list[Figure]:
     figures: list[Figure] = []
     hunt_s: dict[str, Any] = {}
     sizes: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        registry = load_registry(_plugin_dirs(Path(tmp)), entry_points=False)
-        for case, scenario, strategy, kind in HOLES:
-            if scenario not in registry.scenarios or (strategy and strategy not in registry.strategies):
-                figures.append(Figure(f"hunt_s_{case}", f"hunt {case}: first counterexample", na("not loaded")))
-                continue
-            cfg = default_config(registry, scenario)
-            if strategy:
-                cfg = apply_overrides(cfg, [f"strategy.name={strategy}"], registry)
-            t = time.perf_counter()
-            res = hunt(cfg, registry, kind=kind, budget_s=budget, seed=0, workers=2)
-            took = time.perf_counter() - t
-            if res.found:
-                hunt_s[case], sizes[case] = round(took, 2), res.events
-                figures.append(Figure(f"hunt_s_{case}", f"hunt {case}: first {kind}", round(took, 2), "s",
-                                      "<= 60", note=f"{res.runs} runs, {res.kind}, shrunk to {res.events} events"))
-                figures.append(Figure(f"hunt_events_{case}", f"hunt {case}: shrunk size", res.events, "events",
-                                      "<= 10"))
-            else:
-                hunt_s[case], sizes[case] = None, None
-                figures.append(Figure(f"hunt_s_{case}", f"hunt {case}: first {kind}",
-                                      na(f"not found in {budget:g} s ({res.runs} runs)")))
-        safe: dict[str, Any] = {}
-        for name in SAFE:
-            cfg = apply_overrides(default_config(registry, "linux-6.19"), [f"strategy.name={name}"], registry)
-            res = hunt(cfg, registry, kind="any", budget_s=budget, seed=0, workers=2)
-            safe[name] = {"found": res.found, "kind": res.kind, "runs": res.runs,
-                          "simulated_ns": res.simulated_ns}
-            verdict = f"FOUND {res.kind}" if res.found else f"none in {res.runs} runs"
-            figures.append(Figure(f"hunt_safe_{name}", f"hunt linux-6.19 {name}: any violation in {budget:g} s",
-                                  verdict, note=f"{res.simulated_ns / 1e9:.3f} s simulated"))
+    registry = load_registry(_plugin_dirs(), entry_points=False)
+    for case, scenario, strategy, kind in HOLES:
+        if scenario not in registry.scenarios or (strategy and strategy not in registry.strategies):
+            figures.append(Figure(f"hunt_s_{case}", f"hunt {case}: first counterexample", na("not loaded")))
+            continue
+        cfg = default_config(registry, scenario)
+        if strategy:
+            cfg = apply_overrides(cfg, [f"strategy.name={strategy}"], registry)
+        t = time.perf_counter()
+        res = hunt(cfg, registry, kind=kind, budget_s=budget, seed=0, workers=2)
+        took = time.perf_counter() - t
+        if res.found:
+            hunt_s[case], sizes[case] = round(took, 2), res.events
+            figures.append(Figure(f"hunt_s_{case}", f"hunt {case}: first {kind}", round(took, 2), "s",
+                                  "<= 60", note=f"{res.runs} runs, {res.kind}, shrunk to {res.events} events"))
+            figures.append(Figure(f"hunt_events_{case}", f"hunt {case}: shrunk size", res.events, "events",
+                                  "<= 10"))
+        else:
+            hunt_s[case], sizes[case] = None, None
+            figures.append(Figure(f"hunt_s_{case}", f"hunt {case}: first {kind}",
+                                  na(f"not found in {budget:g} s ({res.runs} runs)")))
+    safe: dict[str, Any] = {}
+    for name in SAFE:
+        cfg = apply_overrides(default_config(registry, "linux-6.19"), [f"strategy.name={name}"], registry)
+        res = hunt(cfg, registry, kind="any", budget_s=budget, seed=0, workers=2)
+        safe[name] = {"found": res.found, "kind": res.kind, "runs": res.runs,
+                      "simulated_ns": res.simulated_ns}
+        verdict = f"FOUND {res.kind}" if res.found else f"none in {res.runs} runs"
+        figures.append(Figure(f"hunt_safe_{name}", f"hunt linux-6.19 {name}: any violation in {budget:g} s",
+                              verdict, note=f"{res.simulated_ns / 1e9:.3f} s simulated"))
     figures[-1].extra.update({"hunt_s": hunt_s, "hunt_events": sizes, "hunt_safe": safe, "hunt_budget_s": budget})
     return figures
