@@ -64,7 +64,11 @@ def add_hunt_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Argum
     p.add_argument("--max-runs", type=int, metavar="N",
                    help="at most N candidate runs: the same seed and N give the same answer on any machine")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="the seed of the search (default: 0)")
-    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per CPU)")
+    x = p.add_mutually_exclusive_group()
+    x.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per CPU)")
+    x.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="hunt on this Dask cluster, as sweep does (pgtable-explorer[dask] here and on the workers)")
+    x.add_argument("--dask-local", type=int, metavar="N", help="hunt on a local Dask cluster of N worker processes")
     p.add_argument("--out", metavar="FILE.toml",
                    help=f"where to write a counterexample (default: {DEFAULT_OUT}, or the first free "
                    "counterexample-N.toml)")
@@ -195,6 +199,7 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: must be at least 1, got {args.workers}")
     from explorer.outputs import Input, Output, check_outputs, write_text
+    from explorer.sweep.executors import SweepError
 
     out = _out_path(args.out)
     # before the search: --out can be written and is not the config (hunt C.toml --out C.toml)
@@ -216,7 +221,9 @@ def cmd_hunt(args: argparse.Namespace) -> int:
 
     try:
         result = hunt(config, registry, kind=args.kind, budget_s=budget, max_runs=args.max_runs, seed=args.seed,
-                      workers=args.workers, progress=progress)
+                      workers=args.workers, progress=progress, scheduler=args.scheduler, dask_local=args.dask_local)
+    except SweepError as exc:  # the Dask cluster: not installed, unreachable, other versions
+        raise UserError(str(exc)) from None
     except HuntError as exc:
         raise RunFailed(str(exc), exc.traceback_text) from None
     finally:

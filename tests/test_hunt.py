@@ -191,6 +191,24 @@ def test_hunt_is_deterministic_for_a_seed_and_any_worker_count(
         b.script, b.runs, b.events, b.simulated_ns, b.kind)
 
 
+@pytest.mark.functional  # a local Dask cluster
+def test_hunt_on_a_dask_cluster_gives_the_local_answer(test_registry: Registry) -> None:
+    pytest.importorskip("distributed")
+    config = make_config(test_registry, scenario="before-fix")
+    local = hunt(config, test_registry, kind="use_after_free", max_runs=200, seed=1, workers=1, budget_s=600)
+    on_dask = hunt(config, test_registry, kind="use_after_free", max_runs=200, seed=1, dask_local=2, budget_s=600)
+    assert local.found and on_dask.found
+    assert (on_dask.script, on_dask.runs, on_dask.simulated_ns, on_dask.kind) == (
+        local.script, local.runs, local.simulated_ns, local.kind)
+
+
+def test_hunt_workers_and_dask_are_alternatives(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("distributed")
+    assert main(["hunt", "--scenario", "before-fix", "--max-runs", "1", "--workers", "1",
+                 "--dask-local", "1"]) == 2  # alternatives
+    assert "not allowed with" in capsys.readouterr().err
+
+
 def test_hunt_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hunt", "--kind", "use_after_fre"]) == 2
     err = capsys.readouterr().err

@@ -122,12 +122,18 @@ def hunt(
     seed: int = 0,
     workers: int | None = 1,
     progress: Callable[[float, int], None] | None = None,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
 ) -> HuntResult:
     """Search ``config`` (canonical, validated) for a violation of ``kind`` and shrink what is found.
 
     ``budget_s`` bounds the wall-clock time of the search and ``max_runs`` the candidate runs
     (shrinking a found candidate is not cut short by either). ``workers``: processes (1 = in this
     process; None = one per CPU). ``progress(fraction, runs)`` is called as rounds finish.
+    ``scheduler="tcp://HOST:PORT"`` runs the rounds on that Dask cluster and ``dask_local=N`` on a
+    local Dask cluster of N processes, as ``sweep`` does (either replaces ``workers``; the answer
+    for a given ``seed`` and ``max_runs`` is the same wherever the rounds ran). A Dask cluster that
+    cannot be used raises ``explorer.sweep.executors.SweepError``.
     Raises :class:`HuntError` when a plugin raises, ``ValueError`` for an unknown ``kind``.
     """
     from explorer.hunt.search import run_round
@@ -165,7 +171,18 @@ def hunt(
             return ROUND_EXAMPLES
         return plan[rnd] if rnd < len(plan) else None
 
-    if workers == 1:
+    if scheduler is not None or dask_local is not None:
+        from explorer.sweep.executors import DaskExecutor
+
+        dask = DaskExecutor(scheduler=scheduler, local_workers=dask_local)
+        try:
+            dask.start()
+            threads = max(1, dask._capacity)
+            _parallel(config, registry, kinds, seed, threads if plan is None else min(threads, len(plan)),
+                      examples, deadline, results, report, pool=dask.client.get_executor(pure=False))
+        finally:
+            dask.close()
+    elif workers == 1:
         rnd = 0
         while True:
             n = examples(rnd)
@@ -234,9 +251,10 @@ def _normalised(config: dict[str, Any], registry: Any) -> dict[str, Any]:
 def _parallel(
     config: Mapping[str, Any], registry: Any, kinds: tuple[str, ...], seed: int, workers: int,
     examples: Callable[[int], int | None], deadline: float, results: dict[int, dict[str, Any]],
-    report: Callable[[], None],
+    report: Callable[[], None], pool: Any = None,
 ) -> None:
-    """Rounds on ``workers`` local processes (the sweep's process machinery and plugin bundle).
+    """Rounds on ``workers`` local processes (the sweep's process machinery and plugin bundle), or
+    on ``pool`` (a Dask client's ``concurrent.futures`` executor) when one is given.
     Stops submitting at the first find, error or spent budget; waits for the rounds before it."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
     from concurrent.futures import wait as futures_wait
@@ -247,7 +265,9 @@ def _parallel(
 
     bundle = make_bundle(getattr(registry, "plugins_dirs", ()))
     plain = copy.deepcopy(dict(config))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=init_local_worker)
+    own_pool = pool is None
+    if own_pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=init_local_worker)
     running: dict[Future[dict[str, Any]], int] = {}
     nxt = 0
     stop_at: int | None = None  # the lowest round that found something (or failed, or ran out of time)
@@ -288,7 +308,11 @@ def _parallel(
                 if all(rnd > stop_at for rnd in running.values()):
                     break
     finally:
-        _stop_pool(pool)
+        if own_pool:
+            _stop_pool(pool)
+        else:  # a cluster's rounds: cancel what is left (the cluster is closed by its owner)
+            for fut in running:
+                fut.cancel()
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
