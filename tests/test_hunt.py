@@ -232,3 +232,25 @@ def test_hunt_refuses_an_out_that_is_its_config_before_searching(tmp_path: Path,
     err = capsys.readouterr().err
     assert "--out" in err and "is the config" in err and "hunting" not in err
     assert config.read_bytes() == before
+
+
+def test_a_round_does_not_warn_when_another_thread_moves_the_global_random() -> None:
+    """In a Dask worker the worker's own threads use ``random`` while Hypothesis draws; its check
+    for strategies that use ``random`` then warned every ``--dask-local`` user about Dask's code."""
+    import random
+    import warnings
+
+    from hypothesis import find
+    from hypothesis import strategies as st
+
+    from explorer.hunt.search import hermetic_hypothesis
+
+    @st.composite
+    def drawn_while_another_thread_moves_random(draw: Any) -> int:
+        random.random()  # stands for the other thread: same global state, moved during the draw
+        return int(draw(st.integers()))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with hermetic_hypothesis():
+            assert find(drawn_while_another_thread_moves_random(), lambda x: x >= 0) == 0

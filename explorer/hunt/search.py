@@ -16,6 +16,7 @@ import io
 import random
 import time
 import traceback
+import warnings
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -48,7 +49,20 @@ def violated(metrics: Mapping[str, Any], kinds: Sequence[str]) -> str | None:
 def hermetic_hypothesis() -> Iterator[None]:
     """Hypothesis without the constants it gathers from the modules this process happens to have
     imported (it mixes them into what it draws): without this, the same seed searched in a worker
-    process, in the TUI or under pytest would try other candidates. Restored afterwards."""
+    process, in the TUI or under pytest would try other candidates. Restored afterwards.
+
+    Also quiet Hypothesis's "do not use the random module inside strategies" check: it compares the
+    global ``random`` state before and after each draw, and in a Dask worker the worker's own
+    threads move that state meanwhile (the candidates draw only from Hypothesis), so every user of
+    ``--dask-local`` saw a deprecation warning about code that is not theirs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies")
+        with _no_local_constants():
+            yield
+
+
+@contextlib.contextmanager
+def _no_local_constants() -> Iterator[None]:
     try:
         from hypothesis.internal.conjecture import providers
     except ImportError:  # pragma: no cover - another Hypothesis layout: nothing to neutralise
