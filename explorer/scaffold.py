@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import keyword
+import os
 import re
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -378,8 +381,6 @@ def create(name: str, kind: str, directory: str | Path | None = None) -> tuple[P
     Raises :class:`UserError` for a bad name, a name a built-in takes, or a target that exists and
     is not an empty folder. Files are written only once every check passed.
     """
-    from explorer import atomic
-
     if kind not in KINDS:
         raise UserError(f"--kind {kind}: expected one of {', '.join(KINDS)}")
     why = validate_name(name)
@@ -391,18 +392,36 @@ def create(name: str, kind: str, directory: str | Path | None = None) -> tuple[P
                         + ", ".join(sorted(taken)))
     names = names_for(name, kind)
     target = Path(directory) if directory is not None else Path(names.dist)
+    if target.is_symlink() and not target.exists():
+        raise UserError(f"{target}: is a symbolic link to {os.readlink(target)}, which does not exist; "
+                        "choose another --dir (nothing was written)")
     if target.exists():
         if not target.is_dir():
             raise UserError(f"{target}: exists and is not a folder; choose another --dir")
         if any(target.iterdir()):
             raise UserError(f"{target}: exists and is not empty; choose another --dir (nothing was written)")
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        raise UserError(f"{target}: its folder {parent} does not exist; create it first or choose another --dir")
     files = render(names)
+    # The whole package is written into a private folder beside the target and renamed into place
+    # (rename replaces an empty folder): an error half-way (a full disk) leaves nothing behind.
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write in {parent}: {exc.strerror or exc}") from None
     written = []
-    for rel, text in files.items():
-        path = target / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(path, text)
-        written.append(rel)
+    try:
+        for rel, text in files.items():
+            path = staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            written.append(rel)
+        staging.chmod(0o755)  # mkdtemp's 0700 is for the staging only: a package folder is shared
+        os.rename(staging, target.resolve() if target.is_symlink() else target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"{target}: could not write the package ({exc.strerror or exc}); nothing was written") from None
     return target, written
 
 

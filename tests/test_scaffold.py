@@ -49,6 +49,32 @@ def test_an_existing_non_empty_target_is_refused_and_left_alone(tmp_path: Path,
     assert (empty / "src" / "pgtx_delayed" / "strategy.py").is_file()
 
 
+def test_a_failure_half_way_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    real = Path.write_text
+    written: list[str] = []
+
+    def disk_full_at_the_third_file(self: Path, *args: object, **kwargs: object) -> int:
+        written.append(self.name)
+        if len(written) == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", disk_full_at_the_third_file)
+    assert main(["plugin", "new", "delayed", "--dir", str(tmp_path / "pkg")]) == 2
+    assert "No space left on device" in capsys.readouterr().err and len(written) == 3
+    assert list(tmp_path.iterdir()) == []  # neither the package nor its staging folder
+
+
+def test_a_dangling_symlink_or_missing_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    assert main(["plugin", "new", "delayed", "--dir", str(tmp_path / "link")]) == 2
+    assert "which does not exist" in capsys.readouterr().err
+    assert main(["plugin", "new", "delayed", "--dir", str(tmp_path / "no" / "pkg")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link"]
+
+
 def test_default_folder_is_named_after_the_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["plugin", "new", "my-vtd", "--kind", "iommu"]) == 0
