@@ -3,6 +3,8 @@ of values with units (shared by the TOML reader's hints and the JSON Schema)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from explorer.api import Param
 from explorer.core_params import IOMMU_PARAMS
 
@@ -22,3 +24,17 @@ DURATION_PATTERN = rf"^\s*{NUMBER_PATTERN}\s*(?:ns|us|µs|ms|s)\s*$"
 RATE_PATTERN = rf"^\s*{NUMBER_PATTERN}\s*(?:/s|/ms|/us|hz|Hz|k/s|M/s)\s*$"
 
 KIND_LABEL = {"strategy": "strategy", "iommu": "IOMMU model", "workload": "workload source"}
+
+
+@dataclass(frozen=True)
+class PluginSection:
+    """A table that names a plugin and holds that plugin's parameters under ``params``: ``[strategy]``
+    and ``[iommu]``, which validation, ``--set`` and the TOML writer each treat alike."""
+
+    table: str  # the table, which is also the plugin kind in the registry
+    key: str  # the key that names the plugin
+    core: tuple[Param, ...] = ()  # the table's own parameters, beside the name and params
+
+
+STRATEGY_SECTION = PluginSection("strategy", "name")
+IOMMU_SECTION = PluginSection("iommu", "model", IOMMU_CORE_PARAMS)

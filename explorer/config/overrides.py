@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from explorer.config.model import IOMMU_CORE_PARAMS
+from explorer.config.model import IOMMU_SECTION, STRATEGY_SECTION
 from explorer.config.problems import Collector, ConfigError, Problem, did_you_mean, join_key
 from explorer.config.tomlio import MAX_DEPTH, nesting_depth, to_toml_dict
 from explorer.config.validation import validate
@@ -199,29 +199,20 @@ def _settable(path: Sequence[str | int], raw: Mapping[str, Any], registry: Regis
         if len(path) != 2 or path[1] not in names:
             return unknown(_path_key(path[1:]), names, f"[{top}]")
         return None
-    if top == "strategy":
-        scls = _named(registry.strategies, raw["strategy"]["name"])
-        pnames = [p.name for p in scls.params] if scls is not None else []
+    if top in ("strategy", "iommu"):
+        sec = STRATEGY_SECTION if top == "strategy" else IOMMU_SECTION
+        name = raw[sec.table][sec.key]
+        cls = _named(registry.table(sec.table), name)
+        pnames = [p.name for p in cls.params] if cls is not None else []
         if len(path) == 3 and path[1] == "params":
             if path[2] not in pnames:
-                return unknown(str(path[2]), pnames, f"[strategy.params] of {raw['strategy']['name']!r}")
+                return unknown(str(path[2]), pnames, f"[{top}.params] of {name!r}")
             return None
-        hint = ""
-        if len(path) == 2 and path[1] in pnames:
-            hint = f"did you mean strategy.params.{path[1]}?"
-        return unknown(_path_key(path[1:]), ["name", "params.<param>"], "[strategy]", hint)
-    if top == "iommu":
-        icls = _named(registry.iommu_models, raw["iommu"]["model"])
-        pnames = [p.name for p in icls.params] if icls is not None else []
-        if len(path) == 3 and path[1] == "params":
-            if path[2] not in pnames:
-                return unknown(str(path[2]), pnames, f"[iommu.params] of {raw['iommu']['model']!r}")
-            return None
-        core = [p.name for p in IOMMU_CORE_PARAMS]
+        core = [p.name for p in sec.core]
         if len(path) == 2 and path[1] in core:
             return None
-        hint = f"did you mean iommu.params.{path[1]}?" if len(path) == 2 and path[1] in pnames else ""
-        return unknown(_path_key(path[1:]), ["model", *core, "params.<param>"], "[iommu]", hint)
+        hint = f"did you mean {top}.params.{path[1]}?" if len(path) == 2 and path[1] in pnames else ""
+        return unknown(_path_key(path[1:]), [sec.key, *core, "params.<param>"], f"[{top}]", hint)
     # workload
     if len(path) != 3 or not isinstance(path[1], int):
         return "expected workload[I].KEY or workload.NAME.KEY"

@@ -17,7 +17,7 @@ import tomli_w
 
 from explorer import atomic
 from explorer.api import Param
-from explorer.config.model import IOMMU_CORE_PARAMS, NUMBER_PATTERN, SCHEMA_VERSION
+from explorer.config.model import IOMMU_SECTION, NUMBER_PATTERN, SCHEMA_VERSION, STRATEGY_SECTION, PluginSection
 from explorer.config.problems import ConfigError, Problem
 from explorer.config.validation import default_config, validate
 from explorer.core_params import KERNEL_PARAMS, RUN_PARAMS
@@ -205,28 +205,8 @@ def to_toml_dict(config: Mapping[str, Any], registry: Registry, minimal: bool = 
         if table or not minimal:
             out[section] = table
 
-    st = config["strategy"]
-    sp = _plugin_params(registry, "strategy", st["name"], st["params"])
-    ref: Mapping[str, Any] | None = None
-    if d is not None:
-        ref = d["strategy"]["params"] if st["name"] == d["strategy"]["name"] else _declared_defaults(sp)
-    strategy: dict[str, Any] = {"name": st["name"]}
-    sparams = _write_params(st["params"], sp, ref)
-    if sparams or not minimal:
-        strategy["params"] = sparams
-    out["strategy"] = strategy
-
-    io = config["iommu"]
-    ip = _plugin_params(registry, "iommu", io["model"], io["params"])
-    iommu: dict[str, Any] = {"model": io["model"]}
-    iommu.update(_write_params(io, IOMMU_CORE_PARAMS, d["iommu"] if d else None))
-    ref = None
-    if d is not None:
-        ref = d["iommu"]["params"] if io["model"] == d["iommu"]["model"] else _declared_defaults(ip)
-    iparams = _write_params(io["params"], ip, ref)
-    if iparams or not minimal:
-        iommu["params"] = iparams
-    out["iommu"] = iommu
+    out["strategy"] = _plugin_table(config, STRATEGY_SECTION, registry, d)
+    out["iommu"] = _plugin_table(config, IOMMU_SECTION, registry, d)
 
     workloads = []
     for w in config["workload"]:
@@ -235,6 +215,24 @@ def to_toml_dict(config: Mapping[str, Any], registry: Registry, minimal: bool = 
         workloads.append({"name": w["name"], **_write_params(values, wp, _declared_defaults(wp) if minimal else None)})
     out["workload"] = workloads
     return out
+
+
+def _plugin_table(config: Mapping[str, Any], sec: PluginSection, registry: Registry,
+                  defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``[strategy]`` or ``[iommu]`` in TOML form; with ``defaults`` (minimal), only what differs
+    from them (from the plugin's declared defaults when the defaults name another plugin)."""
+    values = config[sec.table]
+    name = values[sec.key]
+    params = _plugin_params(registry, sec.table, name, values["params"])
+    table: dict[str, Any] = {sec.key: name}
+    table.update(_write_params(values, sec.core, defaults[sec.table] if defaults else None))
+    ref: Mapping[str, Any] | None = None
+    if defaults is not None:
+        ref = defaults[sec.table]["params"] if name == defaults[sec.table][sec.key] else _declared_defaults(params)
+    written = _write_params(values["params"], params, ref)
+    if written or defaults is None:
+        table["params"] = written
+    return table
 
 
 def _declared_defaults(params: Sequence[Param]) -> dict[str, Any]:

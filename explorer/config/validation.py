@@ -17,9 +17,12 @@ from explorer.config.model import (
     DEFAULT_STRATEGY,
     DEFAULT_WORKLOADS,
     IOMMU_CORE_PARAMS,
+    IOMMU_SECTION,
     KIND_LABEL,
     SCHEMA_VERSION,
+    STRATEGY_SECTION,
     TOP_KEYS,
+    PluginSection,
 )
 from explorer.config.problems import Collector, ConfigError, ConfigWarning, Problem, did_you_mean, join_key
 from explorer.core_params import KERNEL_PARAMS, RUN_PARAMS
@@ -165,6 +168,35 @@ def _plugin_name(
     return name
 
 
+def _plugin_section(raw: Mapping[str, Any], sec: PluginSection, base: Mapping[str, Any], registry: Registry,
+                    col: Collector) -> dict[str, Any]:
+    """``[strategy]`` or ``[iommu]`` in canonical form: the plugin it names (else the base's), the
+    table's own parameters, and the plugin's under ``params`` (then checked together by the plugin,
+    when each one holds on its own). A plugin's parameter written beside the name gets a hint."""
+    table = _table(raw, sec.table, "", col)
+    name = _plugin_name(table, sec.key, base[sec.table][sec.key], sec.table, registry, sec.table, col)
+    cls = registry.table(sec.table).get(name) if name else None
+    hints = {}
+    if cls is not None:
+        label = KIND_LABEL[sec.table]
+        hints = {p.name: f"'{p.name}' is a parameter of {label} {name!r}: write it under [{sec.table}.params]"
+                 for p in cls.params}
+    core = _check_params(
+        {k: v for k, v in table.items() if k not in (sec.key, "params")},
+        sec.core, base[sec.table], sec.table, col, reserved=(sec.key, "params"), hints=hints,
+    )
+    params_raw = _table(table, "params", sec.table, col)
+    params: dict[str, Any] = {}
+    if cls is not None:
+        prefix = f"{sec.table}.params"
+        pbase = base[sec.table]["params"] if name == base[sec.table][sec.key] else {}
+        before = len(col.problems)
+        params = _check_params(params_raw, cls.params, pbase, prefix, col)
+        if len(col.problems) == before:
+            _check_together(cls, params, prefix, col)
+    return {sec.key: name, **core, "params": params}
+
+
 def _validate(
     raw: Mapping[str, Any],
     registry: Registry,
@@ -194,50 +226,10 @@ def _validate(
     out["run"] = _check_params(_table(raw, "run", "", col), RUN_PARAMS, base["run"], "run", col)
     out["kernel"] = _check_params(_table(raw, "kernel", "", col), KERNEL_PARAMS, base["kernel"], "kernel", col)
 
-    # [strategy]
-    st = _table(raw, "strategy", "", col)
-    sname = _plugin_name(st, "name", base["strategy"]["name"], "strategy", registry, "strategy", col)
-    scls = registry.strategies.get(sname) if sname else None
-    hints = {}
-    if scls is not None:
-        hints = {p.name: f"'{p.name}' is a parameter of strategy {sname!r}: write it under [strategy.params]"
-                 for p in scls.params}
-    for key in st:
-        if key not in ("name", "params"):
-            _unknown_key(col, key, "strategy", ["name", "params"], hints.get(key, ""))
-    sparams_raw = _table(st, "params", "strategy", col)
-    if scls is not None:
-        pbase = base["strategy"]["params"] if sname == base["strategy"]["name"] else {}
-        before = len(col.problems)
-        sparams = _check_params(sparams_raw, scls.params, pbase, "strategy.params", col)
-        if len(col.problems) == before:
-            _check_together(scls, sparams, "strategy.params", col)
-    else:
-        sparams = {}
-    out["strategy"] = {"name": sname, "params": sparams}
-
-    # [iommu]
-    io = _table(raw, "iommu", "", col)
-    model = _plugin_name(io, "model", base["iommu"]["model"], "iommu", registry, "iommu", col)
-    icls = registry.iommu_models.get(model) if model else None
-    hints = {}
-    if icls is not None:
-        hints = {p.name: f"'{p.name}' is a parameter of IOMMU model {model!r}: write it under [iommu.params]"
-                 for p in icls.params}
-    core = _check_params(
-        {k: v for k, v in io.items() if k not in ("model", "params")},
-        IOMMU_CORE_PARAMS, base["iommu"], "iommu", col, reserved=("model", "params"), hints=hints,
-    )
-    iparams_raw = _table(io, "params", "iommu", col)
-    if icls is not None:
-        pbase = base["iommu"]["params"] if model == base["iommu"]["model"] else {}
-        before = len(col.problems)
-        iparams = _check_params(iparams_raw, icls.params, pbase, "iommu.params", col)
-        if len(col.problems) == before:
-            _check_together(icls, iparams, "iommu.params", col)
-    else:
-        iparams = {}
-    out["iommu"] = {"model": model, **core, "params": iparams}
+    # [strategy], [iommu]
+    out["strategy"] = _plugin_section(raw, STRATEGY_SECTION, base, registry, col)
+    out["iommu"] = _plugin_section(raw, IOMMU_SECTION, base, registry, col)
+    sname, model = out["strategy"]["name"], out["iommu"]["model"]
 
     # [[workload]]
     workloads: list[dict[str, Any]] = []
