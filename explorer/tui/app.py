@@ -1,18 +1,19 @@
 """The pgtable-explorer TUI.
 
 ``pgtable-explorer`` (no arguments) opens it on the default scenario; ``pgtable-explorer tui
-FILE.toml`` on a saved config. The app owns the config (canonical plain data, validated with
-``explorer.config``), the file it came from, and the sessions (``explorer.session``) that run it:
-one for the Run screen, two to four for Compare. Sessions report from their reader threads with
-:class:`SessionUpdated` messages (at most one outstanding per session, so they never pile up);
-the screen on show draws the newest snapshot, a hidden one catches up when shown.
+FILE.toml`` on a saved config. The app owns the document (:class:`ConfigDocument`: the config, the
+file it came from, where each value came from, no Textual) and the sessions (``explorer.session``)
+that run it: one for the Run screen, two to four for Compare; it tells them, and the screens, when
+the document changes, and asks the user before anything would lose unsaved edits. Sessions report
+from their reader threads with :class:`SessionUpdated` messages (at most one outstanding per
+session, so they never pile up); the screen on show draws the newest snapshot, a hidden one catches
+up when shown.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,31 +25,17 @@ from textual.app import App, SystemCommand
 from textual.markup import escape
 from textual.screen import Screen
 
-from explorer.config import (
-    ConfigError,
-    Problem,
-    default_config,
-    load_config,
-    load_raw,
-    save_config,
-    value_origins,
-)
+from explorer.config import ConfigError
 from explorer.plugins import Registry, load_registry
 from explorer.tui import fmt
 from explorer.tui.actions import ACTIONS, SCREEN_TITLES, Action, bindings_for, display_key
+from explorer.tui.document import ConfigDocument, DocumentError, problems_text
 from explorer.tui.keymap import keymap_path as default_keymap_path
 from explorer.tui.keymap import load_keymap
 from explorer.tui.messages import ConfigChanged, SessionUpdated
-from explorer.tui.model import (
-    Tree,
-    add_workload,
-    build_tree,
-    edit_value,
-    remove_workload,
-    scenario_origins,
-    workload_index,
-)
-from explorer.tui.reload import PluginWatcher, ReloadResult, fit_config
+from explorer.tui.model import Tree
+from explorer.tui.reload import PluginWatcher, ReloadResult
+from explorer.tui.screens.base import ExplorerScreen
 from explorer.tui.sweep_model import SweepState
 
 if TYPE_CHECKING:  # explorer.session loads when the first session starts, after the first frame
@@ -68,32 +55,24 @@ SCREEN_CLASSES: dict[str, tuple[str, str]] = {
 }
 
 
-class _Screens(dict[str, Screen[Any]]):
+class _Screens(dict[str, ExplorerScreen]):
     """The app's screens by name, built on first use: ``[name]`` builds it, ``get``/``items``
     see only the screens built so far."""
 
-    def __missing__(self, name: str) -> Screen[Any]:
+    def __missing__(self, name: str) -> ExplorerScreen:
         if name not in SCREEN_CLASSES:
             raise KeyError(name)
         module, cls = SCREEN_CLASSES[name]
-        screen: Screen[Any] = getattr(importlib.import_module(module), cls)()
+        screen: ExplorerScreen = getattr(importlib.import_module(module), cls)()
         self[name] = screen
         return screen
 
+    def mounted(self) -> list[ExplorerScreen]:
+        """The screens built and mounted so far (the hooks of ExplorerScreen are called on these)."""
+        return [screen for screen in self.values() if screen.is_mounted]
+
     def factory(self, name: str) -> Callable[[], Screen[Any]]:
         return lambda: self[name]
-
-
-def _problems_text(exc: ConfigError) -> str:
-    return "\n".join(str(p) for p in exc.problems)
-
-
-def _shift_workload_origin(key: str, removed: int) -> str:
-    """``workload[J].K`` as it is once ``workload[removed]`` is gone (J > removed moves up one)."""
-    m = re.match(r"^workload\[(\d+)\]\.(.+)$", key)
-    if m is None or int(m.group(1)) < removed:
-        return key
-    return f"workload[{int(m.group(1)) - 1}].{m.group(2)}"
 
 
 class ExplorerApp(App[int]):
@@ -126,28 +105,10 @@ class ExplorerApp(App[int]):
         self.keymap_problems: list[str] = loaded.problems
         self.plugins_dirs = tuple(str(Path(d).resolve()) for d in plugins_dirs)
         self.entry_points = entry_points
-        self.registry = registry if registry is not None else load_registry(self.plugins_dirs,
-                                                                             entry_points=entry_points)
-        self.reference = default_config(self.registry)
-        self.path: Path | None = None
-        self.origins: dict[str, str] = {}
-        self.scenario: str | None = None
-        self.load_warnings: list[Problem] = []
-        if config is not None:
-            self.config: dict[str, Any] = copy.deepcopy(dict(config))
-        elif config_path is not None:
-            self.path = Path(config_path).resolve()
-            self.config = load_config(self.path, self.registry, warnings=self.load_warnings)
-            self.origins = value_origins(load_raw(self.path), config=self.config)
-        elif scenario is not None:  # `tui --scenario NAME`; an unknown name is a ConfigError
-            self.config = default_config(self.registry, scenario)
-            self.scenario = scenario
-            self.origins = scenario_origins(self.registry, scenario)
-        else:
-            self.config = copy.deepcopy(self.reference)
-            self.scenario = "linux-6.19" if "linux-6.19" in self.registry.scenarios else None
-            self.origins = scenario_origins(self.registry, self.scenario)
-        self.clean_config = copy.deepcopy(self.config)
+        if registry is None:
+            registry = load_registry(self.plugins_dirs, entry_points=entry_points)
+        # the config and its file; `tui --scenario NAME` with an unknown name is a ConfigError
+        self.doc = ConfigDocument.start(registry, config=config, path=config_path, scenario=scenario)
         self.show_all = False
         self.start_screen = start
         self.hz = hz
@@ -167,7 +128,7 @@ class ExplorerApp(App[int]):
         self.reload_log: list[str] = []
         self.screen_history: list[str] = []  # the screens shown before this one, for esc
         # the Compare screen's own speed (+, -, m there), from run.speed until it is changed
-        self.compare_speed = float(self.config["run"].get("speed", 0.0))
+        self.compare_speed = self.doc.speed
 
     # ------------------------------------------------------------------ screens
     def on_mount(self) -> None:
@@ -179,7 +140,7 @@ class ExplorerApp(App[int]):
         if self.keymap_problems:
             self.notify("\n".join(self.keymap_problems) + "\nThe default keys are in effect.",
                         title="Keymap not applied", severity="error", timeout=20, markup=False)
-        for w in self.load_warnings:
+        for w in self.doc.load_warnings:
             self.notify(str(w), severity="warning", timeout=8)
         if self.registry.failures:
             self.notify(f"{len(self.registry.failures)} plugin(s) failed to load: 4 shows them",
@@ -194,14 +155,11 @@ class ExplorerApp(App[int]):
         result = watcher.poll() if watcher is not None else None
         if watcher is None or result is None:
             return None
-        old, self.registry = self.registry, result.registry
         self.reload_log.append(result.summary())
-        try:
-            self.config = fit_config(self.config, old, self.registry)
-        except ConfigError as exc:  # a plugin the config names is gone: keep the config, say so
-            self.notify(_problems_text(exc), title="The config does not fit the reloaded plugins",
+        problem = self.doc.refit(result.registry)
+        if problem:  # a plugin the config names is gone: the config stays, and says so
+            self.notify(problem, title="The config does not fit the reloaded plugins",
                         severity="error", timeout=10, markup=False)
-        self.reference = default_config(self.registry)
         s = self.session
         if s is not None:
             s.reload_plugins(self.config, pinned=watcher.pinned, run=s.state == "running")
@@ -211,9 +169,8 @@ class ExplorerApp(App[int]):
                     title="Plugins reloaded", severity="warning" if result.kept else "information",
                     timeout=8, markup=False)
         self.post_message(ConfigChanged("reload"))
-        screen = self.screens_by_name.get("plugins")
-        if screen is not None and screen.is_mounted and hasattr(screen, "populate"):
-            screen.populate()
+        for screen in self.screens_by_name.mounted():
+            screen.plugins_reloaded()
         return result
 
     def reload_keymap(self) -> bool:
@@ -250,35 +207,59 @@ class ExplorerApp(App[int]):
         from explorer.tui.screens.help import HelpScreen
 
         # what the focused widget shows comes first (the screen knows what has its focus)
-        here_of = getattr(self.screen, "focus_help", None)
-        self.push_screen(HelpScreen(self.current_mode, here_of() if callable(here_of) else None))
+        screen = self.screen
+        self.push_screen(HelpScreen(self.current_mode, screen.focus_help() if isinstance(screen, ExplorerScreen)
+                                    else None))
 
-    # ------------------------------------------------------------------ config state
+    # ------------------------------------------------------------------ the document
+    # The document's state as the screens read it (self.doc is the one place it is kept).
+    @property
+    def registry(self) -> Registry:
+        return self.doc.registry
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.doc.config
+
+    @property
+    def path(self) -> Path | None:
+        return self.doc.path
+
+    @path.setter
+    def path(self, path: Path | None) -> None:
+        self.doc.path = path
+
+    @property
+    def scenario(self) -> str | None:
+        return self.doc.scenario
+
+    @property
+    def origins(self) -> dict[str, str]:
+        return self.doc.origins
+
     @property
     def dirty(self) -> bool:
-        return self.config != self.clean_config
+        return self.doc.dirty
 
     def file_label(self) -> str:
-        if self.path is not None:
-            try:
-                return str(self.path.relative_to(Path.cwd()))
-            except ValueError:
-                return str(self.path)
-        return f"scenario {self.scenario} (not saved)" if self.scenario else "(not saved)"
+        return self.doc.file_label()
 
     def model(self) -> Tree:
-        return build_tree(self.config, self.registry, self.reference, self.origins)
+        return self.doc.model()
 
     def set_config(self, new: Mapping[str, Any], reason: str = "edit", edited: Iterable[str] = ()) -> None:
-        self.config = copy.deepcopy(dict(new))
-        for key in edited:
-            self.origins[key] = "edited"
+        """Replace the config (a sweep point); ``edited`` origin keys are marked as edits."""
+        self.doc.replace(new, edited)
+        self._config_replaced(reason)
+
+    def _config_replaced(self, reason: str) -> None:
+        """The document's config changed: the Run screen's session follows it, the screens redraw."""
         s = self.session
         if s is not None:
             # The live speed is run.speed (set_speed keeps the two together); a config that replaces
             # this one (a scenario, a file, a sweep point) brings its own, which the Run screen shows
             # and a save writes, so the session must run at it too.
-            speed = float(self.config["run"].get("speed", 0.0))
+            speed = self.doc.speed
             if s.speed != speed:
                 s.set_speed(speed)
         if s is not None and s.state in ("paused", "finished", "stopped", "failed", "starting"):
@@ -289,79 +270,37 @@ class ExplorerApp(App[int]):
 
     @on(ConfigChanged)
     def _config_changed(self, event: ConfigChanged) -> None:
-        for name, screen in self.screens_by_name.items():
-            if not screen.is_mounted:
-                continue
-            if name == "config" and hasattr(screen, "refresh_config"):
-                screen.refresh_config()
-            elif hasattr(screen, "refresh_top"):
-                screen.refresh_top()
-
-    def _origin_key(self, key: str) -> str:
-        """The key of ``self.origins`` (``workload[I].K``, as value_origins keys files) for an entry key
-        (``workload.LABEL.K``, where LABEL is ``name#1`` for the second instance of a source)."""
-        if key.startswith("workload."):
-            _, label, param = key.split(".", 2)
-            i = workload_index(self.config, label)
-            if i is not None:
-                return f"workload[{i}].{param}"
-        return key
+        for screen in self.screens_by_name.mounted():
+            screen.config_changed()
 
     def apply_edit(self, key: str, value: Any) -> str | None:
         """Set one value; None when it holds, else every problem as text (nothing changes)."""
-        entry = self.model().by_key().get(key)
-        if entry is None:
-            return f"unknown parameter {key}"
-        try:
-            new = edit_value(self.config, self.registry, key, entry.param, value)
-        except ConfigError as exc:
-            return "; ".join(p.message if p.key in (key, "") else f"{p.key}: {p.message}" for p in exc.problems)
-        self.set_config(new, edited=[self._origin_key(key)])
-        return None
+        return self._changed_if(self.doc.edit(key, value))
 
     def reset_to_default(self, key: str) -> str | None:
         """``d``: set ``key`` back to its default, where its value then comes from (not an edit)."""
-        entry = self.model().by_key().get(key)
-        if entry is None:
-            return f"unknown parameter {key}"
-        problem = self.apply_edit(key, entry.default)
-        if problem is None:
-            self.origins.pop(self._origin_key(key), None)  # no origin recorded: "default"
-        return problem
+        return self._changed_if(self.doc.reset(key))
 
     def add_workload(self, name: str) -> str | None:
-        try:
-            new = add_workload(self.config, self.registry, name)
-        except ConfigError as exc:
-            return _problems_text(exc)
-        self.set_config(new)
-        return None
+        return self._changed_if(self.doc.add_workload(name))
 
     def remove_workload(self, label: str) -> str | None:
         """Remove the workload instance ``label`` (``name``, or ``name#1`` for a second one of that source)."""
-        i = workload_index(self.config, label)
-        try:
-            new = remove_workload(self.config, self.registry, label)
-        except ConfigError as exc:
-            return _problems_text(exc)
-        if i is not None:  # origins are kept by index: the instances after the removed one move up
-            self.origins = {_shift_workload_origin(k, i): v for k, v in self.origins.items()
-                            if not k.startswith(f"workload[{i}].")}
-        self.set_config(new)
-        return None
+        return self._changed_if(self.doc.remove_workload(label))
+
+    def _changed_if(self, problem: str | None) -> str | None:
+        """After a document edit: tell the session and the screens when it happened (no problem)."""
+        if problem is None:
+            self._config_replaced("edit")
+        return problem
 
     def load_scenario(self, name: str) -> None:
         """Replace the config with the preset ``name`` (not saved, not modified: it is the preset)."""
-        try:
-            new = default_config(self.registry, name)
-        except ConfigError as exc:
-            self.notify(_problems_text(exc), severity="error")
+        problem = self.doc.load_scenario(name)
+        if problem:
+            self.notify(problem, severity="error")
             return
-        self.scenario = name
-        self.path = None  # a save must not write the preset over the file the old config came from
-        self.origins = scenario_origins(self.registry, name)
-        self.clean_config = copy.deepcopy(new)
-        self.set_config(new, reason="scenario")
+        self._config_replaced("scenario")
         sc = self.registry.scenarios[name]
         self.notify(f"scenario {name}: {sc.expected or sc.description}", timeout=6)
 
@@ -393,8 +332,8 @@ class ExplorerApp(App[int]):
         shown on the Run screen paused at time zero."""
         from explorer.tui.screens.hunt import counterexample_message
 
-        self.path, self.scenario, self.origins = None, None, {}
-        self.set_config(result.config, reason="hunt")
+        self.doc.adopt(result.config)
+        self._config_replaced("hunt")
         if self.session is not None and self.session.state != "starting":
             self.session.reset(self.config)
         self.action_goto("run")
@@ -411,13 +350,9 @@ class ExplorerApp(App[int]):
     # ------------------------------------------------------------------ files
     def _save(self, path: str, minimal: bool) -> str | None:
         try:
-            changed = save_config(self.config, path, self.registry, minimal=minimal)
-        except OSError as exc:
-            return f"cannot write {path}: {exc.strerror or exc}"
-        except ConfigError as exc:
-            return _problems_text(exc)
-        self.path = Path(path).resolve()
-        self.clean_config = copy.deepcopy(self.config)
+            changed = self.doc.save(path, minimal)
+        except DocumentError as exc:
+            return str(exc)
         self.notify(f"saved {path}" + (" (minimal)" if minimal else "") if changed
                     else f"No change to configuration ({path})")
         self.post_message(ConfigChanged("save"))
@@ -436,25 +371,15 @@ class ExplorerApp(App[int]):
             self.notify(problem, severity="error")
         return problem is None
 
-    def _suggested_name(self) -> str:
-        if self.path is not None:
-            return self.path.name
-        return f"{self.scenario or 'pgtable-explorer'}.toml"
-
     def action_save_as(self, minimal: bool = False, then: Callable[[], None] | None = None) -> None:
         """Ask for a file and save to it; ``then`` runs once it is saved (not when cancelled)."""
-        folder = self.path.parent if self.path is not None else Path.cwd()
         title = "Save minimal config as (only values that differ from the defaults)" if minimal else "Save config as"
-        from explorer.tui.files import looks_like_config, not_a_config
+        from explorer.tui.files import looks_like_config
         from explorer.tui.screens.file_dialog import FileDialog
 
-        own = self.path
-
-        def ask_replace(path: str) -> bool:  # the config's own file is what ctrl+s writes anyway
-            return Path(path).exists() and Path(path).resolve() != own
-
-        self.push_screen(FileDialog(title, self._suggested_name(), "Save", self._save, minimal=minimal,
-                                    folder=folder, refuse=not_a_config, ask_replace=ask_replace,
+        doc = self.doc
+        self.push_screen(FileDialog(title, doc.suggested_name(), "Save", self._save, minimal=minimal,
+                                    folder=doc.folder(), refuse=doc.refuses, ask_replace=doc.asks_before_replacing,
                                     keep=looks_like_config),
                          (lambda p: then() if p else None) if then is not None else None)
 
@@ -462,19 +387,12 @@ class ExplorerApp(App[int]):
         self.action_save_as(minimal=True)
 
     def open_path(self, path: str) -> str | None:
-        warnings: list[Problem] = []
+        """Open the config file ``path`` (the open dialog's action); None, or why not (nothing changes)."""
         try:
-            new = load_config(path, self.registry, warnings=warnings)
-            raw = load_raw(path)
-        except ConfigError as exc:
-            return _problems_text(exc)
-        except OSError as exc:
-            return f"cannot read {path}: {exc.strerror or exc}"
-        self.path = Path(path).resolve()
-        self.scenario = None
-        self.origins = value_origins(raw, config=new)
-        self.clean_config = copy.deepcopy(new)
-        self.set_config(new, reason="open")
+            warnings = self.doc.open(path)
+        except DocumentError as exc:
+            return str(exc)
+        self._config_replaced("open")
         for w in warnings:
             self.notify(str(w), severity="warning", timeout=8)
         self.notify(f"opened {path}")
@@ -484,10 +402,10 @@ class ExplorerApp(App[int]):
         self.unless_unsaved("open a file", self._open_dialog)
 
     def _open_dialog(self) -> None:
-        folder = self.path.parent if self.path is not None else Path.cwd()
         from explorer.tui.screens.file_dialog import FileDialog
 
-        self.push_screen(FileDialog("Open config", "", "Open", lambda p, _m: self.open_path(p), folder=folder))
+        self.push_screen(FileDialog("Open config", "", "Open", lambda p, _m: self.open_path(p),
+                                    folder=self.doc.folder()))
 
     def unless_unsaved(self, doing: str, then: Callable[[], None]) -> None:
         """Run ``then`` (which replaces or drops the config) now, or, with unsaved changes, once the
@@ -534,7 +452,7 @@ class ExplorerApp(App[int]):
         """The Run screen's session (created, paused at time zero, on first use)."""
         if self.session is None:
             from explorer.session import Session
-            self.session = Session(self.config, self.plugins_dirs, speed=float(self.config["run"].get("speed", 0.0)),
+            self.session = Session(self.config, self.plugins_dirs, speed=self.doc.speed,
                                    step_ns=self.step_ns, hz=self.hz, stall_after=self.stall_after,
                                    entry_points=self.entry_points, on_update=self._callback("main"), label="main")
             self._pin(self.session)
@@ -553,16 +471,12 @@ class ExplorerApp(App[int]):
             s.set_speed(self.compare_speed)
 
     def current_speed(self) -> float:
-        return self.session.speed if self.session is not None else float(self.config["run"].get("speed", 0.0))
+        return self.session.speed if self.session is not None else self.doc.speed
 
     def set_speed(self, speed: float) -> None:
         """Change the live speed; it is also ``run.speed`` of the config (saved with it)."""
         self.ensure_session().set_speed(speed)
-        if float(self.config["run"].get("speed", 0.0)) != float(speed):
-            new = copy.deepcopy(self.config)
-            new["run"]["speed"] = float(speed)
-            self.config = new
-            self.origins["run.speed"] = "edited"
+        if self.doc.set_speed(speed):
             if self.session is not None:
                 self.session.config["run"]["speed"] = float(speed)
             self.post_message(ConfigChanged("speed"))
@@ -581,11 +495,10 @@ class ExplorerApp(App[int]):
         names_ok = [n for n in self.compare_names if n in table]
         self.compare_names = names_ok
         for i, n in enumerate(names_ok):
-            entry = self.model().by_key()[key]
             try:
-                cfg = edit_value(self.config, self.registry, key, entry.param, n)
+                cfg = self.doc.variant(key, n)
             except ConfigError as exc:
-                self.notify(f"{n}: {_problems_text(exc)}", severity="error")
+                self.notify(f"{n}: {problems_text(exc)}", severity="error")
                 continue
             from explorer.session import Session
 
@@ -605,7 +518,7 @@ class ExplorerApp(App[int]):
         # itself when it resumes, so it is skipped here rather than queried half-built.
         name = "run" if event.label == "main" else "compare"
         screen = self.screens_by_name.get(name)
-        if screen is not None and screen.is_current and screen.is_mounted and hasattr(screen, "apply_latest"):
+        if screen is not None and screen.is_current and screen.is_mounted:
             screen.apply_latest()
 
     def describe_plugin(self, error: RunError | None) -> str:

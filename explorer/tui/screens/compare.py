@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from explorer import atomic
@@ -21,14 +20,12 @@ from explorer.session import Snapshot, flatten_metrics
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import COMPARE_HELP, Here
+from explorer.tui.screens.base import ExplorerScreen
 from explorer.tui.screens.compare_setup import CompareSetup
 from explorer.tui.screens.export_dialog import ExportDialog
 from explorer.tui.widgets.chart import TimeChart
 from explorer.tui.widgets.topbar import TopBar
 from explorer.violations import BY_NAME, describe_differences, unsafe_reasons, workload_differences
-
-if TYPE_CHECKING:
-    from explorer.tui.app import ExplorerApp
 
 
 def _get(path: str) -> Callable[[dict[str, Any]], Any]:
@@ -139,16 +136,12 @@ def compare_table(names: list[str], snaps: list[Snapshot | None], states: list[s
     return t
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(ExplorerScreen):
     BINDINGS = bindings_for("compare")
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.chart_names: list[str] = []
-
-    @property
-    def xapp(self) -> ExplorerApp:
-        return cast("ExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield TopBar("compare")

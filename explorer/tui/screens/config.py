@@ -3,18 +3,18 @@ and Run, with the selected parameter's details and an editor beside it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Footer, Tree
 
 from explorer.config import workload_labels
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import Here
 from explorer.tui.model import Entry, source_name, workload_index
+from explorer.tui.screens.base import ExplorerScreen
 from explorer.tui.screens.choice import ChoiceModal
 from explorer.tui.screens.param_info import ParamInfo
 from explorer.tui.screens.search import SearchModal
@@ -22,9 +22,6 @@ from explorer.tui.screens.text_modal import TextModal
 from explorer.tui.widgets.config_tree import ConfigTree
 from explorer.tui.widgets.param_detail import ParamDetail
 from explorer.tui.widgets.topbar import TopBar
-
-if TYPE_CHECKING:
-    from explorer.tui.app import ExplorerApp
 
 SECTION_TEXT = {
     "kernel": "Kernel\nThe simulated machine and kernel: CPUs, memory, CONFIG_ASYNC_KERNEL_PGTABLE_FREE and "
@@ -48,7 +45,7 @@ def _first_sentence(text: str, limit: int = 110) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class ConfigScreen(Screen[None]):
+class ConfigScreen(ExplorerScreen):
     BINDINGS = bindings_for("config")
     AUTO_FOCUS = "ConfigTree"
 
@@ -59,11 +56,10 @@ class ConfigScreen(Screen[None]):
             yield ParamDetail(id="config-detail")
         yield Footer(compact=True)
 
-    @property
-    def xapp(self) -> ExplorerApp:
-        return cast("ExplorerApp", self.app)
-
     def on_mount(self) -> None:
+        self.refresh_config()
+
+    def config_changed(self) -> None:
         self.refresh_config()
 
     def on_screen_resume(self) -> None:

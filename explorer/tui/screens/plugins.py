@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import PLUGINS_HELP, Here
+from explorer.tui.screens.base import ExplorerScreen
 from explorer.tui.screens.text_modal import TextModal
 from explorer.tui.widgets.topbar import TopBar
 from explorer.tui.widgets.wide_table import WideTable
 
 if TYPE_CHECKING:
     from explorer.plugins import PluginInfo
-    from explorer.tui.app import ExplorerApp
 
 def clip(text: str, width: int) -> str:
     """``text`` cut to ``width`` cells with an ellipsis, so a cut is never silent."""
@@ -29,13 +28,9 @@ def clip(text: str, width: int) -> str:
 KIND_LABEL = {"strategy": "strategy", "iommu": "IOMMU model", "workload": "workload", "scenario": "scenario"}
 
 
-class PluginsScreen(Screen[None]):
+class PluginsScreen(ExplorerScreen):
     BINDINGS = bindings_for("plugins")
     AUTO_FOCUS = "#loaded"
-
-    @property
-    def xapp(self) -> ExplorerApp:
-        return cast("ExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield TopBar("plugins")
@@ -54,6 +49,9 @@ class PluginsScreen(Screen[None]):
         return Here(found[0], Text(found[1])) if found else None
 
     def on_mount(self) -> None:
+        self.populate()
+
+    def plugins_reloaded(self) -> None:
         self.populate()
 
     def populate(self) -> None:

@@ -4,13 +4,12 @@ the queues, sampled from the session's newest snapshot (never once per simulatio
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.lazy import Lazy
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
 
 from explorer import atomic
@@ -18,6 +17,7 @@ from explorer.tui import fmt
 from explorer.tui.actions import ACTIONS, bindings_for, display_key
 from explorer.tui.focus_help import ERROR_PANEL_HELP, RUN_PANES, Here
 from explorer.tui.keymap import effective_key
+from explorer.tui.screens.base import ExplorerScreen
 from explorer.tui.screens.export_dialog import ExportDialog
 from explorer.tui.widgets.chart import TimeChart
 from explorer.tui.widgets.counter import BigCounter
@@ -32,14 +32,13 @@ from explorer.tui.widgets.violations import ViolationsView
 
 if TYPE_CHECKING:
     from explorer.session import Snapshot
-    from explorer.tui.app import ExplorerApp
 
 
 def export_stem(config: dict) -> str:
     return f"pgtable-explorer-{config['strategy']['name']}-seed{config['run']['seed']}"
 
 
-class RunScreen(Screen[None]):
+class RunScreen(ExplorerScreen):
     BINDINGS = bindings_for("run")
     AUTO_FOCUS = "#tabs Tabs"
 
@@ -48,10 +47,6 @@ class RunScreen(Screen[None]):
         self.snapshot: Snapshot | None = None
         self.stale = True
         self.applied_seq = -1
-
-    @property
-    def xapp(self) -> ExplorerApp:
-        return cast("ExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield TopBar("run")

@@ -19,12 +19,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import METRIC_HELP, SWEEP_AXES_HELP, Here
+from explorer.tui.screens.base import ExplorerScreen
 from explorer.tui.screens.choice import ChoiceModal
 from explorer.tui.screens.file_dialog import FileDialog
 from explorer.tui.screens.sweep_axis import SweepAxisModal, ask_axis
@@ -34,7 +34,6 @@ from explorer.tui.widgets.wide_table import WideTable
 
 if TYPE_CHECKING:
     from explorer.sweep import PointResult, Progress
-    from explorer.tui.app import ExplorerApp
 
 
 def _violations(rec: dict[str, Any]) -> Any:
@@ -96,7 +95,7 @@ def start_helpers(executor: Any) -> None:
             multiprocessing.get_context()
 
 
-class SweepScreen(Screen[None]):
+class SweepScreen(ExplorerScreen):
     BINDINGS = bindings_for("sweep")
     AUTO_FOCUS = "#sweep-results"
 
@@ -111,10 +110,6 @@ class SweepScreen(Screen[None]):
         self.drawn_axes: list[Any] = []
         self._pending = False
         self._pending_lock = threading.Lock()
-
-    @property
-    def xapp(self) -> ExplorerApp:
-        return cast("ExplorerApp", self.app)
 
     @property
     def state(self) -> SweepState:
@@ -526,7 +521,7 @@ class SweepScreen(Screen[None]):
         app = self.xapp
         point = st.plan.points[index]
         app.set_config(point.config, reason="sweep",
-                       edited=[app._origin_key(k) for k, v in point.params.items() if v is not None] + ["run.seed"])
+                       edited=[app.doc.origin_key(k) for k, v in point.params.items() if v is not None] + ["run.seed"])
         if app.session is not None and app.session.state != "starting":
             app.session.reset(app.config)
         app.action_goto("run")

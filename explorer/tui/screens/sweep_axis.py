@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
+from explorer.tui.screens.base import UsesExplorerApp
 from explorer.tui.screens.form_dialog import FormDialog
 from explorer.tui.sweep_model import SweepState, axis_kind, parse_axis
 
@@ -28,7 +29,7 @@ def sweep_state(app: ExplorerApp) -> SweepState:
     return app.sweep_state
 
 
-class SweepAxisModal(FormDialog[bool]):
+class SweepAxisModal(UsesExplorerApp, FormDialog[bool]):
     """Values for ``key`` (none: only the seeds); dismissed with True once applied to the state."""
 
 
@@ -37,10 +38,6 @@ class SweepAxisModal(FormDialog[bool]):
         self.key = key
         self.current = current
         self.shown_value = shown_value
-
-    @property
-    def xapp(self) -> ExplorerApp:
-        return cast("ExplorerApp", self.app)
 
     def compose(self) -> ComposeResult:
         from explorer.sweep.executors import default_workers
