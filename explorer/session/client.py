@@ -237,7 +237,7 @@ def _mp_context() -> Any:
     if "forkserver" in methods and sys.platform.startswith("linux"):
         ctx = mp.get_context("forkserver")
         with contextlib.suppress(Exception):
-            ctx.set_forkserver_preload(["explorer.session", "explorer.plugins", "explorer.sim.build"])
+            ctx.set_forkserver_preload(["explorer.session.client", "explorer.plugins", "explorer.sim.build"])
         return ctx
     return mp.get_context("spawn")
 
