@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the process pool is imported when a hunt runs on several: the CLI starts light
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
 
 #: Violation kinds that are not about memory safety: hunt never looks for them.
 NOT_MEMORY_SAFETY = ("leaked", "sleep_in_atomic")
@@ -100,7 +100,6 @@ def _rounds_for(max_runs: int | None) -> list[int] | None:
 
 
 def _replay(config: Mapping[str, Any], registry: Any, kinds: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
-    import contextlib
     import io
 
     from explorer.sim.build import build_simulation
@@ -256,18 +255,18 @@ def _parallel(
     """Rounds on ``workers`` local processes (the sweep's process machinery and plugin bundle), or
     on ``pool`` (a Dask client's ``concurrent.futures`` executor) when one is given.
     Stops submitting at the first find, error or spent budget; waits for the rounds before it."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED
     from concurrent.futures import wait as futures_wait
 
+    from explorer import procs
     from explorer.hunt.search import run_round_task
-    from explorer.sweep.executors import _mp_context
     from explorer.sweep.worker import init_local_worker, make_bundle
 
     bundle = make_bundle(getattr(registry, "plugins_dirs", ()))
     plain = copy.deepcopy(dict(config))
     own_pool = pool is None
     if own_pool:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=init_local_worker)
+        pool = procs.process_pool(workers, initializer=init_local_worker)
     running: dict[Future[dict[str, Any]], int] = {}
     nxt = 0
     stop_at: int | None = None  # the lowest round that found something (or failed, or ran out of time)
@@ -309,22 +308,10 @@ def _parallel(
                     break
     finally:
         if own_pool:
-            _stop_pool(pool)
+            procs.kill_pool(pool)  # without waiting for abandoned rounds
         else:  # a cluster's rounds: cancel what is left (the cluster is closed by its owner)
             for fut in running:
                 fut.cancel()
-
-
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Shut the pool down without waiting for abandoned rounds: kill its processes."""
-    procs = list(getattr(pool, "_processes", {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        with contextlib.suppress(Exception):  # already gone
-            p.kill()
-    for p in procs:
-        with contextlib.suppress(Exception):
-            p.join(timeout=5)
 
 
 __all__ = ["HuntError", "HuntResult", "hunt", "kind_choices", "memory_kinds"]

@@ -35,6 +35,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from explorer import procs
 from explorer.sweep.points import SweepError
 from explorer.sweep.worker import init_local_worker, run_point, worker_info
 from explorer.units import format_seconds
@@ -138,17 +139,6 @@ class Executor:
 # --------------------------------------------------------------------------- local processes
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` where there is one (a clean, thread-free parent for every worker, with the
-    simulator already imported), else ``spawn``. Never plain ``fork`` of a threaded parent."""
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["explorer.sweep.worker"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 class _Slot:
     def __init__(self, name: str, ctx: multiprocessing.context.BaseContext) -> None:
         self.name = name
@@ -171,16 +161,8 @@ class _Slot:
     def kill(self) -> None:
         """Stop this worker now (its point is abandoned)."""
         pool, self.pool = self.pool, None
-        if pool is None:
-            return
-        procs = list(getattr(pool, "_processes", {}).values())
-        for p in procs:
-            with contextlib.suppress(Exception):
-                p.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            with contextlib.suppress(Exception):
-                p.join(timeout=5)
+        if pool is not None:
+            procs.kill_pool(pool)
 
 
 class LocalExecutor(Executor):
@@ -192,7 +174,7 @@ class LocalExecutor(Executor):
         self.n = workers if workers is not None else default_workers()
         if self.n < 1:
             raise SweepError(f"--workers must be at least 1, got {self.n}")
-        self.ctx = _mp_context()
+        self.ctx = procs.context()  # the one start method and preload list of every child
         self.slots = [_Slot(f"local-{i}", self.ctx) for i in range(self.n)]
 
     def describe(self) -> str:
@@ -233,8 +215,8 @@ class LocalExecutor(Executor):
         s.started = time.monotonic()
         limit = task_timeout(task)
         s.deadline = s.started + limit if limit is not None else None
-        procs = list(getattr(pool, "_processes", {}).values())
-        s.process = procs[0] if procs else None
+        children = list(getattr(pool, "_processes", {}).values())
+        s.process = children[0] if children else None
 
     def poll(self, timeout: float) -> list[Outcome]:
         busy = {s.future: s for s in self.slots if s.future is not None}

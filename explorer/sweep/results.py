@@ -2,7 +2,7 @@
 
 A row is ``point, point_id, status, error, attempts``, then the swept keys (``strategy.params.batch``),
 ``seed``, then every metric flattened (``flushes``, ``queue.peak``, ``latency_ns.p99``,
-``iommus[0].hits``; see :func:`explorer.sweep.worker.flatten_metrics`). A failed point has its
+``iommus[0].hits``; see :func:`explorer.documents.flatten_metrics`). A failed point has its
 ``error`` and no metrics. The JSON Lines file holds the same rows with their types, plus each
 point's whole ``config`` (and a failed point's ``traceback``): any point can be run again from it.
 

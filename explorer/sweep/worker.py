@@ -32,11 +32,6 @@ from explorer.plugins import NO_ENTRYPOINTS_ENV, Registry, load_registry
 from explorer.sim.build import build_simulation
 from explorer.sim.engine import PluginError
 
-#: Metrics that are not one number per run: the time series and the violation examples.
-#: They are left out of the results rows (``run --json`` on the point shows them).
-NOT_IN_ROWS = ("series", "examples")
-
-
 # --------------------------------------------------------------------------- the plugin bundle
 
 
@@ -253,30 +248,3 @@ def init_local_worker() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-# --------------------------------------------------------------------------- flattening
-
-
-def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """Metrics as one level of dotted names: ``queue.peak``, ``iommus[0].hits``,
-    ``violations.use_after_free.total``. :data:`NOT_IN_ROWS` are left out."""
-    out: dict[str, Any] = {}
-
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(v, f"{key}.{k}" if key else str(k))
-        elif isinstance(value, (list, tuple)):
-            if value and all(isinstance(v, Mapping) for v in value):
-                for i, v in enumerate(value):
-                    walk(v, f"{key}[{i}]")
-            else:
-                out[key] = json.dumps(list(value))
-        else:
-            out[key] = value
-
-    for k, v in metrics.items():
-        if k not in NOT_IN_ROWS:
-            walk(v, k)
-    return out

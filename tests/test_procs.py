@@ -1,0 +1,59 @@
+"""explorer.procs: one start method and one forkserver preload list for every child process the tool
+starts (a session's simulation process, sweep and hunt workers), whoever asks first."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from collections import deque
+from pathlib import Path
+
+from explorer import procs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_preloaded_modules_exist() -> None:
+    """A renamed entry point would leave the forkserver preloading nothing useful, silently."""
+    for name in procs.PRELOAD:
+        assert importlib.util.find_spec(name) is not None, name
+
+
+def test_session_sweep_and_hunt_share_one_context(registry) -> None:
+    from explorer.session import Session
+    from explorer.sweep import LocalExecutor
+    from tests.conftest import make_config
+
+    executor = LocalExecutor(1)  # the sweep's executor first: it used to set its own preload list
+    session = Session(make_config(registry))
+    assert executor.ctx is session._ctx is procs.context()
+    assert procs.context().get_start_method() == procs.start_method()
+    if procs.start_method() == "forkserver":  # the list the forkserver will read when it starts
+        from multiprocessing import forkserver
+
+        LocalExecutor(1)
+        assert forkserver._forkserver._preload_modules == list(procs.PRELOAD)  # type: ignore[attr-defined]
+
+
+def test_no_other_module_chooses_a_start_method() -> None:
+    """get_context / set_forkserver_preload / ProcessPoolExecutor(...) only in explorer/procs.py."""
+    offenders = []
+    for path in sorted((ROOT / "explorer").rglob("*.py")):
+        if path.name == "procs.py" and path.parent.name == "explorer":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if name in ("get_context", "set_forkserver_preload", "set_start_method") or (
+                        name == "ProcessPoolExecutor" and not any(k.arg == "mp_context" for k in node.keywords)):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    assert offenders == []
+
+
+def test_captured_output_keeps_whole_lines() -> None:
+    lines: deque[str] = deque()
+    out = procs.CapturedOutput(lines, "stdout")
+    out.write("freeing 1\nfree")
+    out.write("ing 2\n")
+    assert list(lines) == ["[stdout] freeing 1", "[stdout] freeing 2"] and out.partial == ""
