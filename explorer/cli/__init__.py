@@ -156,14 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--draft", choices=("2020-12", "7"), default="2020-12",
                    help="the JSON Schema draft to declare (the keywords used are the same; default: 2020-12)")
 
-    from explorer.cli_sweep import add_sweep_parser  # standard library only, like this module
+    from explorer.cli.sweep import add_sweep_parser  # standard library only, like this module
 
     add_sweep_parser(sub, common)
-    from explorer.scaffold import add_plugin_parser  # standard library only, like this module
+    from explorer.cli.plugin_new import add_plugin_parser  # standard library only, like this module
 
     add_plugin_parser(sub, common)
 
-    from explorer.cli_hunt import add_hunt_parser  # standard library only, like this module
+    from explorer.cli.hunt import add_hunt_parser  # standard library only, like this module
 
     add_hunt_parser(sub, common)
 
@@ -635,7 +635,7 @@ def _check_outputs(args: argparse.Namespace, outputs: Sequence[tuple[str, str | 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from explorer.cli_sweep import _timeout
+    from explorer.cli.sweep import _timeout
 
     timeout = _timeout(args.timeout)
     _check_outputs(args, [("--output", args.output), ("--trace", args.trace)], [args.config])
@@ -890,19 +890,19 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from explorer.cli_sweep import cmd_sweep as sweep
+    from explorer.cli.sweep import cmd_sweep as sweep
 
     return sweep(args)
 
 
 def cmd_plugin(args: argparse.Namespace) -> int:
-    from explorer.scaffold import cmd_plugin as plugin
+    from explorer.cli.plugin_new import cmd_plugin as plugin
 
     return plugin(args)
 
 
 def cmd_hunt(args: argparse.Namespace) -> int:
-    from explorer.cli_hunt import cmd_hunt as hunt
+    from explorer.cli.hunt import cmd_hunt as hunt
 
     return hunt(args)
 
