@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from explorer.cli.errors import RunFailed, UserError
+from explorer.failures import PLUGIN, TIMEOUT, USER, Failure, classify_failure
 
 if TYPE_CHECKING:
     from explorer.config import Problem
@@ -164,12 +165,10 @@ class Progress:
 
 def simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[[float], None],
               trace: str | None = None, timeout: float | None = None) -> dict[str, Any]:
-    import traceback
-
-    from explorer.runguard import RunTimeout, culprit, ended_by, wall_clock_limit
-    from explorer.sim.build import BuildError, build_simulation
-    from explorer.sim.engine import PluginError, PluginMistake
-    from explorer.sim.memory import OutOfMemory
+    from explorer.config import ConfigError
+    from explorer.outputs import OutputError
+    from explorer.runguard import wall_clock_limit
+    from explorer.sim.build import build_simulation
 
     try:
         # A plugin's print() must not land in the output (`--format json | jq`): it goes to stderr.
@@ -178,23 +177,39 @@ def simulate(config: Mapping[str, Any], registry: Registry, progress: Callable[[
             if trace is None:
                 return sim.run(progress=progress)
             return _run_traced(sim, progress, trace)
-    except PluginError as exc:
+    except (KeyboardInterrupt, ConfigError, OutputError):  # main() reports these itself
+        raise
+    except BaseException as exc:
+        failure = classify_failure(exc)
+        if failure is USER:  # the config asks for more than the machine it describes
+            raise UserError(str(exc)) from None
+        message, traceback_text = _describe_failure(exc, failure, registry, config)
+        raise RunFailed(message, traceback_text, failure) from None
+
+
+def _describe_failure(exc: BaseException, failure: Failure, registry: Registry,
+                      config: Mapping[str, Any]) -> tuple[str, str]:
+    """The message and the traceback (if it helps) of a run that failed with ``exc``."""
+    import traceback
+
+    from explorer.runguard import culprit, ended_by
+    from explorer.sim.engine import PluginError, PluginMistake
+
+    tb = "".join(traceback.format_exception(exc))
+    if isinstance(exc, PluginError):
         if exc.error.startswith(PluginMistake.PREFIX):  # the message names the file and line: no traceback
-            raise RunFailed(exc.summary) from None
-        raise RunFailed(f"{exc.kind} {exc.name!r} raised: {getattr(exc, 'error', exc)}",
-                        getattr(exc, "traceback_text", "")) from None
-    except (BuildError, OutOfMemory) as exc:  # the config asks for more than the machine it describes
-        raise UserError(str(exc)) from None
-    except (SystemExit, GeneratorExit) as exc:  # plugin code may not end the program: a plugin failure
-        who = culprit(exc, registry, config) or "plugin code"
-        raise RunFailed(f"{who} {ended_by(exc)} during the run (a plugin must raise an exception instead)",
-                        "".join(traceback.format_exception(exc))) from None
-    except RunTimeout as exc:
+            return exc.summary, ""
+        return f"{exc.kind} {exc.name!r} raised: {exc.error}", exc.traceback_text
+    if failure is TIMEOUT:
         where = culprit(exc, registry, config)
         if where is None:  # the simulator's own work (a very large config), not a plugin: no traceback
-            raise RunFailed(f"the run {exc}; it was still simulating (raise --timeout, or shorten run.duration "
-                            "or lower the rates)") from None
-        raise RunFailed(f"the run {exc}; it was in {where}", "".join(traceback.format_exception(exc))) from None
+            return (f"the run {exc}; it was still simulating (raise --timeout, or shorten run.duration "
+                    "or lower the rates)"), ""
+        return f"the run {exc}; it was in {where}", tb
+    if failure is PLUGIN:  # plugin code may not end the program (sys.exit(), a stray GeneratorExit)
+        who = culprit(exc, registry, config) or "plugin code"
+        return f"{who} {ended_by(exc)} during the run (a plugin must raise an exception instead)", tb
+    return f"{failure.title}: {type(exc).__name__}: {exc} ({failure.help})", tb
 
 
 def _run_traced(sim: Any, progress: Callable[[float], None], path: str) -> dict[str, Any]:

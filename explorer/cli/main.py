@@ -19,6 +19,7 @@ from explorer import __version__
 from explorer.cli import compare, config, hunt, plugin_new, plugins, run, scenarios, sweep, tui
 from explorer.cli.common import err
 from explorer.cli.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, PROG, RunFailed, UserError
+from explorer.failures import PLUGIN, TIMEOUT
 
 #: Every command and its handler, in the order ``--help`` lists them (the order of add_parser).
 COMMANDS: dict[str, tuple[Callable[[Any, argparse.ArgumentParser], argparse.ArgumentParser],
@@ -128,8 +129,9 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
     except RunFailed as exc:
         err(str(exc))
         if exc.traceback_text:
-            print("\nplugin traceback:\n" + exc.traceback_text.rstrip(), file=sys.stderr)
-        return EXIT_RUN_FAILED
+            whose = "plugin traceback" if exc.failure in (PLUGIN, TIMEOUT) else "traceback"
+            print(f"\n{whose}:\n" + exc.traceback_text.rstrip(), file=sys.stderr)
+        return exc.failure.exit_status
     except BrokenPipeError:  # pragma: no cover - e.g. `| head`
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -15,7 +15,9 @@ import traceback
 from collections import deque
 from typing import Any
 
+from explorer.failures import PLUGIN, USER, classify_failure
 from explorer.procs import capture_stdio
+from explorer.runguard import culprit, ended_by
 from explorer.session.data import DEFAULT_FULL_SPEED_HZ, DEFAULT_HZ, DEFAULT_STEP_NS
 
 
@@ -86,13 +88,19 @@ class Child:
     def fail(self, exc: BaseException, phase: str = "run") -> None:
         from explorer.sim.engine import PluginError
 
+        failure = classify_failure(exc)  # the CLI's exit status and the sweep row's failure, for the same exc
         if isinstance(exc, PluginError):
             err = {"kind": exc.kind, "name": exc.name, "error": exc.error, "traceback": exc.traceback_text}
+        elif failure is PLUGIN:  # plugin code ended the run (sys.exit()): name it as the CLI does
+            who = culprit(exc, self.registry, self.config) if self.registry is not None else None
+            err = {"kind": "plugin", "name": "", "traceback": "".join(traceback.format_exception(exc)),
+                   "error": f"{who or 'plugin code'} {ended_by(exc)} during the run (a plugin must raise an exception "
+                   "instead)"}
         else:
-            kind = "config" if type(exc).__name__ in ("BuildError", "ConfigError") else "simulator"
-            err = {"kind": kind, "name": "", "error": f"{type(exc).__name__}: {exc}",
-                   "traceback": "".join(traceback.format_exception(exc))}
+            err = {"kind": "config" if failure is USER else "simulator", "name": "",
+                   "error": f"{type(exc).__name__}: {exc}", "traceback": "".join(traceback.format_exception(exc))}
         err["phase"] = phase
+        err["failure"] = failure.name
         self.error = err
         self.state = "failed"
         self.seq += 1
@@ -129,7 +137,7 @@ class Child:
             self.sim = Simulation(self.config, self.registry)
             if self.trace_size:
                 self.sim.enable_trace(self.trace_size)
-        except Exception as exc:
+        except (Exception, SystemExit, GeneratorExit) as exc:  # plugin code may even call sys.exit()
             self.fail(exc, phase="build")
             return
         self.snapshot()
@@ -140,7 +148,7 @@ class Child:
         t0 = time.perf_counter()
         try:
             self.sim.advance(until)
-        except Exception as exc:
+        except (Exception, SystemExit, GeneratorExit) as exc:  # plugin code may even call sys.exit()
             self.wall += time.perf_counter() - t0
             self.fail(exc)
             return False

@@ -146,7 +146,7 @@ class Session:
                 self._start(run)
             except Exception as exc:  # cannot start a process at all: say so as a failure
                 self._set_error(RunError("process", "", f"cannot start the simulation process: {exc}",
-                                         traceback.format_exc()))
+                                         traceback.format_exc(), failure="process"))
 
     def _start(self, run: bool) -> Session:
         if self.alive:
@@ -216,7 +216,8 @@ class Session:
             if s.state not in ("stopped", "finished", "failed"):
                 code = proc.exitcode
                 s.state = "failed"
-                s.error = RunError("process", "", f"the simulation process exited unexpectedly (exit code {code})")
+                s.error = RunError("process", "", f"the simulation process exited unexpectedly (exit code {code})",
+                                   failure="process")
             elif s.state == "finished":
                 pass
             self._cond.notify_all()

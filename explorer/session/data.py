@@ -27,11 +27,13 @@ DEFAULT_FULL_SPEED_HZ = 5.0  # snapshots per second when running as fast as poss
 class RunError:
     """Why a run failed: which plugin raised what, with the traceback from the simulation process."""
 
-    kind: str  # "strategy", "iommu", "workload", "simulator", "config", "process"
+    kind: str  # "strategy", "iommu", "workload", "plugin", "simulator", "config", "process"
     name: str  # the plugin's registered name ("" when not a plugin)
     error: str  # "RuntimeError: deliberate failure"
     traceback: str = ""
     phase: str = "run"  # "build" (while constructing the simulation) or "run"
+    #: what kind of failure it is: a name in :data:`explorer.failures.FAILURES` (the panel's title)
+    failure: str = "simulator"
 
     @property
     def title(self) -> str:
@@ -44,7 +46,7 @@ class RunError:
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "error": self.error, "traceback": self.traceback,
-                "phase": self.phase}
+                "phase": self.phase, "failure": self.failure}
 
 
 @dataclass(frozen=True)

@@ -59,11 +59,18 @@ class Outcome:
     worker: str  # where it ran: a retry avoids it
     wall_s: float = 0.0
     died: bool = False  # the worker died (rather than the point failing inside a live worker)
+    #: a failed attempt's kind of failure (:mod:`explorer.failures`): by default "process" when the
+    #: worker died, else "simulator" (what the worker could not report itself)
+    failure: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status != "ok" and self.failure is None:
+            self.failure = "process" if self.died else "simulator"
 
     @classmethod
     def from_record(cls, task: dict[str, Any], rec: Mapping[str, Any], worker: str | None = None) -> Outcome:
         return cls(task, rec["status"], rec.get("metrics"), rec.get("error"), rec.get("traceback"),
-                   worker or str(rec.get("worker", "?")), float(rec.get("wall_s", 0.0)))
+                   worker or str(rec.get("worker", "?")), float(rec.get("wall_s", 0.0)), failure=rec.get("failure"))
 
 
 def timeout_error(seconds: float) -> str:
@@ -240,7 +247,7 @@ class LocalExecutor(Executor):
             s.deadline = None
             s.kill()
             out.append(Outcome(task, "failed", None, timeout_error(task_timeout(task) or 0.0), None, s.name,
-                               now - s.started))
+                               now - s.started, failure="timeout"))
         for fut in done:
             s = busy[fut]
             task = s.task
@@ -464,7 +471,8 @@ class DaskExecutor(Executor):
             del self.futures[fut], self._since[fut]
             with contextlib.suppress(Exception):
                 self.client.cancel([fut], force=True)
-            out.append(Outcome(task, "failed", None, timeout_error(limit), None, worker, now - since))
+            out.append(Outcome(task, "failed", None, timeout_error(limit), None, worker, now - since,
+                               failure="timeout"))
             stuck.add(worker)
         if stuck:
             self._restart(sorted(stuck))

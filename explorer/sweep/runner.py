@@ -282,6 +282,7 @@ class Sweep:
             "attempts": attempt,
             "metrics": flatten_metrics(o.metrics) if o.metrics is not None else None,
             "traceback": o.traceback,
+            "failure": o.failure if o.status != "ok" else None,
         }
         rec = make_record(point, body)
         self._final[point.index] = rec

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer import __version__
+from explorer.failures import classify_failure
 from explorer.plugins import NO_ENTRYPOINTS_ENV, Registry, load_registry
 from explorer.sim.build import build_simulation
 from explorer.sim.engine import PluginError
@@ -211,7 +212,7 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     """Run one point; never raises for a failing point (a plugin error comes back as data).
 
     Returns ``{"index", "id", "attempt", "status": "ok"|"failed", "metrics", "error", "traceback",
-    "worker", "wall_s"}``.
+    "worker", "wall_s"}``, and a failed point's ``failure`` (:func:`explorer.failures.classify_failure`).
     """
     started = time.perf_counter()
     out: dict[str, Any] = {"index": task["index"], "id": task["id"], "attempt": task.get("attempt", 1),
@@ -229,10 +230,10 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
         out["metrics"] = run_config(task["config"], registry)
         out["status"] = "ok"
     except PluginError as exc:
-        out.update(status="failed", error=str(exc), traceback=exc.traceback_text)
+        out.update(status="failed", error=str(exc), traceback=exc.traceback_text, failure=classify_failure(exc).name)
     except (Exception, SystemExit, GeneratorExit) as exc:  # a plugin may even call sys.exit(); the worker lives on
         out.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                   traceback="".join(traceback.format_exception(exc)))
+                   traceback="".join(traceback.format_exception(exc)), failure=classify_failure(exc).name)
     out["wall_s"] = time.perf_counter() - started
     return out
 
