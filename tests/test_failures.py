@@ -119,3 +119,23 @@ def test_a_simulator_bug_is_one_everywhere(monkeypatch: pytest.MonkeyPatch, caps
     assert _session_error(config, [])["failure"] == "simulator"
     assert _sweep_failure(config, []) == "simulator"
 
+
+
+
+@pytest.mark.parametrize(("exc", "status"), [("OutOfMemory", 2), ("RuntimeError", 1)])
+def test_hunt_reports_a_candidates_failure_by_its_kind(exc: str, status: int, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """hunt's candidate runs classify their failures (explorer.hunt.search); the CLI exits by the
+    kind (an out-of-memory candidate used to exit 1). The search itself is not run: Hypothesis
+    shrinks a failing candidate for seconds before it reports it."""
+    import explorer.hunt
+    from explorer.sim.memory import OutOfMemory
+
+    error = OutOfMemory("the machine ran out") if exc == "OutOfMemory" else RuntimeError("boom")
+
+    def fake_hunt(*args: Any, **kwargs: Any) -> None:
+        raise explorer.hunt.HuntError(str(error), "", "", classify_failure(error).name)
+
+    monkeypatch.setattr(explorer.hunt, "hunt", fake_hunt)
+    assert main(["hunt", "--max-runs", "1", "--workers", "1"]) == status
+    assert str(error) in capsys.readouterr().err

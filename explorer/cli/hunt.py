@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from explorer.cli.common import Progress, effective_config, load_registry, variant, write_output
 from explorer.cli.errors import EXIT_OK, RunFailed, UserError
 from explorer.documents import dumps_json
+from explorer.failures import BY_NAME, PLUGIN, USER
 
 if TYPE_CHECKING:
     from explorer.hunt import HuntResult
@@ -217,7 +218,10 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     except SweepError as exc:  # the Dask cluster: not installed, unreachable, other versions
         raise UserError(str(exc)) from None
     except HuntError as exc:
-        raise RunFailed(str(exc), exc.traceback_text) from None
+        failure = BY_NAME.get(exc.failure, PLUGIN)
+        if failure is USER:  # a candidate ran out of the machine's pages: the config's kernel.pages
+            raise UserError(str(exc)) from None
+        raise RunFailed(str(exc), exc.traceback_text, failure) from None
     finally:
         bar.close()
     written = None

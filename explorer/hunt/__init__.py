@@ -48,12 +48,14 @@ def kind_choices() -> tuple[str, ...]:
 
 
 class HuntError(Exception):
-    """A hunt that cannot go on: a plugin raised during a candidate run (``plugin`` names it)."""
+    """A hunt that cannot go on: a plugin raised during a candidate run (``plugin`` names it), or
+    another failure of a candidate run (``failure``: its kind in :mod:`explorer.failures`)."""
 
-    def __init__(self, message: str, traceback_text: str = "", plugin: str = "") -> None:
+    def __init__(self, message: str, traceback_text: str = "", plugin: str = "", failure: str = "plugin") -> None:
         super().__init__(message)
         self.traceback_text = traceback_text
         self.plugin = plugin
+        self.failure = failure
 
 
 @dataclass
@@ -208,7 +210,7 @@ def hunt(
     if winner is None and errors:
         e = errors[0]
         raise HuntError(f"{e['kind']} {e['name']!r} raised: {e['message']}" if e["name"] else e["message"],
-                        e.get("traceback", ""), e["name"])
+                        e.get("traceback", ""), e["name"], e.get("failure", "plugin"))
     counted = [results[r] for r in sorted(results) if winner is None or r <= winner]
     runs = sum(r["runs"] for r in counted)
     simulated = sum(r["simulated_ns"] for r in counted)
@@ -292,7 +294,7 @@ def _parallel(
                     res = {"round": rnd, "found": False, "candidate": None, "runs": 0, "simulated_ns": 0,
                            "spent": False, "error": {"kind": "hunt", "name": "",
                                                      "message": f"a hunt worker process died: {exc}",
-                                                     "traceback": ""}}
+                                                     "traceback": "", "failure": "process"}}
                 results[rnd] = res
                 if res["found"] or res["error"] or res["spent"]:
                     stop_at = rnd if stop_at is None else min(stop_at, rnd)
