@@ -139,16 +139,28 @@ class CapturedOutput(io.TextIOBase):
         return len(text)
 
 
-def capture_stdio(lines: deque[str]) -> None:
-    """Keep this (child) process off the terminal a UI draws on: Python-level prints are kept in
-    ``lines`` (``[stdout] ...``, ``[stderr] ...``), anything lower goes to /dev/null."""
+def _null_fds() -> None:
+    """File descriptors 1 and 2 to /dev/null (what C code or a subprocess of a plugin writes)."""
     with contextlib.suppress(OSError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
         os.close(devnull)
+
+
+def capture_stdio(lines: deque[str]) -> None:
+    """Keep this (child) process off the terminal a UI draws on: Python-level prints are kept in
+    ``lines`` (``[stdout] ...``, ``[stderr] ...``), anything lower goes to /dev/null."""
+    _null_fds()
     sys.stdout = CapturedOutput(lines, "stdout")
     sys.stderr = CapturedOutput(lines, "stderr")
+
+
+def silence_stdio() -> None:
+    """Send this (child) process's stdout and stderr, Python's and the file descriptors, to /dev/null."""
+    _null_fds()
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    sys.stderr = sys.stdout
 
 
 def process_pool(workers: int, initializer: Any = None) -> Any:
@@ -179,6 +191,7 @@ __all__ = [
     "kill_pool",
     "process_pool",
     "real_stdio",
+    "silence_stdio",
     "start_helpers",
     "start_method",
     "start_process",

@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the process pool is imported when a hunt runs on several: the CLI starts light
     from concurrent.futures import Future
 
-#: Violation kinds that are not about memory safety: hunt never looks for them.
-NOT_MEMORY_SAFETY = ("leaked", "sleep_in_atomic")
 #: Candidates per round (one Hypothesis ``find``); rounds are what workers share.
 ROUND_EXAMPLES = 100
 #: Trace lines kept from the replay of a counterexample.
@@ -36,11 +34,11 @@ TRACE_LINES = 60
 
 
 def memory_kinds() -> tuple[str, ...]:
-    """The memory-safety violation kinds the checker reports (``explorer.sim.checker.VIOLATIONS``
-    less leaks and sleeps in atomic context): what ``--kind any`` looks for."""
-    from explorer.sim.checker import VIOLATIONS  # the one list of kinds; imported late to keep the CLI light
+    """The memory-safety violation kinds (:data:`explorer.violations.MEMORY_SAFETY`, from the one
+    list of kinds the checker reports): what ``--kind any`` looks for."""
+    from explorer.violations import MEMORY_SAFETY
 
-    return tuple(k for k in VIOLATIONS if k not in NOT_MEMORY_SAFETY)
+    return MEMORY_SAFETY
 
 
 def kind_choices() -> tuple[str, ...]:

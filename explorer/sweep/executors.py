@@ -28,7 +28,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
@@ -37,7 +37,7 @@ from typing import Any
 
 from explorer import procs
 from explorer.sweep.points import SweepError
-from explorer.sweep.worker import init_local_worker, run_point, worker_info
+from explorer.sweep.worker import init_local_worker, init_quiet_worker, run_point, worker_info
 from explorer.units import format_seconds
 
 DASK_MISSING = (
@@ -147,9 +147,11 @@ class Executor:
 
 
 class _Slot:
-    def __init__(self, name: str, ctx: multiprocessing.context.BaseContext) -> None:
+    def __init__(self, name: str, ctx: multiprocessing.context.BaseContext,
+                 initializer: Callable[[], None] = init_local_worker) -> None:
         self.name = name
         self.ctx = ctx
+        self.initializer = initializer
         self.pool: ProcessPoolExecutor | None = None
         self.future: Future[dict[str, Any]] | None = None
         self.task: dict[str, Any] | None = None
@@ -159,7 +161,7 @@ class _Slot:
 
     def ensure(self) -> ProcessPoolExecutor:
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=self.ctx, initializer=init_local_worker)
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=self.ctx, initializer=self.initializer)
         return self.pool
 
     def pid(self) -> int | None:
@@ -173,16 +175,18 @@ class _Slot:
 
 
 class LocalExecutor(Executor):
-    """``workers`` processes on this machine (default: one per CPU)."""
+    """``workers`` processes on this machine (default: one per CPU); ``quiet``: their stdout and
+    stderr go nowhere (under a UI that draws on the terminal), else to this process's."""
 
     name = "local"
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, quiet: bool = False) -> None:
         self.n = workers if workers is not None else default_workers()
         if self.n < 1:
             raise SweepError(f"--workers must be at least 1, got {self.n}")
         self.ctx = procs.context()  # the one start method and preload list of every child
-        self.slots = [_Slot(f"local-{i}", self.ctx) for i in range(self.n)]
+        initializer = init_quiet_worker if quiet else init_local_worker
+        self.slots = [_Slot(f"local-{i}", self.ctx, initializer) for i in range(self.n)]
 
     def describe(self) -> str:
         return f"{self.n} local worker process{'es' if self.n != 1 else ''}"

@@ -222,12 +222,14 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
             raise WorkerSetupError(
                 f"this worker has pgtable-explorer {__version__}, the sweep needs {task['explorer']}"
             )
-        try:
-            registry = registry_for(task["bundle"])
-        except CacheFolderError as exc:
-            raise WorkerSetupError(str(exc)) from None
-        _check_plugins(task["config"], registry)
-        out["metrics"] = run_config(task["config"], registry)
+        # A plugin's print() must not land in the sweep's output (`sweep --json`): stderr, as in `run`.
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                registry = registry_for(task["bundle"])
+            except CacheFolderError as exc:
+                raise WorkerSetupError(str(exc)) from None
+            _check_plugins(task["config"], registry)
+            out["metrics"] = run_config(task["config"], registry)
         out["status"] = "ok"
     except PluginError as exc:
         out.update(status="failed", error=str(exc), traceback=exc.traceback_text, failure=classify_failure(exc).name)
@@ -249,3 +251,12 @@ def init_local_worker() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def init_quiet_worker() -> None:
+    """:func:`init_local_worker` for workers under a UI that draws on the terminal (the TUI's sweep):
+    nothing a plugin prints reaches the terminal (:func:`explorer.procs.silence_stdio`)."""
+    from explorer.procs import silence_stdio
+
+    init_local_worker()
+    silence_stdio()

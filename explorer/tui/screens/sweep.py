@@ -372,7 +372,7 @@ class SweepScreen(Screen[None]):
                         ("overwrite", "Overwrite", "start again: replace the results file"),
                     ]), lambda c: self.start(resume=c == "resume", overwrite=c == "overwrite") if c else None)
                 return
-        executor = LocalExecutor(st.worker_count())
+        executor = LocalExecutor(st.worker_count(), quiet=True)  # workers' prints would land on the screen
         try:
             sweep = Sweep(plan, self.xapp.registry, executor, out=st.out, resume=resume,
                           overwrite=overwrite, on_progress=self._progress)
