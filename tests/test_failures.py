@@ -100,6 +100,8 @@ def test_the_cli_the_session_and_a_sweep_row_agree(case: str, source: str | None
     err = _session_error(config, dirs)
     assert err["failure"] == expected, (case, err)
     assert _sweep_failure(config, dirs) == expected, case
+    if expected == "user":  # what to change, as the CLI says it: no exception type, no traceback
+        assert err["error"].startswith("the simulated machine ran out of free pages") and err["traceback"] == ""
     if expected == "plugin":  # the session names the plugin, as the CLI does
         assert "test-boom" in err["name"] or "strategy 'test-exits' called sys.exit(3)" in err["error"], err
 

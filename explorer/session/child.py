@@ -96,9 +96,11 @@ class Child:
             err = {"kind": "plugin", "name": "", "traceback": "".join(traceback.format_exception(exc)),
                    "error": f"{who or 'plugin code'} {ended_by(exc)} during the run (a plugin must raise an exception "
                    "instead)"}
+        elif failure is USER:  # a user mistake says what to change, as in the CLI: no traceback
+            err = {"kind": "config", "name": "", "error": str(exc), "traceback": ""}
         else:
-            err = {"kind": "config" if failure is USER else "simulator", "name": "",
-                   "error": f"{type(exc).__name__}: {exc}", "traceback": "".join(traceback.format_exception(exc))}
+            err = {"kind": "simulator", "name": "", "error": f"{type(exc).__name__}: {exc}",
+                   "traceback": "".join(traceback.format_exception(exc))}
         err["phase"] = phase
         err["failure"] = failure.name
         self.error = err
