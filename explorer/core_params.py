@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from explorer.api import Param, ParamError
-from explorer.units import _NUM, DURATION_UNITS
+from explorer.units import DURATION_UNITS, NUMBER
 
-_SPEED_RE = re.compile(rf"^\s*({_NUM})\s*(ns|us|µs|ms|s)\s*/\s*s\s*$")
-SPEED_PATTERN = rf"^\s*(max|({_NUM})\s*(ns|us|µs|ms|s)\s*/\s*s)\s*$"
+_SPEED_RE = re.compile(rf"^\s*({NUMBER})\s*(ns|us|µs|ms|s)\s*/\s*s\s*$")
+SPEED_PATTERN = rf"^\s*(max|({NUMBER})\s*(ns|us|µs|ms|s)\s*/\s*s)\s*$"
 
 
 class SpeedParam(Param):

@@ -1,4 +1,6 @@
-"""The documents the explorer writes as JSON: a run, a compare, a scenario and its checks.
+"""The documents the explorer writes as JSON: a run, a compare, a scenario and its checks; and a
+run's metrics as flat rows (:func:`flatten_metrics`: a sweep's results columns, the TUI's Metrics
+tab and its CSV export).
 
 ``pgtable-explorer run|compare --format json`` and the TUI's exports build them here, so an export
 from either face is the same text for the same run (``dumps_json``) and can be diffed or fed to jq.
@@ -6,6 +8,8 @@ from either face is the same text for the same run (``dumps_json``) and can be d
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +23,49 @@ def dumps_json(obj: Any) -> str:
     """JSON text in the form ``pgtable-explorer ... --format json`` writes: keys sorted, indent 2,
     non-ASCII kept; so an export from a face can be diffed against the CLI's output."""
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+#: Bulky metrics that are not flattened into rows: time series and violation examples.
+NOT_FLATTENED = ("series", "examples")
+
+
+def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics as one level of dotted names, in the metrics' order: ``queue.peak``,
+    ``iommus[0].hits``, ``violations.use_after_free.total``. Nested tables are joined with dots,
+    lists of tables indexed; a list of plain values is one value, as JSON text (``"[1, 2]"``), so
+    the names (a sweep's results columns) do not depend on the data. :data:`NOT_FLATTENED` are
+    left out."""
+    out: dict[str, Any] = {}
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, (list, tuple)):
+            if value and all(isinstance(v, Mapping) for v in value):
+                for i, v in enumerate(value):
+                    walk(v, f"{key}[{i}]")
+            else:
+                out[key] = json.dumps(list(value))
+        else:
+            out[key] = value
+
+    for k, v in metrics.items():
+        if k not in NOT_FLATTENED:
+            walk(v, k)
+    return out
+
+
+def metrics_csv(metrics: Mapping[str, Any]) -> str:
+    """The flattened metrics (:func:`flatten_metrics`) as CSV text with a ``metric,value`` header."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["metric", "value"])
+    for key, value in flatten_metrics(metrics).items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        w.writerow([key, value])
+    return buf.getvalue()
 
 
 def at_path(doc: Mapping[str, Any], path: str) -> Any:

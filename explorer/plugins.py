@@ -134,7 +134,7 @@ def _load_module_from_path(path: Path, modname: str, source: str | None = None) 
     return module
 
 
-def _iter_py_files(root: Path) -> list[Path]:
+def iter_py_files(root: Path) -> list[Path]:
     """The plugin files under ``root``: ``*.py``, skipping any file or folder whose name starts
     with ``_`` or ``.`` (helpers, ``__pycache__``, a ``.venv`` or ``.git`` inside the folder)."""
     return sorted(
@@ -177,7 +177,7 @@ def _validate_params(owner: str, params: Any) -> None:
             raise ValueError(f"{owner}: parameter {p.name!r}: default {p.default!r}: {exc}") from None
 
 
-def _validate_registration(kind: str, obj: Any) -> str:
+def validate_registration(kind: str, obj: Any) -> str:
     """Check a registered object against the contract; return its name or raise ValueError."""
     if kind == "scenario":
         if not isinstance(obj, Scenario):
@@ -254,7 +254,7 @@ class _Loader:
                     # call with the arguments it declares, as pluggy would (it may take none)
                     impl.function(**{a: found.append for a in impl.argnames})
                     for obj in found:
-                        key = (kind, _validate_registration(kind, obj))
+                        key = (kind, validate_registration(kind, obj))
                         if key in collected:
                             raise ValueError(f"{kind} {key[1]!r} is registered twice by {info.name}")
                         collected[key] = obj
@@ -333,7 +333,7 @@ def load_registry(
     from explorer import __version__
 
     builtin = builtin_plugins_dir()
-    for path in _iter_py_files(builtin):
+    for path in iter_py_files(builtin):
         rel = path.relative_to(builtin).with_suffix("")
         loader.load_file(path, "built-in", "pgtable_explorer_builtin." + ".".join(rel.parts))
     for info in loader.registry.plugins + loader.registry.failures:
@@ -375,7 +375,7 @@ def load_registry(
                 NotADirectoryError(f"no such directory: {d}"),
             )
             continue
-        for path in _iter_py_files(root):
+        for path in iter_py_files(root):
             rel = path.relative_to(root).with_suffix("")
             loader.load_file(path, "directory", f"pgtable_explorer_dir{i}." + ".".join(rel.parts))
     loader.registry.plugins_dirs = tuple(dirs)

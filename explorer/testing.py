@@ -76,13 +76,13 @@ def kit_registry(*plugins: type, plugins_dir: str | Path | Sequence[str | Path] 
     Raises ``ValueError`` for a class that does not follow the contract (the loader's message),
     or that takes a built-in's name.
     """
-    from explorer.plugins import _validate_registration
+    from explorer.plugins import validate_registration
 
     dirs = [] if plugins_dir is None else [plugins_dir] if isinstance(plugins_dir, (str, Path)) else list(plugins_dir)
     registry = load_registry([str(d) for d in dirs])
     for cls in plugins:
         kind = _kind_of(cls)
-        name = _validate_registration(kind, cls)
+        name = validate_registration(kind, cls)
         other = registry.provider.get((kind, name))
         if other is not None and registry.table(kind)[name] is cls:
             continue  # already loaded as it is (an installed package): keep where it came from

@@ -19,9 +19,10 @@ DURATION_UNITS: dict[str, int] = {
 }
 RATE_UNITS: dict[str, float] = {"/s": 1.0, "/ms": 1e3, "/us": 1e6}
 
-_NUM = r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
-_DURATION_RE = re.compile(rf"^\s*({_NUM})\s*(ns|us|µs|ms|s)\s*$")
-_RATE_RE = re.compile(rf"^\s*({_NUM})\s*(/s|/ms|/us|hz|Hz|k/s|M/s)\s*$")
+#: A plain decimal number (the number of a duration, a rate, a speed), as a regular expression.
+NUMBER = r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
+_DURATION_RE = re.compile(rf"^\s*({NUMBER})\s*(ns|us|µs|ms|s)\s*$")
+_RATE_RE = re.compile(rf"^\s*({NUMBER})\s*(/s|/ms|/us|hz|Hz|k/s|M/s)\s*$")
 
 
 def _short(value: object, limit: int = 60) -> str:
@@ -87,7 +88,7 @@ def human_duration(ns: float) -> str:
     return f"{ns / 1_000_000_000:.3g}s"
 
 
-_SECONDS_RE = re.compile(rf"^\s*({_NUM})\s*(m|min|h)\s*$")
+_SECONDS_RE = re.compile(rf"^\s*({NUMBER})\s*(m|min|h)\s*$")
 
 
 def parse_seconds(value: object) -> float:

@@ -47,6 +47,9 @@ KINDS: tuple[ViolationKind, ...] = (
 #: The kinds' names, in order (the keys of ``metrics.violations``).
 NAMES: tuple[str, ...] = tuple(k.name for k in KINDS)
 BY_NAME: dict[str, ViolationKind] = {k.name: k for k in KINDS}
+#: The kinds about memory safety (a table freed too early or wrongly, a walk into a freed page):
+#: what ``hunt --kind any`` looks for. A leak and a sleep in atomic context are bugs of another sort.
+MEMORY_SAFETY: tuple[str, ...] = tuple(n for n in NAMES if n not in ("leaked", "sleep_in_atomic"))
 
 
 def total(entry: Any) -> int:

@@ -21,7 +21,8 @@ import pytest
 
 from explorer import __version__
 from explorer import config as C
-from explorer.cli import _Progress, main
+from explorer.cli import main
+from explorer.cli.common import Progress
 from explorer.plugins import Registry
 from tests.conftest import make_config, raising_strategy_source, strategy_source
 
@@ -548,7 +549,7 @@ class FakeTty(io.StringIO):
 
 def test_progress_bar_only_on_a_terminal() -> None:
     tty = FakeTty()
-    bar = _Progress("running", stream=tty)
+    bar = Progress("running", stream=tty)
     for f in (0.0, 0.004, 0.5, 1.0):
         bar(f)
     bar.close()
@@ -556,7 +557,7 @@ def test_progress_bar_only_on_a_terminal() -> None:
     assert text.count("\r") == 4  # 0%, 50%, 100% and the clearing; 0.4% is still 0%
     assert "100%" in text and text.endswith("\r\033[K")
     plain = io.StringIO()
-    bar = _Progress("running", stream=plain)
+    bar = Progress("running", stream=plain)
     bar(0.5)
     bar.close()
     assert plain.getvalue() == ""

@@ -25,7 +25,7 @@ import tomli_w
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from explorer import cli
+from explorer import cli, plugins
 from explorer.config import IOMMU_CORE_PARAMS, KERNEL_PARAMS, RUN_PARAMS, TOP_KEYS
 from explorer.plugins import Registry, load_registry
 
@@ -179,7 +179,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     # Loading the plugins once, not once per example, keeps thousands of examples fast; the
     # loading itself is tested elsewhere.
-    monkeypatch.setattr(cli, "_load_registry", lambda args, **kwargs: REGISTRY)
+    monkeypatch.setattr(plugins, "load_registry", lambda *args, **kwargs: REGISTRY)
     yield tmp_path
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer import atomic, cli
+from explorer import atomic
 from explorer.cli import main
+from explorer.cli import run as cli_run
 from explorer.outputs import Input, Output, OutputError, check_outputs
 
 SHORT = ["--duration", "1ms"]
@@ -100,7 +101,7 @@ def test_outputs_are_checked_before_the_run(capsys: pytest.CaptureFixture[str], 
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("the run started before its outputs were checked")
 
-    monkeypatch.setattr(cli, "_simulate", must_not_run)
+    monkeypatch.setattr(cli_run, "simulate", must_not_run)
     (tmp_path / "adir").mkdir()
     for argv, message in [
         (["-o", str(tmp_path / "no" / "x.json")], "the folder"),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.scaffold import create, names_for, validate_name
+from explorer.cli.plugin_new import create, names_for, validate_name
 
 KINDS = {"strategy": "slowpoke", "iommu": "my-vtd", "workload": "burst2"}
 

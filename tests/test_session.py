@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer.documents import compare_document, dumps_json, run_document
+from explorer.documents import compare_document, dumps_json, flatten_metrics, metrics_csv, run_document
 from explorer.plugins import load_registry
-from explorer.session import Session, flatten_metrics, metrics_csv, run_to_end
+from explorer.session import Session, run_to_end
 from explorer.sim.build import build_simulation
 from tests.conftest import make_config, strategy_source
 
@@ -202,7 +202,7 @@ def test_plugin_prints_do_not_reach_the_terminal(tmp_path, session_factory, capf
 
 def test_export_helpers(registry):
     metrics = build_simulation(make_config(registry, *SHORT), registry).run()
-    rows = dict(flatten_metrics(metrics))
+    rows = flatten_metrics(metrics)
     assert rows["flushes"] == metrics["flushes"]
     assert rows["latency_ns.p99"] == metrics["latency_ns"]["p99"]
     assert "iommus[0].entries" in rows and not any(k.startswith("series") for k in rows)

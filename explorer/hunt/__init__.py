@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the process pool is imported when a hunt runs on several: the CLI starts light
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
 
-#: Violation kinds that are not about memory safety: hunt never looks for them.
-NOT_MEMORY_SAFETY = ("leaked", "sleep_in_atomic")
 #: Candidates per round (one Hypothesis ``find``); rounds are what workers share.
 ROUND_EXAMPLES = 100
 #: Trace lines kept from the replay of a counterexample.
@@ -36,11 +34,11 @@ TRACE_LINES = 60
 
 
 def memory_kinds() -> tuple[str, ...]:
-    """The memory-safety violation kinds the checker reports (``explorer.sim.checker.VIOLATIONS``
-    less leaks and sleeps in atomic context): what ``--kind any`` looks for."""
-    from explorer.sim.checker import VIOLATIONS  # the one list of kinds; imported late to keep the CLI light
+    """The memory-safety violation kinds (:data:`explorer.violations.MEMORY_SAFETY`, from the one
+    list of kinds the checker reports): what ``--kind any`` looks for."""
+    from explorer.violations import MEMORY_SAFETY
 
-    return tuple(k for k in VIOLATIONS if k not in NOT_MEMORY_SAFETY)
+    return MEMORY_SAFETY
 
 
 def kind_choices() -> tuple[str, ...]:
@@ -48,12 +46,14 @@ def kind_choices() -> tuple[str, ...]:
 
 
 class HuntError(Exception):
-    """A hunt that cannot go on: a plugin raised during a candidate run (``plugin`` names it)."""
+    """A hunt that cannot go on: a plugin raised during a candidate run (``plugin`` names it), or
+    another failure of a candidate run (``failure``: its kind in :mod:`explorer.failures`)."""
 
-    def __init__(self, message: str, traceback_text: str = "", plugin: str = "") -> None:
+    def __init__(self, message: str, traceback_text: str = "", plugin: str = "", failure: str = "plugin") -> None:
         super().__init__(message)
         self.traceback_text = traceback_text
         self.plugin = plugin
+        self.failure = failure
 
 
 @dataclass
@@ -100,7 +100,6 @@ def _rounds_for(max_runs: int | None) -> list[int] | None:
 
 
 def _replay(config: Mapping[str, Any], registry: Any, kinds: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
-    import contextlib
     import io
 
     from explorer.sim.build import build_simulation
@@ -209,7 +208,7 @@ def hunt(
     if winner is None and errors:
         e = errors[0]
         raise HuntError(f"{e['kind']} {e['name']!r} raised: {e['message']}" if e["name"] else e["message"],
-                        e.get("traceback", ""), e["name"])
+                        e.get("traceback", ""), e["name"], e.get("failure", "plugin"))
     counted = [results[r] for r in sorted(results) if winner is None or r <= winner]
     runs = sum(r["runs"] for r in counted)
     simulated = sum(r["simulated_ns"] for r in counted)
@@ -256,18 +255,18 @@ def _parallel(
     """Rounds on ``workers`` local processes (the sweep's process machinery and plugin bundle), or
     on ``pool`` (a Dask client's ``concurrent.futures`` executor) when one is given.
     Stops submitting at the first find, error or spent budget; waits for the rounds before it."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED
     from concurrent.futures import wait as futures_wait
 
+    from explorer import procs
     from explorer.hunt.search import run_round_task
-    from explorer.sweep.executors import _mp_context
     from explorer.sweep.worker import init_local_worker, make_bundle
 
     bundle = make_bundle(getattr(registry, "plugins_dirs", ()))
     plain = copy.deepcopy(dict(config))
     own_pool = pool is None
     if own_pool:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=init_local_worker)
+        pool = procs.process_pool(workers, initializer=init_local_worker)
     running: dict[Future[dict[str, Any]], int] = {}
     nxt = 0
     stop_at: int | None = None  # the lowest round that found something (or failed, or ran out of time)
@@ -293,7 +292,7 @@ def _parallel(
                     res = {"round": rnd, "found": False, "candidate": None, "runs": 0, "simulated_ns": 0,
                            "spent": False, "error": {"kind": "hunt", "name": "",
                                                      "message": f"a hunt worker process died: {exc}",
-                                                     "traceback": ""}}
+                                                     "traceback": "", "failure": "process"}}
                 results[rnd] = res
                 if res["found"] or res["error"] or res["spent"]:
                     stop_at = rnd if stop_at is None else min(stop_at, rnd)
@@ -309,22 +308,10 @@ def _parallel(
                     break
     finally:
         if own_pool:
-            _stop_pool(pool)
+            procs.kill_pool(pool)  # without waiting for abandoned rounds
         else:  # a cluster's rounds: cancel what is left (the cluster is closed by its owner)
             for fut in running:
                 fut.cancel()
-
-
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Shut the pool down without waiting for abandoned rounds: kill its processes."""
-    procs = list(getattr(pool, "_processes", {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        with contextlib.suppress(Exception):  # already gone
-            p.kill()
-    for p in procs:
-        with contextlib.suppress(Exception):
-            p.join(timeout=5)
 
 
 __all__ = ["HuntError", "HuntResult", "hunt", "kind_choices", "memory_kinds"]

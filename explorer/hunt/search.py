@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from explorer.failures import classify_failure
 from explorer.sim.build import build_simulation
 from explorer.sim.engine import PluginError, SimulatorError
 
@@ -136,9 +137,10 @@ def run_round(
         out["spent"] = True
     except PluginError as exc:
         out["error"] = {"kind": exc.kind, "name": exc.name, "message": str(getattr(exc, "error", exc)),
-                        "traceback": getattr(exc, "traceback_text", "")}
+                        "traceback": getattr(exc, "traceback_text", ""), "failure": classify_failure(exc).name}
     except SimulatorError as exc:  # out of memory: the machine is too small for the candidate
-        out["error"] = {"kind": "config", "name": "", "message": str(exc), "traceback": ""}
+        out["error"] = {"kind": "config", "name": "", "message": str(exc), "traceback": "",
+                        "failure": classify_failure(exc).name}
     out["runs"] = stats["runs"]
     out["simulated_ns"] = stats["simulated_ns"]
     return out
@@ -181,4 +183,4 @@ def run_round_task(task: Mapping[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # never lose a worker to a surprise: report it as the round's error
         return {"round": task["round"], "found": False, "candidate": None, "runs": 0, "simulated_ns": 0,
                 "spent": False, "error": {"kind": "hunt", "name": "", "message": f"{type(exc).__name__}: {exc}",
-                                          "traceback": traceback.format_exc()}}
+                                          "traceback": traceback.format_exc(), "failure": classify_failure(exc).name}}

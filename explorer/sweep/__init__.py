@@ -17,6 +17,7 @@ The engine drives any face::
         print(result.point.label(), result.status)
 """
 
+from explorer.documents import flatten_metrics  # the results columns (re-exported: the one definition)
 from explorer.sweep.executors import DASK_MISSING, DaskExecutor, Executor, LocalExecutor, Outcome, make_executor
 from explorer.sweep.points import (
     Axis,
@@ -34,7 +35,7 @@ from explorer.sweep.points import (
 from explorer.sweep.results import jsonl_path, read_results, summary_path
 from explorer.sweep.runner import MAX_ATTEMPTS, PointResult, Progress, Sweep, SweepReport, bundle_for
 from explorer.sweep.summary import HEADLINE, SummaryRow, best, summarize
-from explorer.sweep.worker import flatten_metrics, make_bundle, run_config, run_point
+from explorer.sweep.worker import make_bundle, run_config, run_point
 
 __all__ = [
     "DASK_MISSING",

@@ -28,15 +28,16 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from explorer import procs
 from explorer.sweep.points import SweepError
-from explorer.sweep.worker import init_local_worker, run_point, worker_info
+from explorer.sweep.worker import init_local_worker, init_quiet_worker, run_point, worker_info
 from explorer.units import format_seconds
 
 DASK_MISSING = (
@@ -58,11 +59,18 @@ class Outcome:
     worker: str  # where it ran: a retry avoids it
     wall_s: float = 0.0
     died: bool = False  # the worker died (rather than the point failing inside a live worker)
+    #: a failed attempt's kind of failure (:mod:`explorer.failures`): by default "process" when the
+    #: worker died, else "simulator" (what the worker could not report itself)
+    failure: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status != "ok" and self.failure is None:
+            self.failure = "process" if self.died else "simulator"
 
     @classmethod
     def from_record(cls, task: dict[str, Any], rec: Mapping[str, Any], worker: str | None = None) -> Outcome:
         return cls(task, rec["status"], rec.get("metrics"), rec.get("error"), rec.get("traceback"),
-                   worker or str(rec.get("worker", "?")), float(rec.get("wall_s", 0.0)))
+                   worker or str(rec.get("worker", "?")), float(rec.get("wall_s", 0.0)), failure=rec.get("failure"))
 
 
 def timeout_error(seconds: float) -> str:
@@ -138,21 +146,12 @@ class Executor:
 # --------------------------------------------------------------------------- local processes
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` where there is one (a clean, thread-free parent for every worker, with the
-    simulator already imported), else ``spawn``. Never plain ``fork`` of a threaded parent."""
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["explorer.sweep.worker"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 class _Slot:
-    def __init__(self, name: str, ctx: multiprocessing.context.BaseContext) -> None:
+    def __init__(self, name: str, ctx: multiprocessing.context.BaseContext,
+                 initializer: Callable[[], None] = init_local_worker) -> None:
         self.name = name
         self.ctx = ctx
+        self.initializer = initializer
         self.pool: ProcessPoolExecutor | None = None
         self.future: Future[dict[str, Any]] | None = None
         self.task: dict[str, Any] | None = None
@@ -162,7 +161,7 @@ class _Slot:
 
     def ensure(self) -> ProcessPoolExecutor:
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=self.ctx, initializer=init_local_worker)
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=self.ctx, initializer=self.initializer)
         return self.pool
 
     def pid(self) -> int | None:
@@ -171,29 +170,23 @@ class _Slot:
     def kill(self) -> None:
         """Stop this worker now (its point is abandoned)."""
         pool, self.pool = self.pool, None
-        if pool is None:
-            return
-        procs = list(getattr(pool, "_processes", {}).values())
-        for p in procs:
-            with contextlib.suppress(Exception):
-                p.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            with contextlib.suppress(Exception):
-                p.join(timeout=5)
+        if pool is not None:
+            procs.kill_pool(pool)
 
 
 class LocalExecutor(Executor):
-    """``workers`` processes on this machine (default: one per CPU)."""
+    """``workers`` processes on this machine (default: one per CPU); ``quiet``: their stdout and
+    stderr go nowhere (under a UI that draws on the terminal), else to this process's."""
 
     name = "local"
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, quiet: bool = False) -> None:
         self.n = workers if workers is not None else default_workers()
         if self.n < 1:
             raise SweepError(f"--workers must be at least 1, got {self.n}")
-        self.ctx = _mp_context()
-        self.slots = [_Slot(f"local-{i}", self.ctx) for i in range(self.n)]
+        self.ctx = procs.context()  # the one start method and preload list of every child
+        initializer = init_quiet_worker if quiet else init_local_worker
+        self.slots = [_Slot(f"local-{i}", self.ctx, initializer) for i in range(self.n)]
 
     def describe(self) -> str:
         return f"{self.n} local worker process{'es' if self.n != 1 else ''}"
@@ -233,8 +226,8 @@ class LocalExecutor(Executor):
         s.started = time.monotonic()
         limit = task_timeout(task)
         s.deadline = s.started + limit if limit is not None else None
-        procs = list(getattr(pool, "_processes", {}).values())
-        s.process = procs[0] if procs else None
+        children = list(getattr(pool, "_processes", {}).values())
+        s.process = children[0] if children else None
 
     def poll(self, timeout: float) -> list[Outcome]:
         busy = {s.future: s for s in self.slots if s.future is not None}
@@ -258,7 +251,7 @@ class LocalExecutor(Executor):
             s.deadline = None
             s.kill()
             out.append(Outcome(task, "failed", None, timeout_error(task_timeout(task) or 0.0), None, s.name,
-                               now - s.started))
+                               now - s.started, failure="timeout"))
         for fut in done:
             s = busy[fut]
             task = s.task
@@ -482,7 +475,8 @@ class DaskExecutor(Executor):
             del self.futures[fut], self._since[fut]
             with contextlib.suppress(Exception):
                 self.client.cancel([fut], force=True)
-            out.append(Outcome(task, "failed", None, timeout_error(limit), None, worker, now - since))
+            out.append(Outcome(task, "failed", None, timeout_error(limit), None, worker, now - since,
+                               failure="timeout"))
             stuck.add(worker)
         if stuck:
             self._restart(sorted(stuck))

@@ -2,9 +2,11 @@
 
 A row is ``point, point_id, status, error, attempts``, then the swept keys (``strategy.params.batch``),
 ``seed``, then every metric flattened (``flushes``, ``queue.peak``, ``latency_ns.p99``,
-``iommus[0].hits``; see :func:`explorer.sweep.worker.flatten_metrics`). A failed point has its
+``iommus[0].hits``; see :func:`explorer.documents.flatten_metrics`). A failed point has its
 ``error`` and no metrics. The JSON Lines file holds the same rows with their types, plus each
-point's whole ``config`` (and a failed point's ``traceback``): any point can be run again from it.
+point's whole ``config`` (and a failed point's ``traceback`` and ``failure``, its kind in
+:mod:`explorer.failures`: ``user``, ``plugin``, ``timeout``, ``process``, ``simulator``): any point
+can be run again from it.
 
 Rows are appended (and flushed) as points finish, so an interrupted or crashed sweep keeps every
 finished point; when the sweep ends, both files are rewritten in point order, so two sweeps of the
@@ -31,7 +33,7 @@ from explorer.sweep.points import Point, SweepError, is_param_column
 
 HEAD = ("point", "point_id", "status", "error", "attempts")
 #: Keys of a JSON Lines record that are not CSV columns.
-JSON_ONLY = ("traceback", "config")
+JSON_ONLY = ("traceback", "failure", "config")
 
 
 def jsonl_path(path: str | os.PathLike[str]) -> Path:
@@ -62,6 +64,8 @@ def make_record(point: Point, body: Mapping[str, Any]) -> dict[str, Any]:
     rec.update(body.get("metrics") or {})
     if body.get("traceback"):
         rec["traceback"] = body["traceback"]
+    if body.get("failure"):
+        rec["failure"] = body["failure"]
     rec["config"] = point.config
     return rec
 
@@ -78,6 +82,7 @@ def body_of(record: Mapping[str, Any]) -> dict[str, Any]:
         "attempts": record.get("attempts", 1),
         "metrics": metrics,
         "traceback": record.get("traceback"),
+        "failure": record.get("failure"),
     }
 
 

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from explorer import __version__
+from explorer.documents import flatten_metrics
 from explorer.sweep.executors import Executor, LocalExecutor, Outcome
 from explorer.sweep.points import Point, SweepError, SweepPlan
 from explorer.sweep.results import ResultsFiles, body_of, latest, make_record
-from explorer.sweep.worker import CacheFolderError, check_cache_folder, flatten_metrics, make_bundle
+from explorer.sweep.worker import CacheFolderError, check_cache_folder, make_bundle
 
 if TYPE_CHECKING:
     from explorer.plugins import Registry
@@ -281,6 +282,7 @@ class Sweep:
             "attempts": attempt,
             "metrics": flatten_metrics(o.metrics) if o.metrics is not None else None,
             "traceback": o.traceback,
+            "failure": o.failure if o.status != "ok" else None,
         }
         rec = make_record(point, body)
         self._final[point.index] = rec

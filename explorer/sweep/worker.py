@@ -28,14 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from explorer import __version__
+from explorer.failures import classify_failure
 from explorer.plugins import NO_ENTRYPOINTS_ENV, Registry, load_registry
 from explorer.sim.build import build_simulation
 from explorer.sim.engine import PluginError
-
-#: Metrics that are not one number per run: the time series and the violation examples.
-#: They are left out of the results rows (``run --json`` on the point shows them).
-NOT_IN_ROWS = ("series", "examples")
-
 
 # --------------------------------------------------------------------------- the plugin bundle
 
@@ -216,7 +212,7 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     """Run one point; never raises for a failing point (a plugin error comes back as data).
 
     Returns ``{"index", "id", "attempt", "status": "ok"|"failed", "metrics", "error", "traceback",
-    "worker", "wall_s"}``.
+    "worker", "wall_s"}``, and a failed point's ``failure`` (:func:`explorer.failures.classify_failure`).
     """
     started = time.perf_counter()
     out: dict[str, Any] = {"index": task["index"], "id": task["id"], "attempt": task.get("attempt", 1),
@@ -226,18 +222,20 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
             raise WorkerSetupError(
                 f"this worker has pgtable-explorer {__version__}, the sweep needs {task['explorer']}"
             )
-        try:
-            registry = registry_for(task["bundle"])
-        except CacheFolderError as exc:
-            raise WorkerSetupError(str(exc)) from None
-        _check_plugins(task["config"], registry)
-        out["metrics"] = run_config(task["config"], registry)
+        # A plugin's print() must not land in the sweep's output (`sweep --json`): stderr, as in `run`.
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                registry = registry_for(task["bundle"])
+            except CacheFolderError as exc:
+                raise WorkerSetupError(str(exc)) from None
+            _check_plugins(task["config"], registry)
+            out["metrics"] = run_config(task["config"], registry)
         out["status"] = "ok"
     except PluginError as exc:
-        out.update(status="failed", error=str(exc), traceback=exc.traceback_text)
+        out.update(status="failed", error=str(exc), traceback=exc.traceback_text, failure=classify_failure(exc).name)
     except (Exception, SystemExit, GeneratorExit) as exc:  # a plugin may even call sys.exit(); the worker lives on
         out.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                   traceback="".join(traceback.format_exception(exc)))
+                   traceback="".join(traceback.format_exception(exc)), failure=classify_failure(exc).name)
     out["wall_s"] = time.perf_counter() - started
     return out
 
@@ -255,28 +253,10 @@ def init_local_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-# --------------------------------------------------------------------------- flattening
+def init_quiet_worker() -> None:
+    """:func:`init_local_worker` for workers under a UI that draws on the terminal (the TUI's sweep):
+    nothing a plugin prints reaches the terminal (:func:`explorer.procs.silence_stdio`)."""
+    from explorer.procs import silence_stdio
 
-
-def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """Metrics as one level of dotted names: ``queue.peak``, ``iommus[0].hits``,
-    ``violations.use_after_free.total``. :data:`NOT_IN_ROWS` are left out."""
-    out: dict[str, Any] = {}
-
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(v, f"{key}.{k}" if key else str(k))
-        elif isinstance(value, (list, tuple)):
-            if value and all(isinstance(v, Mapping) for v in value):
-                for i, v in enumerate(value):
-                    walk(v, f"{key}[{i}]")
-            else:
-                out[key] = json.dumps(list(value))
-        else:
-            out[key] = value
-
-    for k, v in metrics.items():
-        if k not in NOT_IN_ROWS:
-            walk(v, k)
-    return out
+    init_local_worker()
+    silence_stdio()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from explorer.plugins import PluginInfo, Registry, _iter_py_files, load_registry
+from explorer.plugins import PluginInfo, Registry, iter_py_files, load_registry
 
 Stamp = tuple[int, int]
 
@@ -57,7 +57,7 @@ class PluginWatcher:
         self._remember(registry, pinned={})
 
     def _files(self) -> list[Path]:
-        return [p.resolve() for d in self.dirs if d.is_dir() for p in _iter_py_files(d)]
+        return [p.resolve() for d in self.dirs if d.is_dir() for p in iter_py_files(d)]
 
     def _scan(self) -> dict[str, Stamp]:
         out: dict[str, Stamp] = {}

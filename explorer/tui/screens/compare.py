@@ -15,8 +15,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Static
 
 from explorer import atomic
-from explorer.documents import at_path
-from explorer.session import Snapshot, flatten_metrics
+from explorer.documents import at_path, flatten_metrics
+from explorer.session import Snapshot
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import COMPARE_HELP, Here
@@ -284,7 +284,7 @@ class CompareScreen(ExplorerScreen):
 
             if kind == "csv":
                 names = [c["label"] for c in results["columns"]]
-                flat = {c["label"]: dict(flatten_metrics(c["metrics"] or {})) for c in results["columns"]}
+                flat = {c["label"]: flatten_metrics(c["metrics"] or {}) for c in results["columns"]}
                 keys: list[str] = []
                 for n in names:
                     keys += [k for k in flat[n] if k not in keys]

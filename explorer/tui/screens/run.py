@@ -150,9 +150,9 @@ class RunScreen(ExplorerScreen):
         elif active == "tab-latency":
             self.query_one("#pct-tab", Percentiles).set_data(d)
         elif active == "tab-metrics":
-            from explorer.session import flatten_metrics
+            from explorer.documents import flatten_metrics
 
-            rows = flatten_metrics(snap.metrics())
+            rows = list(flatten_metrics(snap.metrics()).items())
             width = max((len(k) for k, _ in rows), default=10)
             self.query_one("#metrics-all", Static).update(
                 Text("\n".join(f"{k.ljust(width)}  {json.dumps(v)}" for k, v in rows)))
@@ -330,8 +330,7 @@ class RunScreen(ExplorerScreen):
         config = self.xapp.session.config if self.xapp.session else self.xapp.config
 
         def write(path: str, kind: str) -> str | None:
-            from explorer.documents import dumps_json, run_document
-            from explorer.session import metrics_csv
+            from explorer.documents import dumps_json, metrics_csv, run_document
 
             # JSON: the document `pgtable-explorer run --format json` prints for this config, so the
             # two can be diffed (the config in its TOML form, keys sorted, the scenario if any)

@@ -77,22 +77,11 @@ def clock(seconds: float | None) -> str:
 
 def start_helpers(executor: Any) -> None:
     """Start multiprocessing's helper processes (the forkserver, the resource tracker) from the UI
-    thread with real stdio: a running Textual app's ``sys.stderr`` has no file descriptor to hand on,
-    and the worker thread must not swap it. Workers then start from the thread without stdio."""
-    import multiprocessing
-    from multiprocessing import resource_tracker
+    thread with real stdio (:func:`explorer.procs.start_helpers`): workers then start from the
+    sweep's thread without stdio."""
+    from explorer.procs import start_helpers as start
 
-    from explorer.session import _real_stdio, _without_main
-
-    ctx = getattr(executor, "ctx", None)
-    with _real_stdio(), _without_main():
-        resource_tracker.ensure_running()
-        if ctx is not None and ctx.get_start_method() == "forkserver":
-            from multiprocessing import forkserver
-
-            forkserver.ensure_running()
-        elif ctx is None:
-            multiprocessing.get_context()
+    start(getattr(executor, "ctx", None))
 
 
 class SweepScreen(ExplorerScreen):
@@ -378,7 +367,7 @@ class SweepScreen(ExplorerScreen):
                         ("overwrite", "Overwrite", "start again: replace the results file"),
                     ]), lambda c: self.start(resume=c == "resume", overwrite=c == "overwrite") if c else None)
                 return
-        executor = LocalExecutor(st.worker_count())
+        executor = LocalExecutor(st.worker_count(), quiet=True)  # workers' prints would land on the screen
         try:
             sweep = Sweep(plan, self.xapp.registry, executor, out=st.out, resume=resume,
                           overwrite=overwrite, on_progress=self._progress)

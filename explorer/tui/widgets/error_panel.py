@@ -9,6 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
+from explorer.failures import BY_NAME, SIMULATOR
+
 if TYPE_CHECKING:
     from explorer.session import RunError
 
@@ -44,6 +46,7 @@ class ErrorPanel(Vertical):
         self.set_class(error is not None, "-visible")
         if error is None:
             return
+        self.border_title = BY_NAME.get(error.failure, SIMULATOR).title  # the CLI's vocabulary (explorer.failures)
         phase = "while building the simulation" if error.phase == "build" else "while the simulation ran"
         self.query_one("#error-title", Static).update(Text(f"✗ {error.title}"))
         self.query_one("#error-plugin", Static).update(Text(f"{plugin or error.kind} · {phase}"))

@@ -2,7 +2,7 @@
 
 Exit status: 0 nothing found within the budget (what was covered is printed), 1 a counterexample
 found (written to ``--out``, its events and the story of its trace printed) or a plugin raised, 2 a
-user error. Like :mod:`explorer.cli`, this module imports only the standard library at import time.
+user error. Like every command module, this one imports only the standard library at import time.
 """
 
 from __future__ import annotations
@@ -12,16 +12,10 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from explorer.cli import (
-    EXIT_OK,
-    EXIT_RUN_FAILED,
-    RunFailed,
-    UserError,
-    _Progress,
-    _variant,
-    _write_output,
-)
+from explorer.cli.common import Progress, effective_config, load_registry, variant, write_output
+from explorer.cli.errors import EXIT_OK, RunFailed, UserError
 from explorer.documents import dumps_json
+from explorer.failures import BY_NAME, PLUGIN, USER
 
 if TYPE_CHECKING:
     from explorer.hunt import HuntResult
@@ -33,7 +27,7 @@ DEFAULT_OUT = "counterexample.toml"
 KIND_HELP = "use_after_free, stale_walk_free, double_free, freed_while_linked, ... or any"
 
 
-def add_hunt_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``hunt`` subcommand to ``sub`` (the CLI's subparsers; ``common`` has --plugins-dir)."""
     p = sub.add_parser(
         "hunt",
@@ -177,7 +171,6 @@ def result_document(result: HuntResult, registry: Registry, out: str | None) -> 
 
 
 def cmd_hunt(args: argparse.Namespace) -> int:
-    from explorer.cli import _effective_config, _load_registry
     from explorer.hunt import HuntError, hunt, kind_choices
     from explorer.units import UnitError, parse_seconds
 
@@ -204,16 +197,16 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     out = _out_path(args.out)
     # before the search: --out can be written and is not the config (hunt C.toml --out C.toml)
     check_outputs([Output("--out", out)], [Input("the config", args.config)] if args.config else [])
-    registry = _load_registry(args)
+    registry = load_registry(args)
     if args.strategy:
-        _, sets = _variant(args.strategy, "strategy")
+        _, sets = variant(args.strategy, "strategy")
         args.overrides = [*sets, *args.overrides]
-    config, scen = _effective_config(argparse.Namespace(overrides=args.overrides), registry, args.config, args.scenario)
+    config, scen = effective_config(argparse.Namespace(overrides=args.overrides), registry, args.config, args.scenario)
 
     label = (scen or (os.path.basename(args.config) if args.config else "the default config"))
     label += f": strategy {config['strategy']['name']}, iommu {config['iommu']['model']}; kind {args.kind}; " \
              f"seed {args.seed}"
-    bar = _Progress("hunting")
+    bar = Progress("hunting")
 
     def progress(fraction: float, runs: int) -> None:
         bar.label = f"hunting ({runs:,} runs)"
@@ -225,7 +218,10 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     except SweepError as exc:  # the Dask cluster: not installed, unreachable, other versions
         raise UserError(str(exc)) from None
     except HuntError as exc:
-        raise RunFailed(str(exc), exc.traceback_text) from None
+        failure = BY_NAME.get(exc.failure, PLUGIN)
+        if failure is USER:  # a candidate ran out of the machine's pages: the config's kernel.pages
+            raise UserError(str(exc)) from None
+        raise RunFailed(str(exc), exc.traceback_text, failure) from None
     finally:
         bar.close()
     written = None
@@ -233,10 +229,10 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         write_text(out, counterexample_text(result, registry, out), "--out")
         written = out
     if args.format == "json":
-        _write_output(dumps_json(result_document(result, registry, written)), None)
+        write_output(dumps_json(result_document(result, registry, written)), None)
     else:
-        _write_output(format_result(result, label, args.kind, written), None)
+        write_output(format_result(result, label, args.kind, written), None)
     return EXIT_FOUND if result.found else EXIT_OK
 
 
-__all__ = ["EXIT_FOUND", "EXIT_OK", "EXIT_RUN_FAILED", "add_hunt_parser", "cmd_hunt"]
+__all__ = ["EXIT_FOUND", "add_parser", "cmd_hunt"]

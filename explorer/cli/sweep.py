@@ -9,7 +9,7 @@ Two modes:
 - *read results*: with ``--plot``/``--summary`` and nothing that defines a sweep, the results in
   ``--out`` are plotted (``sweep --plot METRIC --x KEY [--hue KEY] out.png``) or summarised.
 
-Like :mod:`explorer.cli`, this module imports only the standard library at import time.
+Like every command module, this one imports only the standard library at import time.
 """
 
 from __future__ import annotations
@@ -20,22 +20,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from explorer.cli import (
-    EXIT_OK,
-    EXIT_RUN_FAILED,
-    UserError,
-    _add_config_source,
-    _align,
-    _effective_config,
-    _load_registry,
-    _write_output,
-)
+from explorer.cli.common import add_config_source, effective_config, load_registry, parse_timeout, write_output
+from explorer.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, UserError
+from explorer.cli.tables import align
 from explorer.documents import dumps_json
 
 if TYPE_CHECKING:
     from explorer.sweep import SweepPlan
 
-EXIT_INTERRUPTED = 130
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 DEFAULT_OUT = "sweep.csv"
 #: The metrics of the per-point table when no --metric is given.
@@ -56,7 +48,7 @@ def _csv_list(values: Sequence[str]) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
-def add_sweep_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``sweep`` subcommand to ``sub`` (the CLI's subparsers; ``common`` has --plugins-dir)."""
     p = sub.add_parser(
         "sweep",
@@ -78,7 +70,7 @@ def add_sweep_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Argu
     p.add_argument("targets", nargs="*", metavar="CONFIG|IMAGE",
                    help="a TOML config file (the base of the sweep) and/or the plot file (.png, .svg, .pdf)")
     p.add_argument("--scenario", metavar="NAME", help="start from a scenario instead of a file")
-    _add_config_source(p, positional=False)
+    add_config_source(p, positional=False)
 
     g = p.add_argument_group("the points")
     g.add_argument("--grid", action=_Axis, const="grid", metavar="KEY=V1,V2,...",
@@ -226,7 +218,7 @@ def _shower(args: argparse.Namespace, records: list[dict[str, Any]]) -> Any:
     from explorer.config import ConfigError, default_config
     from explorer.sweep.points import value_shower
 
-    registry = _load_registry(args, report_failures=False)
+    registry = load_registry(args, report_failures=False)
     try:
         base = default_config(registry, getattr(args, "scenario", None))
     except ConfigError:
@@ -269,9 +261,9 @@ def _run_sweep(args: argparse.Namespace, config_path: str | None) -> int:
     from explorer.sweep import Sweep, SweepError, make_executor, plan_sweep, summary_path
     from explorer.sweep.progress import ProgressBar
 
-    timeout = _timeout(args.timeout)
-    registry = _load_registry(args)
-    base, _ = _effective_config(args, registry, config_path, args.scenario)
+    timeout = parse_timeout(args.timeout)
+    registry = load_registry(args)
+    base, _ = effective_config(args, registry, config_path, args.scenario)
     try:
         plan = plan_sweep(base, registry, args.axes, seeds=1 if args.seeds is None else args.seeds, sample=args.sample,
                           sample_seed=args.sample_seed)
@@ -332,35 +324,18 @@ def _run_sweep(args: argparse.Namespace, config_path: str | None) -> int:
     return EXIT_OK
 
 
-def _timeout(text: str | None) -> float | None:
-    """``--timeout``: seconds per point, or None."""
-    if text is None:
-        return None
-    import math
-
-    from explorer.units import UnitError, parse_seconds
-
-    try:
-        seconds = parse_seconds(text)
-    except UnitError as exc:
-        raise UserError(f"--timeout: {exc}") from None
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise UserError(f"--timeout must be a positive time such as 60s or 2m, got {text!r}")
-    return seconds
-
-
 def _print_points(plan: SweepPlan, as_json: bool) -> None:
     if as_json:
         lines = [json.dumps({"point": p.index, "point_id": p.id, "params": p.params, "seed": p.seed,
                              "overrides": p.overrides()}) for p in plan.points]
-        _write_output("\n".join(lines) + ("\n" if lines else ""), None)
+        write_output("\n".join(lines) + ("\n" if lines else ""), None)
         return
     rows = [["point", *plan.keys, "seed", "point_id"]]
     for p in plan.points:
         rows.append([str(p.index), *("-" if p.params[k] is None else str(p.params[k]) for k in plan.keys),
                      str(p.seed), p.id])
-    text = "\n".join(_align(rows, [True] + [False] * (len(plan.keys)) + [True, False], indent=""))
-    _write_output(f"{_describe_plan(plan)}\n\n{text}\n", None)
+    text = "\n".join(align(rows, [True] + [False] * (len(plan.keys)) + [True, False], indent=""))
+    write_output(f"{_describe_plan(plan)}\n\n{text}\n", None)
 
 
 def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, header: list[str],
@@ -386,7 +361,7 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
     if args.json:
         doc = summary_json(rows, shown, maximize)
         doc["results"] = args.out
-        _write_output(dumps_json(doc), None)
+        write_output(dumps_json(doc), None)
         return
     out = list(header)
     table_metrics = chosen or [m for m in TABLE_METRICS if m in available]
@@ -400,7 +375,7 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
                           *(fmt_stat(r.stats.get(m), m) for m in table_metrics)])
         out.append("")
         out.append("mean ± 95% confidence interval over the seeds; ✗ = a violation in some seed (unsafe)")
-        out += _align(table, [False] * len(keys) + [True, False] + [True] * len(table_metrics))
+        out += align(table, [False] * len(keys) + [True, False] + [True] * len(table_metrics))
     elif rows:
         out.append(f"({len(rows)} parameter points: see the summary file for each)")
     bests = []
@@ -415,11 +390,11 @@ def _print_summary(args: argparse.Namespace, records: list[dict[str, Any]], *, h
     if bests:
         out.append("")
         out.append("best point per metric" + (" (among the safe points only)" if unsafe else ""))
-        out += _align(bests, [False, False, True, False])
+        out += align(bests, [False, False, True, False])
     if unsafe:
         out.append("")
         out.append(f"✗ {len(unsafe)} of {len(rows)} point(s) unsafe (a violation in some seed), never best:")
-        out += _align([[r.label(show), ", ".join(r.unsafe_reasons())] for r in unsafe[:5]], [False, False])
+        out += align([[r.label(show), ", ".join(r.unsafe_reasons())] for r in unsafe[:5]], [False, False])
         if len(unsafe) > 5:
             out.append(f"  ... and {len(unsafe) - 5} more (the summary file's safe and unsafe_reasons columns)")
-    _write_output("\n".join(out) + "\n", None)
+    write_output("\n".join(out) + "\n", None)

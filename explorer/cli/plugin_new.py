@@ -1,4 +1,5 @@
-"""``pgtable-explorer plugin new NAME --kind strategy|iommu|workload``: a plugin package from nothing.
+"""The ``plugin new`` command (``pgtable-explorer plugin new NAME --kind strategy|iommu|workload``): a
+plugin package from nothing.
 
 It writes an installable package (``pyproject.toml`` with the ``pgtable_explorer`` entry point),
 the plugin module with declared parameters and a working minimal implementation (a strategy is
@@ -16,7 +17,7 @@ The plugin lives in a standalone module (no relative imports) so the same file w
 (through the entry point) and while it is being written, with ``--plugins-dir src/pgtx_NAME``,
 which is what the TUI's live reload watches.
 
-Like :mod:`explorer.cli`, this module imports only the standard library at import time.
+Like every command module, this one imports only the standard library at import time.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from explorer.cli import EXIT_OK, UserError
+from explorer.cli.errors import EXIT_OK, UserError
 
 KINDS = ("strategy", "iommu", "workload")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -428,7 +429,7 @@ def create(name: str, kind: str, directory: str | Path | None = None) -> tuple[P
 # --------------------------------------------------------------------------- the command
 
 
-def add_plugin_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``plugin new`` to the CLI's subparsers."""
     p = sub.add_parser("plugin", parents=[common], help="start a new plugin package (plugin new NAME)",
                        description="Start a new plugin: an installable package with a working minimal "
@@ -462,4 +463,4 @@ def cmd_plugin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["KINDS", "Names", "add_plugin_parser", "cmd_plugin", "create", "names_for", "render", "validate_name"]
+__all__ = ["KINDS", "Names", "add_parser", "cmd_plugin", "create", "names_for", "render", "validate_name"]
