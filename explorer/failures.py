@@ -58,7 +58,7 @@ USER, PLUGIN, TIMEOUT, PROCESS, SIMULATOR, INTERRUPTED = FAILURES
 #: exception's MRO is a simulator bug.
 EXCEPTIONS: dict[str, str] = {
     # the config asks for what the machine it describes cannot do, or names what does not exist
-    "explorer.config.ConfigError": "user",
+    "explorer.config.problems.ConfigError": "user",
     "explorer.sim.build.BuildError": "user",
     "explorer.sim.memory.OutOfMemory": "user",
     "explorer.api.ParamError": "user",
