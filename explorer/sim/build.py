@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator, Mapping
 from heapq import heappush
 from typing import Any, Protocol
 
-from explorer.api import FreeStrategy, IommuModel, WorkloadSource
+from explorer.contract import FreeStrategy, IommuModel, WorkloadSource
 from explorer.core_params import async_enabled
 from explorer.sim.engine import Engine, PluginError, Process, SimulatorError
 from explorer.sim.hookcheck import check_geometry

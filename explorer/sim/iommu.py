@@ -20,7 +20,7 @@ from heapq import heappush
 from math import log as _log
 from typing import TYPE_CHECKING, Any
 
-from explorer.api import CacheLevel, SharedCache, SvaTopology
+from explorer.contract import CacheLevel, SharedCache, SvaTopology
 from explorer.sim.memory import EXPOVARIATE_INLINE, PageTable
 
 if TYPE_CHECKING:

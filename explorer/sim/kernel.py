@@ -23,7 +23,7 @@ from math import log as _log
 from types import GeneratorType
 from typing import Any, Protocol, cast
 
-from explorer.api import FlushBatch, FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
+from explorer.contract import FlushBatch, FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
 from explorer.sim.checker import Checker
 from explorer.sim.engine import Engine, Mutex, PluginError, PluginMistake, SimulatorError, source_location
 from explorer.sim.hookcheck import check_flush_cost
@@ -109,7 +109,7 @@ class _Held:
 
 
 class KernelContext:
-    """Implements :class:`explorer.api.KernelServices` for one CPU in one context."""
+    """Implements :class:`explorer.contract.KernelServices` for one CPU in one context."""
 
     __slots__ = ("atomic_depth", "base_atomic", "by", "cpu", "debt", "kernel", "made", "source")
 
@@ -211,7 +211,7 @@ class KernelContext:
 
 
 class WorkloadContext:
-    """Implements :class:`explorer.api.WorkloadServices` for one workload source."""
+    """Implements :class:`explorer.contract.WorkloadServices` for one workload source."""
 
     def __init__(self, kernel: Kernel, name: str, seed: int) -> None:
         self.kernel = kernel
@@ -370,7 +370,7 @@ class WorkloadContext:
             self.in_op -= 1
         k.task_leave(ctx.cpu, atomic)
 
-    # -- for scripted workloads (explorer.api.WorkloadServices) ---------------------------------
+    # -- for scripted workloads (explorer.contract.WorkloadServices) ---------------------------------
     @property
     def kernel_slots(self) -> int:
         return self.kernel.kernel_slots
