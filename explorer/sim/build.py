@@ -9,18 +9,18 @@ identical sequence of unlinks.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Mapping
-from heapq import heappush
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from explorer.contract import FreeStrategy, IommuModel, WorkloadSource
 from explorer.core_params import async_enabled
-from explorer.sim.engine import Engine, PluginError, Process, SimulatorError
+from explorer.sim.engine import DeadlineProcess, Engine, PluginError, SimulatorError
 from explorer.sim.hookcheck import check_geometry
 from explorer.sim.iommu import IommuUnit
-from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext, stream_seed
+from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext
 from explorer.sim.memory import STATE_NAMES, OutOfMemory
 from explorer.sim.metrics import LogHistogram
+from explorer.sim.streams import named_stream, workload_streams
 from explorer.sim.sva import BindTraffic, bound_counts
 
 
@@ -72,54 +72,6 @@ class _LineWriter:
 
     def append(self, record: tuple[int, str, dict[str, Any]], /) -> None:
         self.write(trace_line(record) + "\n")
-
-
-class _WorkloadProcess(Process):
-    """Runs a workload's process until the duration, never cutting an operation in half.
-
-    This is :meth:`Process.resume` with the workload's checks folded in (its errors become
-    :class:`PluginError`, and a delay that would reach the duration outside an operation ends it)
-    rather than a generator wrapped around the workload's: one generator frame fewer on every step
-    of every workload, the hottest path of the kernel side.
-    """
-
-    __slots__ = ("duration", "label", "w")
-
-    def __init__(
-        self, engine: Engine, gen: Generator[Any, Any, Any], label: str, w: WorkloadContext, duration: int
-    ) -> None:
-        super().__init__(engine, gen, None)
-        self.label = label
-        self.w = w
-        self.duration = duration
-
-    def resume(self, value: Any = None) -> None:
-        try:
-            y = self.gen.send(value)
-        except StopIteration:
-            return
-        except SimulatorError:
-            raise
-        except Exception as exc:
-            raise PluginError("workload", self.label, exc) from exc
-        if type(y) is int:
-            eng = self.engine
-            if not self.w.in_op and eng.now + y >= self.duration:
-                self.gen.close()
-                return
-            eng._seq += 1
-            heappush(eng._heap, (eng.now + y, eng._seq, self._wake, None))
-        else:
-            add = getattr(y, "add_waiter", None)
-            if add is not None:
-                add(self._wake)
-                return
-            try:  # a strategy's mistake reaches here through `yield from`: its wrapper names it
-                self.bad_yield(y)
-            except SimulatorError:
-                raise
-            except Exception as exc:
-                raise PluginError("workload", self.label, exc) from exc
 
 
 class Simulation:
@@ -174,7 +126,10 @@ class Simulation:
             bound = bound_counts(int(icfg["sva_mms"]), int(icfg["count"]), int(icfg.get("iommus_per_mm", 0)))
             for i in range(int(icfg["count"])):
                 unit = IommuUnit(
-                    k,
+                    k.space,
+                    self.engine,
+                    k.checker,
+                    k.trace,
                     i,
                     geometry,
                     walk_rate=float(icfg["walk_rate"]),
@@ -184,13 +139,14 @@ class Simulation:
                     user_slots=int(icfg["user_slots"]),
                     walks_kernel_half=walks_kernel_half,
                     seed=self.seed,
+                    sva_mms=k.sva_mms,
                     bound_mms=bound[i],
                 )
                 k.iommus.append(unit)
                 unit.start()
         if float(icfg.get("bind_rate", 0.0)) > 0 and k.sva_present:
             k.sva_binds = BindTraffic(k, float(icfg["bind_rate"]), int(icfg.get("bind_hold", 0)),
-                                      stream_seed(self.seed, "iommu/bind"))
+                                      named_stream(self.seed, "iommu/bind"))
             k.sva_binds.start(self.duration)
         k.start_background(float(kcfg["background_alloc_rate"]))
 
@@ -209,13 +165,13 @@ class Simulation:
             n = names_seen.get(name, 0)
             names_seen[name] = n + 1
             label = name if n == 0 else f"{name}#{n}"
-            wctx = WorkloadContext(k, label, stream_seed(self.seed, "workload/" + label))
+            wctx = WorkloadContext(k, label, workload_streams(self.seed, label))
             self.workloads.append((label, wctx))
             try:
                 gen = src.process(wctx)
             except Exception as exc:
                 raise PluginError("workload", label, exc) from exc
-            _WorkloadProcess(self.engine, gen, label, wctx, self.duration).resume(None)
+            DeadlineProcess(self.engine, gen, label, wctx, self.duration).resume(None)
 
 
     def _kernel(self, kcfg: Mapping[str, Any], icfg: Mapping[str, Any], scfg: Mapping[str, Any],

@@ -15,11 +15,7 @@ from __future__ import annotations
 import inspect
 import random
 import sys
-import zlib
-from collections import deque
 from collections.abc import Callable, Generator, Sequence
-from heapq import heappush
-from math import log as _log
 from types import GeneratorType
 from typing import Any, Protocol, cast
 
@@ -28,8 +24,10 @@ from explorer.sim.checker import Checker
 from explorer.sim.engine import Engine, Mutex, PluginError, PluginMistake, SimulatorError, source_location
 from explorer.sim.hookcheck import check_flush_cost
 from explorer.sim.iommu import IommuUnit
-from explorer.sim.memory import EXPOVARIATE_INLINE, UNLINKED, BackgroundTraffic, Memory, PageTable
+from explorer.sim.memory import UNLINKED, Memory, PageTable
 from explorer.sim.metrics import BySource, LogHistogram, TimeSeries
+from explorer.sim.space import AddressSpace
+from explorer.sim.streams import WorkloadStreams, exp_gap, named_stream
 from explorer.sim.workqueue import Timer, WorkItem
 
 KWORKER = "kworker"
@@ -45,11 +43,6 @@ class TraceSink(Protocol):
     """Takes each kernel trace record ``(time_ns, event, fields)`` as it happens."""
 
     def append(self, record: tuple[int, str, dict[str, Any]], /) -> None: ...
-
-
-def stream_seed(seed: int, name: str) -> int:
-    """A seed for one named random stream: independent of every other stream and of hash salt."""
-    return (seed * 1_000_003) ^ zlib.crc32(name.encode())
 
 
 def takes_batch(invalidate: Callable[..., Any]) -> bool:
@@ -213,16 +206,16 @@ class KernelContext:
 class WorkloadContext:
     """Implements :class:`explorer.contract.WorkloadServices` for one workload source."""
 
-    def __init__(self, kernel: Kernel, name: str, seed: int) -> None:
+    def __init__(self, kernel: Kernel, name: str, streams: WorkloadStreams) -> None:
         self.kernel = kernel
         self.name = name
-        self.rng = random.Random(seed)
+        self.rng = streams.own
         # Arrival times, CPUs and table picks each draw from their own stream, and arrivals are
         # open-loop (measured from the previous arrival, not from when the last operation ended):
         # the same seed gives the same workload whatever the strategy does with it.
-        self._rng_time = random.Random(seed ^ 0x5EED_0001)
-        self._rng_cpu = random.Random(seed ^ 0x5EED_0002)
-        self._rng_pick = random.Random(seed ^ 0x5EED_0003)
+        self._rng_time = streams.time
+        self._rng_cpu = streams.cpu
+        self._rng_pick = streams.pick
         self._next_arrival = 0
         self.in_op = 0
 
@@ -237,7 +230,7 @@ class WorkloadContext:
     def interarrival(self, rate_per_s: float) -> int:
         if rate_per_s <= 0:
             return 1 << 62
-        self._next_arrival += self.kernel.exp_gap(self._rng_time, rate_per_s)
+        self._next_arrival += exp_gap(self._rng_time, rate_per_s)
         return max(0, self._next_arrival - self.kernel.engine.now)
 
     def pick_cpu(self, spec: str) -> int:
@@ -266,10 +259,10 @@ class WorkloadContext:
         try:
             for i in range(count):
                 if slot is None:
-                    pt = k.pick_linked_table(self._rng_pick, level)
+                    pt = k.space.pick_linked_table(self._rng_pick, level)
                 else:  # a scripted event names its tables
                     s = slot + i
-                    pt = k.slot_table[s] if 0 <= s < k.kernel_slots else None
+                    pt = k.space.slot_table[s] if 0 <= s < k.kernel_slots else None
                     if pt is None:
                         k.starved.add(self.name)
                         continue
@@ -329,7 +322,7 @@ class WorkloadContext:
         try:
             group = []
             for level in levels:  # clear every parent entry first ...
-                pt = k.pick_linked_table(self._rng_pick, level)
+                pt = k.space.pick_linked_table(self._rng_pick, level)
                 if pt is None:
                     k.starved.add(self.name)
                     break
@@ -380,8 +373,7 @@ class WorkloadContext:
         return len(self.kernel.iommus)
 
     def linked_slots(self, level: int = 0) -> list[int]:
-        k = self.kernel
-        return sorted(s for s in k.linked_slots if not level or k.slot_level[s] == level)
+        return self.kernel.space.linked(level)
 
     def spawn(self, step: Generator[Any, Any, Any]) -> None:
         self.in_op += 1  # the run is not quiet (nor cut at its duration) while the process runs
@@ -498,22 +490,13 @@ class Kernel:
         self.timers_started = 0  # numbers the timers in the trace
         self.iommus: list[IommuUnit] = []
         self.sva_binds: Any = None  # explorer.sim.sva.BindTraffic when iommu.bind_rate > 0
-        self.rng_refill = random.Random(stream_seed(seed, "kernel/refill"))
-        self.rng_bg = random.Random(stream_seed(seed, "kernel/background"))
-        self.recent_unlinked: deque[int] = deque(maxlen=64)
+        self.rng_bg = named_stream(seed, "kernel/background")
         # where trace records go: a bounded deque (the TUI's log) or a file writer (run --trace)
         self.tracer: TraceSink | None = None
 
-        # Kernel address space: one table per slot; every 32nd slot is mapped through a PMD table.
-        self.slot_level = [2 if s % 32 == 31 else 1 for s in range(kernel_slots)]
-        self.slot_table: list[PageTable | None] = [None] * kernel_slots
-        self.linked_slots: list[int] = []
-        self.slot_pos: list[int] = [-1] * kernel_slots
-        # for unlink(): the refill rate (per second) and one bound _refill instead of one per unlink
-        self._refill_rate = 1e9 / slot_refill_ns if slot_refill_ns else 0.0
-        self._refill_fn = self._refill
-        for s in range(kernel_slots):
-            self._populate(s, s % cpus)
+        # Kernel address space: one table per slot, linked now (and refilled after each unlink).
+        self.space = AddressSpace(self.memory, engine, kernel_slots, cpus, slot_refill_ns,
+                                  named_stream(seed, "kernel/refill"))
 
         # Metrics.
         self.pending: dict[int, PageTable] = {}  # page -> table unlinked, not yet freed
@@ -560,12 +543,6 @@ class Kernel:
         return LogHistogram.merged(self.caller_by_source.values())
 
     # -- helpers ----------------------------------------------------------------------------
-    @staticmethod
-    def exp_gap(rng: random.Random, rate_per_s: float) -> int:
-        if EXPOVARIATE_INLINE:  # exactly rng.expovariate(rate_per_s), one Python call fewer (memory.py)
-            return int(-_log(1.0 - rng.random()) / rate_per_s * 1e9) + 1
-        return int(rng.expovariate(rate_per_s) * 1e9) + 1
-
     def pick_cpu(self, rng: random.Random, spec: str) -> int:
         spec = spec.strip()
         if spec in ("", "all"):
@@ -593,32 +570,7 @@ class Kernel:
             self.peak_pending = n
         self.queue_series.add(now, n)
 
-    # -- kernel address space ----------------------------------------------------------------
-    def _populate(self, slot: int, cpu: int) -> None:
-        table = self.memory.alloc_table(cpu, self.slot_level[slot], True, slot, "kernel")
-        self.slot_table[slot] = table
-        self.slot_pos[slot] = len(self.linked_slots)
-        self.linked_slots.append(slot)
-
-    def _refill(self, slot: int) -> None:
-        if self.slot_table[slot] is None:
-            self._populate(slot, int(self.rng_refill.random() * self.cpus))
-
-    def pick_linked_table(self, rng: random.Random, level: int = 0) -> PageTable | None:
-        linked = self.linked_slots
-        if not linked:
-            return None
-        slot = linked[int(rng.random() * len(linked))]
-        if level and self.slot_level[slot] != level:
-            # one slot in 32 maps through a PMD table: try long enough to find one (7 tries were
-            # enough for the PTE tables, which are the rest)
-            for _ in range(7 if level == 1 else 255):
-                cand = linked[int(rng.random() * len(linked))]
-                if self.slot_level[cand] == level:
-                    slot = cand
-                    break
-        return self.slot_table[slot]
-
+    # -- unlink -------------------------------------------------------------------------------
     def unlink(self, pt: PageTable, source: str, cpu: int) -> None:
         """Clear the parent entry: no walk from the root reaches ``pt`` any more."""
         pt.linked = False
@@ -631,21 +583,8 @@ class Kernel:
         us = self.unlinked_by_source  # BySource.add(), inlined
         us.total += 1
         us.by_source[source] = us.by_source.get(source, 0) + 1
-        slot = pt.slot
-        if slot >= 0 and self.slot_table[slot] is pt:
+        if self.space.take(pt):
             self.kernel_unlinked += 1
-            self.slot_table[slot] = None
-            pos = self.slot_pos[slot]
-            last = self.linked_slots.pop()
-            if last != slot:
-                self.linked_slots[pos] = last
-                self.slot_pos[last] = pos
-            self.slot_pos[slot] = -1
-            self.recent_unlinked.append(slot)
-            refill = self.exp_gap(self.rng_refill, self._refill_rate) if self.slot_refill_ns else 0
-            engine = self.engine  # engine.call_in(refill, self._refill, slot), inlined
-            engine._seq += 1
-            heappush(engine._heap, (engine.now + refill, engine._seq, self._refill_fn, slot))
         pending = self.pending
         pending[pt.page] = pt
         # _pending_changed(+1), inlined (with TimeSeries.add's fast path: the bin exists)
@@ -664,7 +603,7 @@ class Kernel:
         else:
             qs.add(now, n)
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
-            self.trace("unlink", cpu=cpu, pfn=pt.page, slot=slot, level=pt.level, source=source)
+            self.trace("unlink", cpu=cpu, pfn=pt.page, slot=pt.slot, level=pt.level, source=source)
 
     # -- the free path -----------------------------------------------------------------------
     def pagetable_free(self, ctx: KernelContext, pt: PageTable) -> Generator[Any, Any, None]:
@@ -905,7 +844,7 @@ class Kernel:
                 self.trace("flush_start", cpu=ctx.cpu, mms=self.sva_mms, source=ctx.source)
             invalidate = self.iommu_model.invalidate_kernel_range
             batch = self.flush_batch(t0) if self._model_takes_batch else None
-            heap = engine._heap
+            call_in = engine.call_in
             for unit, topo, drop in self._flush_units():
                 # The invalidation covers the tables unlinked before it starts (by unlink order, so
                 # an unlink in the same nanosecond but earlier counts): see flush_cover.
@@ -919,8 +858,7 @@ class Kernel:
                 check_flush_cost(cost, self.iommu_model_name)  # a bad value is the model's fault, not the strategy's
                 duration = max(0, int(cost.duration_ns))
                 effective = min(max(0, int(cost.effective_ns)), duration)
-                engine._seq += 1  # engine.call_in(effective, unit.invalidate, cost.scope), inlined
-                heappush(heap, (engine.now + effective, engine._seq, drop, cost.scope))
+                call_in(effective, drop, cost.scope)
                 # The unit's totals only: the kernel's (flush_commands, flush_stalls, ...) are
                 # their sums, made when read.
                 unit_commands = unit.commands
@@ -999,9 +937,9 @@ class Kernel:
 
     # -- background page traffic ---------------------------------------------------------------
     def start_background(self, rate: float) -> None:
-        """Data pages allocated and freed at ``rate`` each (an engine lane: see memory.py)."""
+        """Data pages allocated and freed at ``rate`` each (the engine's lane: see engine.py)."""
         if rate > 0:
-            self.background = BackgroundTraffic(self.memory, self.engine, self.rng_bg, rate, self.cpus)
+            self.engine.add_background(self.memory, self.rng_bg, rate, self.cpus)
 
     # -- end of run ----------------------------------------------------------------------------
     def quiescent(self) -> bool:
