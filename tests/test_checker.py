@@ -13,7 +13,7 @@ import pytest
 
 from explorer.plugins import Registry, load_registry
 from explorer.sim.build import Simulation, build_simulation
-from explorer.sim.kernel import KernelContext
+from explorer.sim.contexts import KernelContext
 from explorer.sim.memory import PageTable
 from tests.conftest import RUNTIME_PLUGINS, make_config
 

@@ -180,8 +180,8 @@ def test_invariants_hold_in_every_case() -> None:
         m = sim.run()
         k = sim.kernel
         assert sim.invariant_problems() == [], name
-        assert k.unlinked_total == k.freed_total + len(k.pending), name
-        assert m["kernel_tables_freed"] + m["user_tables_freed"] == k.freed_total, name
+        assert k.stats.unlinked_total == k.stats.freed_total + len(k.pending), name
+        assert m["kernel_tables_freed"] + m["user_tables_freed"] == k.stats.freed_total, name
         assert m["events"] == sim.engine.events > 0, name
         assert m["tables_pending"] == m["violations"]["leaked"]["total"] or not sim.finished, name
 

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 
 from explorer.contract import FreeStrategy, IommuModel, WorkloadSource
 from explorer.core_params import async_enabled
+from explorer.sim.contexts import KernelContext, WorkloadContext
 from explorer.sim.engine import DeadlineProcess, Engine, PluginError, SimulatorError
 from explorer.sim.hookcheck import check_geometry
 from explorer.sim.iommu import IommuUnit
-from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext
+from explorer.sim.kernel import Kernel
 from explorer.sim.memory import STATE_NAMES, OutOfMemory
 from explorer.sim.metrics import LogHistogram
 from explorer.sim.streams import named_stream, workload_streams
@@ -265,11 +266,12 @@ class Simulation:
     # -- reading ------------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
         k = self.kernel
+        st = k.stats
         # Device walks of user addresses are replayed lazily; bring them up to now first, so the
         # numbers do not depend on whether (or when) anything read the caches during the run.
         for u in k.iommus:
             u.catch_up(self.engine.now)
-        page_ns = k.page_ns + len(k.pending) * (self.engine.now - k._last_change)
+        page_ns = st.page_ns + len(k.pending) * (self.engine.now - k.stats.last_change)
         hits = sum(u.hits for u in k.iommus)
         misses = sum(u.misses for u in k.iommus)
         model_metrics: dict[str, Any] = {}
@@ -280,34 +282,34 @@ class Simulation:
         return {
             "sim_time_ns": self.engine.now,
             "events": self.engine.events,
-            "flushes": k.flushes,
-            "flush_time_ns": k.flush_time_ns,
-            "flush_ns": k.flush_hist.summary(),
+            "flushes": st.flushes,
+            "flush_time_ns": st.flush_time_ns,
+            "flush_ns": st.flush_hist.summary(),
             "iommu_commands": dict(sorted(k.flush_commands.items())),
             "iommu_queue_stalls": k.flush_stalls,
             "iommu_stall_ns": k.flush_stall_ns,
             "iommu_wait_ns": k.flush_wait_ns,
             "iommu_model": model_metrics,
-            "worker_runs": k.oneshot_runs + sum(w.runs for w in k.work_items),
+            "worker_runs": st.oneshot_runs + sum(w.runs for w in k.work_items),
             # flush_tlb_kernel_range() / flush_tlb_all() calls made by the workloads
-            "kernel_tlb_flushes": k.tlb_flush_calls,
-            "worker_cpu_ns": k.worker_cpu_ns,
+            "kernel_tlb_flushes": st.tlb_flush_calls,
+            "worker_cpu_ns": st.worker_cpu_ns,
             # woken kworkers that had to wait for the task on their CPU (kernel.preemption)
             "kworker_cpu_waits": {
-                "count": k.kworker_waits,
-                "ns": k.kworker_wait_ns + self.engine.now * sum(map(len, k.cpu_waiters)),  # + those still waiting
+                "count": st.kworker_waits,
+                "ns": st.kworker_wait_ns + self.engine.now * sum(map(len, k.cpu_waiters)),  # + those still waiting
             },
-            "strategy_calls": k.strategy_calls,
-            "kernel_tables_unlinked": k.kernel_unlinked,
-            "kernel_tables_freed": k.kernel_freed,
-            "user_tables_freed": k.user_freed,
+            "strategy_calls": st.strategy_calls,
+            "kernel_tables_unlinked": st.kernel_unlinked,
+            "kernel_tables_freed": st.kernel_freed,
+            "user_tables_freed": st.user_freed,
             "tables_pending": len(k.pending),
-            "queue": {"peak": k.peak_pending, "page_seconds": round(page_ns / 1e9, 9)},
-            "latency_ns": k.latency.summary(),
-            "caller_ns": k.caller.summary(),
-            "latency_ns_by_source": {s: h.summary() for s, h in sorted(k.latency_by_source.items())},
-            "caller_ns_by_source": {s: h.summary() for s, h in sorted(k.caller_by_source.items())},
-            "flushes_by_source": k.flushes_by_source.as_dict(),
+            "queue": {"peak": st.peak_pending, "page_seconds": round(page_ns / 1e9, 9)},
+            "latency_ns": st.latency.summary(),
+            "caller_ns": st.caller.summary(),
+            "latency_ns_by_source": {s: h.summary() for s, h in sorted(st.latency_by_source.items())},
+            "caller_ns_by_source": {s: h.summary() for s, h in sorted(st.caller_by_source.items())},
+            "flushes_by_source": st.flushes_by_source.as_dict(),
             "cache": {
                 "hits": hits,
                 "misses": misses,
@@ -315,12 +317,12 @@ class Simulation:
             },
             "violations": k.checker.as_dict(),
             "stale_walk_queued": k.checker.stale_walk_queued.as_dict(),
-            "freed_by_source": k.freed_by_source.as_dict(),
-            "unlinked_by_source": k.unlinked_by_source.as_dict(),
-            "bypassed_pagetable_free": k.bypassed.as_dict(),
-            "starved": k.starved.as_dict(),
+            "freed_by_source": st.freed_by_source.as_dict(),
+            "unlinked_by_source": st.unlinked_by_source.as_dict(),
+            "bypassed_pagetable_free": st.bypassed.as_dict(),
+            "starved": st.starved.as_dict(),
             "spinlock_contended": sum(lock.contended for lock in k.spinlocks),
-            "sva_mutex_contended": k.mutex_contended,
+            "sva_mutex_contended": st.mutex_contended,
             # SVA bind/unbind calls and how long they waited for iommu_sva_lock (iommu.bind_rate)
             "sva_bind": k.sva_binds.as_dict() if k.sva_binds is not None else {
                 "calls": 0, "contended": 0, "wait_ns": LogHistogram().summary()},
@@ -330,9 +332,9 @@ class Simulation:
             "iommus": [u.occupancy() for u in k.iommus],
             "examples": list(k.checker.examples),
             "series": {
-                "queue_depth": k.queue_series.as_dict(),
-                "flushes": k.flush_series.as_dict(),
-                "frees": k.free_series.as_dict(),
+                "queue_depth": st.queue_series.as_dict(),
+                "flushes": st.flush_series.as_dict(),
+                "frees": st.free_series.as_dict(),
             },
         }
 
