@@ -203,6 +203,7 @@ class Engine:
         n = 0
         ln = 0
         stopped = False
+        last = False
         try:
             while True:
                 if heap and heap[0][0] <= until:
@@ -215,8 +216,8 @@ class Engine:
                             stopped = True
                             break
                         continue
-                elif lane_t <= until:
-                    fn = None
+                elif lane_t <= until:  # no heap event left up to until: the lane's last ones
+                    last = True
                     t = until + 1
                     s = 0
                 else:
@@ -273,7 +274,7 @@ class Engine:
                         af = True
                 mem.free_count -= len(data_pages) - d0
                 lane_t = lta if lta < ltf else ltf
-                if fn is None:
+                if last:
                     break
                 self.now = t
                 fn(arg)
