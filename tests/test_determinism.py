@@ -265,6 +265,14 @@ def test_engine_next_time_and_events_see_the_lane() -> None:
     assert eng.events == 1 and eng.next_time() == lane.next_t > first
 
 
+def test_an_engine_without_background_runs_to_any_time() -> None:
+    eng = Engine()
+    log: list[Any] = []
+    eng.call_at(5, log.append, "x")
+    eng.run(NEVER)
+    assert log == ["x"] and eng.now == NEVER and eng.events == 1
+
+
 def test_exp_gap_is_expovariate() -> None:
     """The lane, the walks and the probes inline exp_gap's formula: it must be Python's own."""
     a, b = random.Random(12345), random.Random(12345)

@@ -216,7 +216,7 @@ class Engine:
                             stopped = True
                             break
                         continue
-                elif lane_t <= until:  # no heap event left up to until: the lane's last ones
+                elif lane_t <= until and lane_t < NEVER:  # no heap event left up to until: the lane's last ones
                     last = True
                     t = until + 1
                     s = 0
