@@ -287,6 +287,30 @@ def test_heap_reference_is_plain_heapq() -> None:
     assert [heapq.heappop(heap)[2] for _ in range(4)] == ["b", "d", "a", "c"]
 
 
+@pytest.mark.parametrize("freed_first", [False, True])
+def test_fill_data_is_alloc_data_in_turn(freed_first: bool) -> None:
+    """The boot-time bulk fill gives exactly the pages, order and states of alloc_data on each CPU in
+    turn (and falls back to it once a CPU has pages of its own to hand out first)."""
+
+    def memory() -> Memory:
+        mem = Memory(300, 3)
+        tables = [mem.alloc_table(i % 3, 1, True, i, "kernel") for i in range(7)]
+        if freed_first:
+            mem.free(tables[2].page, 1)
+        return mem
+
+    bulk, loop = memory(), memory()
+    bulk.fill_data(150)
+    for i in range(150):
+        loop.alloc_data(i % 3)
+
+    def seen(m: Memory) -> tuple[Any, ...]:
+        return (bytes(m.state), list(m.data_pages), m.allocated_by, m.zone, m.free_lists, m.free_count, m.check())
+
+    assert seen(bulk) == seen(loop)
+    assert bulk.check() == []
+
+
 def test_memory_check_catches_an_owner_left_on_a_free_page() -> None:
     mem = Memory(64, 2)
     table = mem.alloc_table(0, 1, True, 0, "test")

@@ -202,8 +202,7 @@ class Simulation:
             pasids_per_mm=int(icfg["pasids_per_mm"]),
         )
         # Half the memory starts out as other people's data, so background frees have work.
-        for i in range(int(kcfg["pages"]) // 2):
-            k.memory.alloc_data(i % k.cpus)
+        k.memory.fill_data(int(kcfg["pages"]) // 2)
         return k
 
     # -- running ------------------------------------------------------------------------------

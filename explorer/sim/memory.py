@@ -89,6 +89,26 @@ class Memory:
         self.data_pages.append(page)
         return page
 
+    def fill_data(self, count: int) -> None:
+        """``count`` data pages, exactly as ``alloc_data`` on CPUs 0, 1, 2, ... in turn gives them
+        (the machine's data at boot), in one go while no CPU has a page on its own list: then each
+        is the zone's next page, whatever the CPU. A short run's set-up is mostly this loop."""
+        zone = self.zone
+        if count > len(zone) or any(self.free_lists):
+            for i in range(count):  # the general case (and its OutOfMemory)
+                self.alloc_data(i % self.cpus)
+            return
+        cut = len(zone) - count
+        pages = zone[cut:]
+        pages.reverse()  # zone.pop() order
+        del zone[cut:]
+        state, allocated_by = self.state, self.allocated_by
+        for page in pages:  # a zone page has no owner (Memory.check)
+            state[page] = DATA
+            allocated_by[page] = "data"
+        self.data_pages.extend(pages)
+        self.free_count -= count
+
     def free_oldest_data(self, cpu: int) -> None:
         """The oldest data page back to ``cpu``'s list (inlined in the engine's lane: keep in step)."""
         if self.data_pages:
