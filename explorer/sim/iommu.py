@@ -167,7 +167,7 @@ class IommuUnit:
         self._walk_levels = [(self.caches[lv].sets, self.caches[lv].nsets, self.caches[lv].ways, 9 * i,
                               -1 - (i << 40) if lv in shared else -1)
                              for i, lv in enumerate(self._levels)]
-        self._cache_of = {lv: self.cache_for(lv) for lv in space.slot_level} if self.caches else {}
+        self._cache_of = {lv: self.cache_for(lv) for lv in dict.fromkeys(space.slot_level)} if self.caches else {}
         self._topo: SvaTopology | None = None
         self._walk_ctx: tuple[Any, ...] = ()
         self._probe_ctx: tuple[Any, ...] = ()
