@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from explorer.api import Param, ParamError
+from explorer.contract import Param, ParamError
 from explorer.units import DURATION_UNITS, NUMBER
 
 _SPEED_RE = re.compile(rf"^\s*({NUMBER})\s*(ns|us|µs|ms|s)\s*/\s*s\s*$")

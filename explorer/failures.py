@@ -60,15 +60,15 @@ EXCEPTIONS: dict[str, str] = {
     # the config asks for what the machine it describes cannot do, or names what does not exist
     "explorer.config.problems.ConfigError": "user",
     "explorer.sim.build.BuildError": "user",
-    "explorer.sim.memory.OutOfMemory": "user",
-    "explorer.api.ParamError": "user",
+    "explorer.sim.errors.OutOfMemory": "user",
+    "explorer.contract.params.ParamError": "user",
     "explorer.units.UnitError": "user",
     "explorer.outputs.OutputError": "user",
     "explorer.outputs.OutputLost": "user",  # a --trace that could not be written: its OutputError
     "explorer.sweep.worker.WorkerSetupError": "user",  # the plugins on a worker differ from the sweep's
     # plugin code: an exception out of it, a misuse of the kernel API, or ending the program
-    "explorer.sim.engine.PluginError": "plugin",
-    "explorer.sim.engine.PluginMistake": "plugin",
+    "explorer.sim.errors.PluginError": "plugin",
+    "explorer.sim.errors.PluginMistake": "plugin",
     "builtins.SystemExit": "plugin",  # plugin code may not end the program; the tool itself never
     "builtins.GeneratorExit": "plugin",  # raises these during a run
     "explorer.runguard.RunTimeout": "timeout",

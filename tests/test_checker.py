@@ -13,7 +13,7 @@ import pytest
 
 from explorer.plugins import Registry, load_registry
 from explorer.sim.build import Simulation, build_simulation
-from explorer.sim.kernel import KernelContext
+from explorer.sim.contexts import KernelContext
 from explorer.sim.memory import PageTable
 from tests.conftest import RUNTIME_PLUGINS, make_config
 
@@ -76,7 +76,7 @@ def tiny(reg: Registry, *overrides: str) -> tuple[Simulation, KernelContext, Pag
     sim.enable_trace(100)
     k = sim.kernel
     ctx = KernelContext(k, 0, False, "test")
-    pt = k.slot_table[5]
+    pt = k.space.slot_table[5]
     assert pt is not None and pt.kernel
     return sim, ctx, pt
 

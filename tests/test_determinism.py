@@ -22,6 +22,7 @@ from explorer.sim import kernel as kernel_mod
 from explorer.sim.build import Simulation
 from explorer.sim.engine import NEVER, Engine
 from explorer.sim.memory import Memory
+from explorer.sim.streams import exp_gap
 from tests.benchmarks.cases import canonical, cases, outcome, registry
 
 ALL = cases()
@@ -39,18 +40,22 @@ def _reference_background(self: Any, rate: float) -> None:
     """Kernel.start_background as it was: two self-rescheduling heap events."""
     if rate <= 0:
         return
-    eng, rng, mem = self.engine, self.rng_bg, self.memory
+    _heap_background(self.engine, self.memory, self.rng_bg, rate, self.cpus)
+
+
+def _heap_background(eng: Engine, mem: Memory, rng: random.Random, rate: float, cpus: int) -> None:
+    """The background page traffic as two self-rescheduling heap events (what the lane replaced)."""
 
     def bg_alloc(_: Any = None) -> None:
-        mem.alloc_data(int(rng.random() * self.cpus))
-        eng.call_in(self.exp_gap(rng, rate), bg_alloc)
+        mem.alloc_data(int(rng.random() * cpus))
+        eng.call_in(int(rng.expovariate(rate) * 1e9) + 1, bg_alloc)
 
     def bg_free(_: Any = None) -> None:
-        mem.free_oldest_data(int(rng.random() * self.cpus))
-        eng.call_in(self.exp_gap(rng, rate), bg_free)
+        mem.free_oldest_data(int(rng.random() * cpus))
+        eng.call_in(int(rng.expovariate(rate) * 1e9) + 1, bg_free)
 
-    eng.call_in(self.exp_gap(rng, rate), bg_alloc)
-    eng.call_in(self.exp_gap(rng, rate), bg_free)
+    eng.call_in(int(rng.expovariate(rate) * 1e9) + 1, bg_alloc)
+    eng.call_in(int(rng.expovariate(rate) * 1e9) + 1, bg_free)
 
 
 def _reference_catch_up(self: Any, t: int) -> None:
@@ -81,31 +86,31 @@ def _reference_catch_up(self: Any, t: int) -> None:
 
 def _reference_probe(self: Any, _: Any = None) -> None:
     """IommuUnit.probe as it was: method calls all the way, rescheduled through call_in()."""
-    k = self.kernel
-    now = k.engine.now
+    sp = self.space
+    now = self.engine.now
     self.catch_up(now)
     rng = self.rng_probe
     self.probes += 1
     mm = int(rng.random() * self.probe_mms)
-    recent = k.recent_unlinked
+    recent = sp.recent_unlinked
     if self.adversarial and recent and rng.random() < 0.5:
         slot = recent[int(rng.random() * len(recent))]
     else:
-        slot = int(rng.random() * k.kernel_slots)
+        slot = int(rng.random() * sp.kernel_slots)
     if self.walks_kernel_half:
-        key = mm * k.kernel_slots + slot
-        cache = self.cache_for(k.slot_level[slot])
+        key = mm * sp.kernel_slots + slot
+        cache = self.cache_for(sp.slot_level[slot])
         entry = cache.lookup(key)
         if entry is not None:
             self.hits += 1
             if not entry.linked:
-                k.checker.stale_walk(self, mm, slot, entry)
+                self.checker.stale_walk(self, mm, slot, entry)
         else:
             self.misses += 1
-            table = k.slot_table[slot]
+            table = sp.slot_table[slot]
             if table is not None:
                 cache.insert(key, table)
-    k.engine.call_in(k.exp_gap(rng, self.probe_rate), self.probe)
+    self.engine.call_in(int(rng.expovariate(self.probe_rate) * 1e9) + 1, self.probe)
 
 
 def _plain(m: pytest.MonkeyPatch) -> None:
@@ -175,61 +180,13 @@ def test_invariants_hold_in_every_case() -> None:
         m = sim.run()
         k = sim.kernel
         assert sim.invariant_problems() == [], name
-        assert k.unlinked_total == k.freed_total + len(k.pending), name
-        assert m["kernel_tables_freed"] + m["user_tables_freed"] == k.freed_total, name
+        assert k.stats.unlinked_total == k.stats.freed_total + len(k.pending), name
+        assert m["kernel_tables_freed"] + m["user_tables_freed"] == k.stats.freed_total, name
         assert m["events"] == sim.engine.events > 0, name
         assert m["tables_pending"] == m["violations"]["leaked"]["total"] or not sim.finished, name
 
 
 # -- the engine's lane ------------------------------------------------------------------------------
-
-
-class _ListLane:
-    """A lane replaying a fixed list of self-rescheduling chains, recording the order it runs in.
-
-    Chain ``i`` fires at ``times[i][0]``, and each firing schedules the next one at the next time
-    (as a heap callback calling ``call_at`` would): the lane must run them exactly where the heap
-    would have, ties at the same nanosecond included.
-    """
-
-    def __init__(self, engine: Engine, chains: list[list[int]], log: list[Any]) -> None:
-        self.engine = engine
-        self.log = log
-        self.n = 0
-        c = engine._seq
-        k = 0
-        # pending: [time, counter when scheduled, own order, chain, index]
-        self.pending = []
-        for i, ts in enumerate(chains):
-            if ts:
-                self.pending.append([ts[0], c, k, i, 0])
-                k += 1
-        self.k = k
-        self.chains = chains
-
-    @property
-    def next_t(self) -> int:
-        return min((p[0] for p in self.pending), default=NEVER)
-
-    @property
-    def events(self) -> int:
-        return self.n
-
-    def advance(self, t: int, seq: int) -> int:
-        c = self.engine._seq
-        while self.pending:
-            p = min(self.pending, key=lambda q: (q[0], q[1], q[2]))
-            if p[0] > t or (p[0] == t and p[1] >= seq):
-                break
-            self.log.append(("lane", p[3], p[0]))
-            self.n += 1
-            ts = self.chains[p[3]]
-            if p[4] + 1 < len(ts):
-                p[:] = [ts[p[4] + 1], c, self.k, p[3], p[4] + 1]
-                self.k += 1
-            else:
-                self.pending.remove(p)
-        return self.next_t
 
 
 def _random_chains(rng: random.Random, n: int, length: int, span: int) -> list[list[int]]:
@@ -244,57 +201,82 @@ def _random_chains(rng: random.Random, n: int, length: int, span: int) -> list[l
     return out
 
 
+def _lane_against_heap(seed: int, as_lane: bool, stop_after: int = 0) -> list[Any]:
+    """Heap chains that look at the allocator at every event, beside background traffic at 1e9/s
+    (gaps of 1 or 2 ns: ties with the chains at every turn), run as the engine's lane or as heap
+    events, in uneven steps; with ``stop_after``, up to the event that makes the log that long."""
+    rng = random.Random(seed)
+    chains = _random_chains(rng, 4, 40, 20)
+    eng = Engine()
+    mem = Memory(512, 3)
+    for i in range(256):
+        mem.alloc_data(i % 3)
+    log: list[Any] = []
+
+    def chain(i: int, ts: list[int]) -> Any:
+        def fire(j: int) -> None:
+            log.append((i, eng.now, mem.free_count, len(mem.data_pages), bytes(mem.state)))
+            if j + 1 < len(ts):
+                eng.call_at(ts[j + 1], fire, j + 1)
+
+        return fire
+
+    # Interleave the set-up of both kinds, as a simulation does.
+    for i, ts in enumerate(chains[:2]):
+        eng.call_at(ts[0], chain(i, ts), 0)
+    if as_lane:
+        eng.add_background(mem, random.Random(seed), 1e9, 3)
+    else:
+        _heap_background(eng, mem, random.Random(seed), 1e9, 3)
+    for i, ts in enumerate(chains[2:], start=2):
+        eng.call_at(ts[0], chain(i, ts), 0)
+    t = 0
+    while t < 400:
+        t += rng.choice((1, 3, 7, 50))
+        if stop_after:
+            if eng.run_until_true(t, lambda: len(log) >= stop_after):
+                break
+        else:
+            eng.run(t)
+    log.append(("end", eng.now, mem.free_count, list(mem.data_pages), [list(f) for f in mem.free_lists]))
+    return log
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_lane_runs_in_exact_heap_order(seed: int) -> None:
-    rng = random.Random(seed)
-    lane_chains = _random_chains(rng, 3, 40, 20)
-    heap_chains = _random_chains(rng, 4, 40, 20)
-
-    def run(as_lane: bool) -> list[Any]:
-        eng = Engine()
-        log: list[Any] = []
-
-        def chain(which: str, ts: list[int], i: int) -> Any:
-            def fire(j: int) -> None:
-                log.append((which, i, eng.now))
-                if j + 1 < len(ts):
-                    eng.call_at(ts[j + 1], fire, j + 1)
-
-            return fire
-
-        # Interleave the set-up of both kinds, as a simulation does.
-        for i, ts in enumerate(heap_chains[:2]):
-            eng.call_at(ts[0], chain("heap", ts, i), 0)
-        if as_lane:
-            eng.set_lane(_ListLane(eng, lane_chains, log))
-        else:
-            for i, ts in enumerate(lane_chains):
-                eng.call_at(ts[0], chain("lane", ts, i), 0)
-        for i, ts in enumerate(heap_chains[2:], start=2):
-            eng.call_at(ts[0], chain("heap", ts, i), 0)
-        # Uneven steps, so lane events are also run at the end of a run() call.
-        t = 0
-        while t < 400:
-            t += rng.choice((1, 3, 7, 50))
-            eng.run(t)
-        assert eng.events == len(log)
-        return log
-
-    rng_state = rng.getstate()
-    with_heap = run(False)
-    rng.setstate(rng_state)
-    with_lane = run(True)
-    assert with_lane == with_heap
+    assert _lane_against_heap(seed, True) == _lane_against_heap(seed, False)
 
 
-def test_engine_next_time_sees_the_lane() -> None:
+@pytest.mark.parametrize("seed", range(4))
+def test_lane_stops_where_the_heap_does(seed: int) -> None:
+    """run_until_true: the same loop, stopping right after the event that makes done() true."""
+    assert _lane_against_heap(seed, True, stop_after=37) == _lane_against_heap(seed, False, stop_after=37)
+
+
+def test_engine_next_time_and_events_see_the_lane() -> None:
+    eng = Engine()
+    mem = Memory(16, 1)
+    lane = eng.add_background(mem, random.Random(3), 1e6, 1)  # gaps of about 1 us
+    first = lane.next_t
+    assert 0 < first < NEVER
+    eng.call_at(first + 10_000_000, lambda _: None)
+    assert eng.next_time() == first
+    eng.run(first)
+    assert eng.events == 1 and eng.next_time() == lane.next_t > first
+
+
+def test_an_engine_without_background_runs_to_any_time() -> None:
     eng = Engine()
     log: list[Any] = []
-    eng.set_lane(_ListLane(eng, [[5, 9]], log))
-    eng.call_at(7, lambda _: None)
-    assert eng.next_time() == 5
-    eng.run(6)
-    assert eng.next_time() == 7 and log == [("lane", 0, 5)]
+    eng.call_at(5, log.append, "x")
+    eng.run(NEVER)
+    assert log == ["x"] and eng.now == NEVER and eng.events == 1
+
+
+def test_exp_gap_is_expovariate() -> None:
+    """The lane, the walks and the probes inline exp_gap's formula: it must be Python's own."""
+    a, b = random.Random(12345), random.Random(12345)
+    assert all(exp_gap(a, r) == int(b.expovariate(r) * 1e9) + 1 for r in (3.7, 20000.0, 1e9, 0.001) * 50)
 
 
 def test_heap_reference_is_plain_heapq() -> None:
@@ -303,6 +285,30 @@ def test_heap_reference_is_plain_heapq() -> None:
     for seq, (t, name) in enumerate([(5, "a"), (3, "b"), (5, "c"), (3, "d")]):
         heapq.heappush(heap, (t, seq, name))
     assert [heapq.heappop(heap)[2] for _ in range(4)] == ["b", "d", "a", "c"]
+
+
+@pytest.mark.parametrize("freed_first", [False, True])
+def test_fill_data_is_alloc_data_in_turn(freed_first: bool) -> None:
+    """The boot-time bulk fill gives exactly the pages, order and states of alloc_data on each CPU in
+    turn (and falls back to it once a CPU has pages of its own to hand out first)."""
+
+    def memory() -> Memory:
+        mem = Memory(300, 3)
+        tables = [mem.alloc_table(i % 3, 1, True, i, "kernel") for i in range(7)]
+        if freed_first:
+            mem.free(tables[2].page, 1)
+        return mem
+
+    bulk, loop = memory(), memory()
+    bulk.fill_data(150)
+    for i in range(150):
+        loop.alloc_data(i % 3)
+
+    def seen(m: Memory) -> tuple[Any, ...]:
+        return (bytes(m.state), list(m.data_pages), m.allocated_by, m.zone, m.free_lists, m.free_count, m.check())
+
+    assert seen(bulk) == seen(loop)
+    assert bulk.check() == []
 
 
 def test_memory_check_catches_an_owner_left_on_a_free_page() -> None:

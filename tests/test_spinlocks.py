@@ -9,7 +9,7 @@ from typing import Any
 
 from explorer.plugins import Registry, load_registry
 from explorer.sim.build import build_simulation
-from explorer.sim.kernel import KernelContext
+from explorer.sim.contexts import KernelContext
 from tests.conftest import make_config
 
 HOLDS_ACROSS_A_YIELD = '''

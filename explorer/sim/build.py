@@ -9,18 +9,19 @@ identical sequence of unlinks.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Mapping
-from heapq import heappush
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from explorer.api import FreeStrategy, IommuModel, WorkloadSource
+from explorer.contract import FreeStrategy, IommuModel, WorkloadSource
 from explorer.core_params import async_enabled
-from explorer.sim.engine import Engine, PluginError, Process, SimulatorError
+from explorer.sim.contexts import KernelContext, WorkloadContext
+from explorer.sim.engine import DeadlineProcess, Engine, PluginError, SimulatorError
 from explorer.sim.hookcheck import check_geometry
 from explorer.sim.iommu import IommuUnit
-from explorer.sim.kernel import Kernel, KernelContext, WorkloadContext, stream_seed
+from explorer.sim.kernel import Kernel
 from explorer.sim.memory import STATE_NAMES, OutOfMemory
 from explorer.sim.metrics import LogHistogram
+from explorer.sim.streams import named_stream, workload_streams
 from explorer.sim.sva import BindTraffic, bound_counts
 
 
@@ -72,54 +73,6 @@ class _LineWriter:
 
     def append(self, record: tuple[int, str, dict[str, Any]], /) -> None:
         self.write(trace_line(record) + "\n")
-
-
-class _WorkloadProcess(Process):
-    """Runs a workload's process until the duration, never cutting an operation in half.
-
-    This is :meth:`Process.resume` with the workload's checks folded in (its errors become
-    :class:`PluginError`, and a delay that would reach the duration outside an operation ends it)
-    rather than a generator wrapped around the workload's: one generator frame fewer on every step
-    of every workload, the hottest path of the kernel side.
-    """
-
-    __slots__ = ("duration", "label", "w")
-
-    def __init__(
-        self, engine: Engine, gen: Generator[Any, Any, Any], label: str, w: WorkloadContext, duration: int
-    ) -> None:
-        super().__init__(engine, gen, None)
-        self.label = label
-        self.w = w
-        self.duration = duration
-
-    def resume(self, value: Any = None) -> None:
-        try:
-            y = self.gen.send(value)
-        except StopIteration:
-            return
-        except SimulatorError:
-            raise
-        except Exception as exc:
-            raise PluginError("workload", self.label, exc) from exc
-        if type(y) is int:
-            eng = self.engine
-            if not self.w.in_op and eng.now + y >= self.duration:
-                self.gen.close()
-                return
-            eng._seq += 1
-            heappush(eng._heap, (eng.now + y, eng._seq, self._wake, None))
-        else:
-            add = getattr(y, "add_waiter", None)
-            if add is not None:
-                add(self._wake)
-                return
-            try:  # a strategy's mistake reaches here through `yield from`: its wrapper names it
-                self.bad_yield(y)
-            except SimulatorError:
-                raise
-            except Exception as exc:
-                raise PluginError("workload", self.label, exc) from exc
 
 
 class Simulation:
@@ -174,7 +127,10 @@ class Simulation:
             bound = bound_counts(int(icfg["sva_mms"]), int(icfg["count"]), int(icfg.get("iommus_per_mm", 0)))
             for i in range(int(icfg["count"])):
                 unit = IommuUnit(
-                    k,
+                    k.space,
+                    self.engine,
+                    k.checker,
+                    k.trace,
                     i,
                     geometry,
                     walk_rate=float(icfg["walk_rate"]),
@@ -184,13 +140,14 @@ class Simulation:
                     user_slots=int(icfg["user_slots"]),
                     walks_kernel_half=walks_kernel_half,
                     seed=self.seed,
+                    sva_mms=k.sva_mms,
                     bound_mms=bound[i],
                 )
                 k.iommus.append(unit)
                 unit.start()
         if float(icfg.get("bind_rate", 0.0)) > 0 and k.sva_present:
             k.sva_binds = BindTraffic(k, float(icfg["bind_rate"]), int(icfg.get("bind_hold", 0)),
-                                      stream_seed(self.seed, "iommu/bind"))
+                                      named_stream(self.seed, "iommu/bind"))
             k.sva_binds.start(self.duration)
         k.start_background(float(kcfg["background_alloc_rate"]))
 
@@ -209,13 +166,13 @@ class Simulation:
             n = names_seen.get(name, 0)
             names_seen[name] = n + 1
             label = name if n == 0 else f"{name}#{n}"
-            wctx = WorkloadContext(k, label, stream_seed(self.seed, "workload/" + label))
+            wctx = WorkloadContext(k, label, workload_streams(self.seed, label))
             self.workloads.append((label, wctx))
             try:
                 gen = src.process(wctx)
             except Exception as exc:
                 raise PluginError("workload", label, exc) from exc
-            _WorkloadProcess(self.engine, gen, label, wctx, self.duration).resume(None)
+            DeadlineProcess(self.engine, gen, label, wctx, self.duration).resume(None)
 
 
     def _kernel(self, kcfg: Mapping[str, Any], icfg: Mapping[str, Any], scfg: Mapping[str, Any],
@@ -245,8 +202,7 @@ class Simulation:
             pasids_per_mm=int(icfg["pasids_per_mm"]),
         )
         # Half the memory starts out as other people's data, so background frees have work.
-        for i in range(int(kcfg["pages"]) // 2):
-            k.memory.alloc_data(i % k.cpus)
+        k.memory.fill_data(int(kcfg["pages"]) // 2)
         return k
 
     # -- running ------------------------------------------------------------------------------
@@ -309,11 +265,12 @@ class Simulation:
     # -- reading ------------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
         k = self.kernel
+        st = k.stats
         # Device walks of user addresses are replayed lazily; bring them up to now first, so the
         # numbers do not depend on whether (or when) anything read the caches during the run.
         for u in k.iommus:
             u.catch_up(self.engine.now)
-        page_ns = k.page_ns + len(k.pending) * (self.engine.now - k._last_change)
+        page_ns = st.page_ns + len(k.pending) * (self.engine.now - k.stats.last_change)
         hits = sum(u.hits for u in k.iommus)
         misses = sum(u.misses for u in k.iommus)
         model_metrics: dict[str, Any] = {}
@@ -324,34 +281,34 @@ class Simulation:
         return {
             "sim_time_ns": self.engine.now,
             "events": self.engine.events,
-            "flushes": k.flushes,
-            "flush_time_ns": k.flush_time_ns,
-            "flush_ns": k.flush_hist.summary(),
+            "flushes": st.flushes,
+            "flush_time_ns": st.flush_time_ns,
+            "flush_ns": st.flush_hist.summary(),
             "iommu_commands": dict(sorted(k.flush_commands.items())),
             "iommu_queue_stalls": k.flush_stalls,
             "iommu_stall_ns": k.flush_stall_ns,
             "iommu_wait_ns": k.flush_wait_ns,
             "iommu_model": model_metrics,
-            "worker_runs": k.oneshot_runs + sum(w.runs for w in k.work_items),
+            "worker_runs": st.oneshot_runs + sum(w.runs for w in k.work_items),
             # flush_tlb_kernel_range() / flush_tlb_all() calls made by the workloads
-            "kernel_tlb_flushes": k.tlb_flush_calls,
-            "worker_cpu_ns": k.worker_cpu_ns,
+            "kernel_tlb_flushes": st.tlb_flush_calls,
+            "worker_cpu_ns": st.worker_cpu_ns,
             # woken kworkers that had to wait for the task on their CPU (kernel.preemption)
             "kworker_cpu_waits": {
-                "count": k.kworker_waits,
-                "ns": k.kworker_wait_ns + self.engine.now * sum(map(len, k.cpu_waiters)),  # + those still waiting
+                "count": st.kworker_waits,
+                "ns": st.kworker_wait_ns + self.engine.now * sum(map(len, k.cpu_waiters)),  # + those still waiting
             },
-            "strategy_calls": k.strategy_calls,
-            "kernel_tables_unlinked": k.kernel_unlinked,
-            "kernel_tables_freed": k.kernel_freed,
-            "user_tables_freed": k.user_freed,
+            "strategy_calls": st.strategy_calls,
+            "kernel_tables_unlinked": st.kernel_unlinked,
+            "kernel_tables_freed": st.kernel_freed,
+            "user_tables_freed": st.user_freed,
             "tables_pending": len(k.pending),
-            "queue": {"peak": k.peak_pending, "page_seconds": round(page_ns / 1e9, 9)},
-            "latency_ns": k.latency.summary(),
-            "caller_ns": k.caller.summary(),
-            "latency_ns_by_source": {s: h.summary() for s, h in sorted(k.latency_by_source.items())},
-            "caller_ns_by_source": {s: h.summary() for s, h in sorted(k.caller_by_source.items())},
-            "flushes_by_source": k.flushes_by_source.as_dict(),
+            "queue": {"peak": st.peak_pending, "page_seconds": round(page_ns / 1e9, 9)},
+            "latency_ns": st.latency.summary(),
+            "caller_ns": st.caller.summary(),
+            "latency_ns_by_source": {s: h.summary() for s, h in sorted(st.latency_by_source.items())},
+            "caller_ns_by_source": {s: h.summary() for s, h in sorted(st.caller_by_source.items())},
+            "flushes_by_source": st.flushes_by_source.as_dict(),
             "cache": {
                 "hits": hits,
                 "misses": misses,
@@ -359,12 +316,12 @@ class Simulation:
             },
             "violations": k.checker.as_dict(),
             "stale_walk_queued": k.checker.stale_walk_queued.as_dict(),
-            "freed_by_source": k.freed_by_source.as_dict(),
-            "unlinked_by_source": k.unlinked_by_source.as_dict(),
-            "bypassed_pagetable_free": k.bypassed.as_dict(),
-            "starved": k.starved.as_dict(),
+            "freed_by_source": st.freed_by_source.as_dict(),
+            "unlinked_by_source": st.unlinked_by_source.as_dict(),
+            "bypassed_pagetable_free": st.bypassed.as_dict(),
+            "starved": st.starved.as_dict(),
             "spinlock_contended": sum(lock.contended for lock in k.spinlocks),
-            "sva_mutex_contended": k.mutex_contended,
+            "sva_mutex_contended": st.mutex_contended,
             # SVA bind/unbind calls and how long they waited for iommu_sva_lock (iommu.bind_rate)
             "sva_bind": k.sva_binds.as_dict() if k.sva_binds is not None else {
                 "calls": 0, "contended": 0, "wait_ns": LogHistogram().summary()},
@@ -374,9 +331,9 @@ class Simulation:
             "iommus": [u.occupancy() for u in k.iommus],
             "examples": list(k.checker.examples),
             "series": {
-                "queue_depth": k.queue_series.as_dict(),
-                "flushes": k.flush_series.as_dict(),
-                "frees": k.free_series.as_dict(),
+                "queue_depth": st.queue_series.as_dict(),
+                "flushes": st.flush_series.as_dict(),
+                "frees": st.free_series.as_dict(),
             },
         }
 

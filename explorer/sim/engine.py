@@ -1,72 +1,53 @@
-"""A discrete-event engine in integer nanoseconds with generator processes.
+"""A discrete-event engine in integer nanoseconds with generator processes, and its background lane.
 
 A process is a generator. It yields an ``int`` to spend that many nanoseconds, or a waitable
 (anything with ``add_waiter(callback)``) to block until the waitable wakes it. Plain callbacks can
 be scheduled with :meth:`Engine.call_at`. Ties are broken by insertion order, so a run is fully
 determined by its inputs.
 
-A *lane* (:meth:`Engine.set_lane`) is a stream of events that only change state of their own and
-schedule nothing (the background page traffic): instead of one heap entry each, the lane's events
-are run in a tight loop just before the next heap event that follows them, in exactly the order
-they would have had in the heap (see :class:`Lane`).
+The scheduling protocol
+-----------------------
+The engine alone owns its heap of ``(time, seq, callback, argument)`` and its insertion counter
+``seq``: no other module reads or writes them. Everything else schedules through
+
+- :meth:`Engine.call_at` / :meth:`Engine.call_in`: one callback at a time (a hot caller binds the
+  method to a local or keeps it in its context tuple: one attribute load saved per call);
+- :meth:`Engine.start`: a generator :class:`Process` (its int steps are pushed here, inline);
+- :class:`DeadlineProcess`: a workload's process, cut at the run's duration between operations;
+- :meth:`Engine.add_background`: the background page traffic, as the engine's *lane*.
+
+The lane
+--------
+The rest of the kernel allocating and freeing data pages is what reuses a freed page-table page,
+and it is most of a run's events: two Poisson streams, one allocating a page on a random CPU and
+one freeing the oldest data page to a random CPU's list. Those events only change the allocator's
+lists and schedule nothing, so they are not heap entries: :meth:`Engine.run` runs them in its own
+loop, just before the first heap event they precede, in exactly the order the heap would have given
+them (time, then the counter at the moment each was scheduled): results are the same bit for bit
+as with one heap event each (``tests/test_determinism.py`` checks it against that plain version).
+The loop inlines :meth:`explorer.sim.memory.Memory.alloc_data` and
+:meth:`~explorer.sim.memory.Memory.free_oldest_data` (keep them in step) and
+:func:`explorer.sim.streams.exp_gap`.
 """
 
 from __future__ import annotations
 
-import os
-import traceback
 from collections.abc import Callable, Generator
 from heapq import heappop, heappush
+from math import log
+from random import Random
 from types import GeneratorType
 from typing import Any, Protocol
+
+from explorer.sim.errors import OutOfMemory, PluginError, PluginMistake, SimulatorError, source_location
+from explorer.sim.memory import DATA, FREE, Memory
+from explorer.sim.streams import exp_gap
 
 #: a time later than any event
 NEVER = 1 << 100
 
-
-class SimulatorError(Exception):
-    """The run stopped for a reason the simulator itself names (a plugin raised, the machine ran out
-    of pages). The wrappers around plugin code let these through instead of blaming the plugin."""
-
-
-class PluginError(SimulatorError):
-    """A plugin raised while the simulation ran: the run failed (CLI exit status 1)."""
-
-    def __init__(self, kind: str, name: str, exc: BaseException) -> None:
-        self.kind = kind
-        self.name = name
-        #: a :class:`PluginMistake` says itself where and what: no exception type in front of it
-        self.error = str(exc) if isinstance(exc, PluginMistake) else f"{type(exc).__name__}: {exc}"
-        self.traceback_text = "".join(traceback.format_exception(exc))
-        super().__init__(self.summary)
-
-    @property
-    def summary(self) -> str:
-        """``strategy 'x' raised ValueError: ...``, or for a misuse of the kernel API
-        ``strategy 'x': FILE:LINE: yielded ...`` (the CLI prints it after ``error:``)."""
-        if self.error.startswith(PluginMistake.PREFIX):
-            return f"{self.kind} {self.name!r}: {self.error[len(PluginMistake.PREFIX):]}"
-        return f"{self.kind} {self.name!r} raised {self.error}"
-
-
-class PluginMistake(Exception):
-    """A plugin used the kernel API wrongly (yielded something the engine cannot wait on, or called
-    a kernel service without ``yield from``). Raised *in the plugin's frame* where possible, so the
-    plugin's wrapper blames the plugin; the message names the file and line and what to write."""
-
-    PREFIX = "plugin mistake: "
-
-    def __init__(self, where: str, what: str) -> None:
-        super().__init__(f"{self.PREFIX}{where}: {what}")
-
-
-def source_location(filename: str, line: int) -> str:
-    """``plugins/x.py:12`` (relative to the working directory when the file is under it)."""
-    try:
-        rel = os.path.relpath(filename)
-    except ValueError:  # another drive (Windows)
-        rel = filename
-    return f"{filename if rel.startswith('..') else rel}:{line}"
+__all__ = ["NEVER", "BackgroundLane", "DeadlineProcess", "Engine", "Mutex", "PluginError", "PluginMistake",
+           "Process", "SimulatorError", "bad_yield_mistake", "source_location"]
 
 
 def _innermost(gen: Any) -> Any:
@@ -98,38 +79,40 @@ def bad_yield_mistake(gen: Generator[Any, Any, Any], y: Any) -> PluginMistake:
                                 f"service with `yield from` (`yield from k.iommu_sva_invalidate_kva_range()`){hint}")
 
 
-class Lane(Protocol):
-    """Events kept out of the heap, run by the engine in their exact heap order.
+class BackgroundLane:
+    """The background page traffic's state between two runs of :meth:`Engine.run` (see the module).
 
-    Each lane event was, in effect, scheduled at some moment of the run; its place among heap
-    events at the same nanosecond is that moment, which the lane records as the engine's
-    ``_seq`` counter at the time (``c``): it comes before a heap event of the same time iff
-    ``c < seq`` of that event. A lane event may change only state that is read by heap events
-    (never schedule events, never end a run), so running it late, just before the next heap
-    event, is the same as running it on time.
+    Each of the two streams has one pending event: its time (``ta``: the next allocation, ``tf``:
+    the next free) and the engine's counter when it was scheduled (``ca``, ``cf``), which places it
+    among heap events of the same nanosecond. ``alloc_first`` breaks a tie between the two pending
+    events themselves: the pending allocation was scheduled first iff the last lane event was a free.
     """
 
-    #: ``advance(t, seq)``: run every lane event ordered before a heap event ``(t, seq)`` and
-    #: return the time of the lane's next event (a plain function: it is called very often)
-    advance: Callable[[int, int], int]
+    __slots__ = ("alloc_first", "ca", "cf", "cpus", "events", "memory", "rate", "rng", "ta", "tf")
 
-    #: optional (``getattr``; may be None): ``run_heap(until)`` does all of :meth:`Engine.run`,
-    #: the heap's events and the lane's in the same order as ``run`` calling ``advance``, and
-    #: keeps ``now`` and the event count the same way; it saves a call per heap event
+    def __init__(self, memory: Memory, rng: Random, rate: float, cpus: int, now: int, seq: int) -> None:
+        self.memory = memory
+        self.rng = rng
+        self.rate = rate
+        self.cpus = cpus
+        if rate > 0:
+            self.ta = now + exp_gap(rng, rate)
+            self.tf = now + exp_gap(rng, rate)
+        else:
+            self.ta = self.tf = NEVER
+        self.ca = self.cf = seq
+        self.alloc_first = True
+        #: lane events run so far
+        self.events = 0
 
     @property
     def next_t(self) -> int:
         """Time of the lane's next event (:data:`NEVER` when it has none)."""
-        ...
-
-    @property
-    def events(self) -> int:
-        """How many lane events have run."""
-        ...
+        return self.ta if self.ta < self.tf else self.tf
 
 
 class Engine:
-    """Heap of ``(time, seq, callback, argument)``; ``run(until)`` dispatches in order."""
+    """Heap of ``(time, seq, callback, argument)``; ``run(until)`` dispatches in order (module doc)."""
 
     __slots__ = ("_events", "_heap", "_lane", "_seq", "now")
 
@@ -138,7 +121,7 @@ class Engine:
         self._events = 0
         self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._seq = 0
-        self._lane: Lane | None = None
+        self._lane = BackgroundLane(Memory(0, 1), Random(0), 0.0, 1, 0, 0)  # idle until add_background
 
     def call_at(self, t: int, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` at simulated time ``t`` (not before ``now``)."""
@@ -146,17 +129,20 @@ class Engine:
         heappush(self._heap, (t, self._seq, fn, arg))
 
     def call_in(self, dt: int, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``fn(arg)`` ``dt`` nanoseconds from now."""
         self._seq += 1
         heappush(self._heap, (self.now + dt, self._seq, fn, arg))
 
     @property
     def events(self) -> int:
         """Events dispatched so far (lane events included)."""
-        return self._events + (self._lane.events if self._lane is not None else 0)
+        return self._events + self._lane.events
 
-    def set_lane(self, lane: Lane | None) -> None:
-        """Run ``lane``'s events in order with the heap's (one lane; set it before running)."""
-        self._lane = lane
+    def add_background(self, memory: Memory, rng: Random, rate: float, cpus: int) -> BackgroundLane:
+        """Start the background page traffic on ``memory``: an allocation and a free at ``rate`` per
+        second each, on CPUs drawn from ``rng`` (which draws the CPU, then the gap, per event)."""
+        self._lane = BackgroundLane(memory, rng, rate, cpus, self.now, self._seq)
+        return self._lane
 
     def start(
         self,
@@ -169,38 +155,16 @@ class Engine:
         return p
 
     def next_time(self) -> int | None:
+        """Time of the next event, heap or lane (None when there is none)."""
         t = self._heap[0][0] if self._heap else None
-        if self._lane is not None and self._lane.next_t < NEVER and (t is None or self._lane.next_t < t):
-            t = self._lane.next_t
+        lane_t = self._lane.next_t
+        if lane_t < NEVER and (t is None or lane_t < t):
+            t = lane_t
         return t
 
     def run(self, until: int) -> None:
         """Dispatch every event with time <= ``until``; ``now`` ends at ``until``."""
-        lane = self._lane
-        if lane is not None:
-            run_heap = getattr(lane, "run_heap", None)
-            if run_heap is not None:  # the lane runs this very loop itself, with its events merged in
-                run_heap(until)
-                return
-        heap = self._heap
-        pop = heappop
-        advance = lane.advance if lane is not None else None
-        lane_t = NEVER if lane is None else lane.next_t
-        n = 0
-        try:
-            while heap and heap[0][0] <= until:
-                t, s, fn, arg = pop(heap)
-                if t >= lane_t:
-                    lane_t = advance(t, s)  # type: ignore[misc]
-                self.now = t
-                fn(arg)
-                n += 1
-            if lane_t <= until:
-                advance(until + 1, 0)  # type: ignore[misc]
-        finally:
-            self._events += n
-        if self.now < until:
-            self.now = until
+        self._loop(until, None)
 
     def run_until_true(self, until: int, done: Callable[[], bool]) -> bool:
         """Like :meth:`run`, but stop right after the first event that makes ``done()`` true.
@@ -210,28 +174,121 @@ class Engine:
         """
         if done():
             return True
+        return self._loop(until, done) or done()
+
+    def _loop(self, until: int, done: Callable[[], bool] | None) -> bool:
+        """The run loop, heap and lane merged (the only one): True if it stopped on ``done()``.
+
+        Between two heap events, the lane events ordered before the second run in an inner loop per
+        stream (the earlier of the two streams' events, strictly before the other's and before the
+        heap event, needs no tie rule). The lane's state stays in locals for the whole call and is
+        written back when it returns or raises.
+        """
         heap = self._heap
+        pop = heappop
         lane = self._lane
-        advance = lane.advance if lane is not None else None
-        lane_t = NEVER if lane is None else lane.next_t
+        mem = lane.memory
+        state = mem.state
+        allocated_by = mem.allocated_by
+        free_lists = mem.free_lists
+        zone = mem.zone
+        data_pages = mem.data_pages
+        popleft = data_pages.popleft
+        push_data = data_pages.append
+        rnd = lane.rng.random
+        rate = lane.rate
+        cpus = lane.cpus
+        lta, lca, ltf, lcf, af = lane.ta, lane.ca, lane.tf, lane.cf, lane.alloc_first
+        lane_t = lta if lta < ltf else ltf
         n = 0
+        ln = 0
+        stopped = False
+        last = False
         try:
-            while heap and heap[0][0] <= until:
-                t, s, fn, arg = heappop(heap)
-                if t >= lane_t:
-                    lane_t = advance(t, s)  # type: ignore[misc]
+            while True:
+                if heap and heap[0][0] <= until:
+                    t, s, fn, arg = pop(heap)
+                    if t < lane_t:
+                        self.now = t
+                        fn(arg)
+                        n += 1
+                        if done is not None and done():
+                            stopped = True
+                            break
+                        continue
+                elif lane_t <= until and lane_t < NEVER:  # no heap event left up to until: the lane's last ones
+                    last = True
+                    t = until + 1
+                    s = 0
+                else:
+                    break
+                # The lane events ordered before the heap event (t, s), each scheduled when the last
+                # heap event ended (counter c). The free count moves with the data pages: +1 for
+                # each one freed, -1 for each one allocated.
+                c = self._seq
+                d0 = len(data_pages)
+                while True:
+                    if lta < ltf or (lta == ltf and af):
+                        if lta >= t and (lta > t or lca >= s):
+                            break
+                        lim = ltf if ltf < t else t
+                        while True:
+                            # Memory.alloc_data(cpu), inlined; a free page has no owner
+                            fl = free_lists[int(rnd() * cpus)]
+                            if fl:
+                                page = fl.pop()
+                            elif zone:
+                                page = zone.pop()
+                            else:
+                                donor = max(free_lists, key=len)
+                                if not donor:
+                                    self.now = lta
+                                    mem.free_count -= len(data_pages) - d0
+                                    raise OutOfMemory("no free page left in the simulated machine")
+                                page = donor.pop()
+                            state[page] = DATA
+                            allocated_by[page] = "data"
+                            push_data(page)
+                            lta += int(-log(1.0 - rnd()) / rate * 1e9) + 1  # exp_gap, inlined
+                            ln += 1
+                            if lta >= lim:
+                                break
+                        lca = c
+                        af = False
+                    else:
+                        if ltf >= t and (ltf > t or lcf >= s):
+                            break
+                        lim = lta if lta < t else t
+                        while True:
+                            # Memory.free_oldest_data(cpu), inlined; a data page has no owner
+                            cpu = int(rnd() * cpus)
+                            if data_pages:
+                                page = popleft()
+                                state[page] = FREE
+                                free_lists[cpu].append(page)
+                            ltf += int(-log(1.0 - rnd()) / rate * 1e9) + 1  # exp_gap, inlined
+                            ln += 1
+                            if ltf >= lim:
+                                break
+                        lcf = c
+                        af = True
+                mem.free_count -= len(data_pages) - d0
+                lane_t = lta if lta < ltf else ltf
+                if last:
+                    break
                 self.now = t
                 fn(arg)
                 n += 1
-                if done():
-                    return True
-            if lane_t <= until:
-                advance(until + 1, 0)  # type: ignore[misc]
+                if done is not None and done():
+                    stopped = True
+                    break
         finally:
+            lane.ta, lane.ca, lane.tf, lane.cf, lane.alloc_first = lta, lca, ltf, lcf, af
+            lane.events += ln
             self._events += n
-        if self.now < until:
+        if not stopped and self.now < until:
             self.now = until
-        return done()
+        return stopped
 
 
 class Process:
@@ -282,6 +339,60 @@ class Process:
                 self.bad_yield(y)
             else:
                 add(self._wake)
+
+
+class _InOperation(Protocol):
+    """What a :class:`DeadlineProcess` asks of its workload: whether an operation is under way."""
+
+    @property
+    def in_op(self) -> int: ...
+
+
+class DeadlineProcess(Process):
+    """A workload's process: runs until the run's duration, never cutting an operation in half.
+
+    This is :meth:`Process.resume` with the workload's checks folded in (its errors become
+    :class:`PluginError` naming ``label``, and a delay that would reach ``deadline`` while
+    ``busy.in_op`` is 0 ends it) rather than a generator wrapped around the workload's: one
+    generator frame fewer on every step of every workload, the hottest path of the kernel side.
+    """
+
+    __slots__ = ("busy", "deadline", "label")
+
+    def __init__(self, engine: Engine, gen: Generator[Any, Any, Any], label: str, busy: _InOperation,
+                 deadline: int) -> None:
+        super().__init__(engine, gen, None)
+        self.label = label
+        self.busy = busy
+        self.deadline = deadline
+
+    def resume(self, value: Any = None) -> None:
+        try:
+            y = self.gen.send(value)
+        except StopIteration:
+            return
+        except SimulatorError:
+            raise
+        except Exception as exc:
+            raise PluginError("workload", self.label, exc) from exc
+        if type(y) is int:
+            eng = self.engine
+            if not self.busy.in_op and eng.now + y >= self.deadline:
+                self.gen.close()
+                return
+            eng._seq += 1
+            heappush(eng._heap, (eng.now + y, eng._seq, self._wake, None))
+        else:
+            add = getattr(y, "add_waiter", None)
+            if add is not None:
+                add(self._wake)
+                return
+            try:  # a strategy's mistake reaches here through `yield from`: its wrapper names it
+                self.bad_yield(y)
+            except SimulatorError:
+                raise
+            except Exception as exc:
+                raise PluginError("workload", self.label, exc) from exc
 
 
 class Mutex:

@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from explorer.api import CacheLevel, FlushCost, SharedCache
+from explorer.contract import CacheLevel, FlushCost, SharedCache
 from explorer.sim.engine import PluginError
 
 #: The largest cache a model may declare per level (a set list is allocated for it up front).

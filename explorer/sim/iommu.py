@@ -13,18 +13,25 @@ invalidation or a snapshot looks at the cache.
 
 from __future__ import annotations
 
-import random
 from collections import OrderedDict
 from collections.abc import Sequence
-from heapq import heappush
-from math import log as _log
-from typing import TYPE_CHECKING, Any
+from math import log
+from typing import TYPE_CHECKING, Any, Protocol
 
-from explorer.api import CacheLevel, SharedCache, SvaTopology
-from explorer.sim.memory import EXPOVARIATE_INLINE, PageTable
+from explorer.contract import CacheLevel, SharedCache, SvaTopology
+from explorer.sim.memory import PageTable
+from explorer.sim.streams import exp_gap, iommu_streams
 
 if TYPE_CHECKING:
-    from explorer.sim.kernel import Kernel
+    from explorer.sim.checker import Checker
+    from explorer.sim.engine import Engine
+    from explorer.sim.space import AddressSpace
+
+
+class Trace(Protocol):
+    """The kernel's ``trace(event, **fields)`` (a no-op while tracing is off)."""
+
+    def __call__(self, event: str, /, **fields: Any) -> None: ...
 
 # Cache keys: kernel entries are >= 0 (mm * slots + slot), user entries are < 0.
 
@@ -78,11 +85,19 @@ class SetAssocLRU:
 
 
 class IommuUnit:
-    """One IOMMU: its caches, its devices' traffic and its statistics."""
+    """One IOMMU: its caches, its devices' traffic and its statistics.
+
+    It depends on the kernel address space its devices walk (``space``), the engine that schedules
+    its probes, the checker that classifies a walk through a stale entry and the kernel's trace,
+    and on nothing else of the kernel.
+    """
 
     def __init__(
         self,
-        kernel: Kernel,
+        space: AddressSpace,
+        engine: Engine,
+        checker: Checker,
+        trace: Trace,
         index: int,
         geometry: Sequence[CacheLevel | SharedCache],
         *,
@@ -93,12 +108,18 @@ class IommuUnit:
         user_slots: int,
         walks_kernel_half: bool,
         seed: int,
-        bound_mms: int | None = None,
+        sva_mms: int,
+        bound_mms: int,
     ) -> None:
-        self.kernel = kernel
+        self.space = space
+        self.engine = engine
+        self.checker = checker
+        self.trace = trace
         self.index = index
+        #: SVA mms bound in the machine (the PASIDs a scripted probe may name)
+        self.sva_mms = sva_mms
         # SVA mms bound on this IOMMU (explorer.sim.sva.bound_counts); its devices serve only them.
-        self.bound_mms = kernel.sva_mms if bound_mms is None else bound_mms
+        self.bound_mms = bound_mms
         if self.bound_mms == 0:  # no SVA device here: no PASID walks at all
             walk_rate = probe_rate = 0.0
         # level -> its cache; the levels of a SharedCache map to one SetAssocLRU
@@ -121,8 +142,7 @@ class IommuUnit:
         self.probe_mms = max(1, min(probe_mms, self.bound_mms))
         self.user_slots = user_slots
         self.walks_kernel_half = walks_kernel_half
-        self.rng_walk = random.Random(seed * 7919 + 1000 + index)
-        self.rng_probe = random.Random(seed * 7919 + 2000 + index)
+        self.rng_walk, self.rng_probe = iommu_streams(seed, index)
         self.next_walk = -1
         self.hits = 0
         self.misses = 0
@@ -147,7 +167,7 @@ class IommuUnit:
         self._walk_levels = [(self.caches[lv].sets, self.caches[lv].nsets, self.caches[lv].ways, 9 * i,
                               -1 - (i << 40) if lv in shared else -1)
                              for i, lv in enumerate(self._levels)]
-        self._cache_of = {lv: self.cache_for(lv) for lv in kernel.slot_level} if self.caches else {}
+        self._cache_of = {lv: self.cache_for(lv) for lv in dict.fromkeys(space.slot_level)} if self.caches else {}
         self._topo: SvaTopology | None = None
         self._walk_ctx: tuple[Any, ...] = ()
         self._probe_ctx: tuple[Any, ...] = ()
@@ -156,31 +176,29 @@ class IommuUnit:
     def _contexts(self) -> None:
         """What the hot paths read, in one tuple each (one load instead of a dozen attribute loads).
 
-        The kernel's lists and deque are changed in place, never replaced; the unit's parameters are
-        fixed once it has started.
+        The address space's lists and deque are changed in place, never replaced; the unit's
+        parameters are fixed once it has started.
         """
-        k = self.kernel
-        self._walk_ctx = (self.rng_walk.random, self.rng_walk.expovariate, self.user_slots, self.walk_rate,
-                          self._walk_levels)
-        self._probe_ctx = (self.rng_probe.random, self.rng_probe.expovariate, self.probe_mms, self.adversarial,
-                           k.recent_unlinked, self.walks_kernel_half, k.slot_level, self._cache_of, k.slot_table,
-                           self.probe_rate, k.engine, self.probe)
+        sp = self.space
+        self._walk_ctx = (self.rng_walk.random, self.user_slots, self.walk_rate, self._walk_levels)
+        self._probe_ctx = (self.rng_probe.random, self.probe_mms, self.adversarial, sp.recent_unlinked,
+                           self.walks_kernel_half, sp.slot_level, self._cache_of, sp.slot_table, sp.kernel_slots,
+                           self.probe_rate, self.engine, self.engine.call_at, self.probe, self.checker)
 
     # -- device traffic -----------------------------------------------------------------------
     def start(self) -> None:
         self._contexts()
-        k = self.kernel
         if self.walk_rate > 0:
-            self.next_walk = k.exp_gap(self.rng_walk, self.walk_rate)
+            self.next_walk = exp_gap(self.rng_walk, self.walk_rate)
         if self.probe_rate > 0:
-            k.engine.call_in(k.exp_gap(self.rng_probe, self.probe_rate), self.probe)
+            self.engine.call_in(exp_gap(self.rng_probe, self.probe_rate), self.probe)
 
     def catch_up(self, t: int) -> None:
         """Replay the user-address walks up to time ``t``."""
         nxt = self.next_walk
         if nxt < 0 or nxt > t:
             return
-        rnd, expo, slots, rate, levels = self._walk_ctx
+        rnd, slots, rate, levels = self._walk_ctx
         mms = self.bound_mms
         hits = misses = walks = 0
         while nxt <= t:
@@ -198,10 +216,7 @@ class IommuUnit:
                         st.popitem(last=False)
                     misses += 1
             walks += 1
-            if EXPOVARIATE_INLINE:
-                nxt += int(-_log(1.0 - rnd()) / rate * 1e9) + 1
-            else:
-                nxt += int(expo(rate) * 1e9) + 1
+            nxt += int(-log(1.0 - rnd()) / rate * 1e9) + 1  # exp_gap, inlined
         self.next_walk = nxt
         self.hits += hits
         self.misses += misses
@@ -214,15 +229,13 @@ class IommuUnit:
         return c
 
     def probe(self, _: Any = None) -> None:
-        (rnd, expo, probe_mms, adversarial, recent, walks_kernel_half, slot_level, cache_of, slot_table, rate, eng,
-         again) = self._probe_ctx
+        (rnd, probe_mms, adversarial, recent, walks_kernel_half, slot_level, cache_of, slot_table, kslots, rate, eng,
+         call_at, again, checker) = self._probe_ctx
         now = eng.now
         if 0 <= self.next_walk <= now:
             self.catch_up(now)
         self.probes += 1
         mm = int(rnd() * probe_mms)
-        k = self.kernel
-        kslots = k.kernel_slots
         if adversarial:
             slot = recent[int(rnd() * len(recent))] if recent and rnd() < 0.5 else int(rnd() * kslots)
         else:
@@ -240,7 +253,7 @@ class IommuUnit:
                 st.move_to_end(key)
                 self.hits += 1
                 if not entry.linked:
-                    k.checker.stale_walk(self, mm, slot, entry)
+                    checker.stale_walk(self, mm, slot, entry)
             else:
                 self.misses += 1
                 table = slot_table[slot]
@@ -248,45 +261,38 @@ class IommuUnit:
                     st[key] = table
                     if len(st) > cache.ways:
                         st.popitem(last=False)
-        # engine.call_in(exp_gap(rng, probe_rate), probe) inlined
-        if EXPOVARIATE_INLINE:
-            gap = int(-_log(1.0 - rnd()) / rate * 1e9) + 1
-        else:
-            gap = int(expo(rate) * 1e9) + 1
-        eng._seq += 1
-        heappush(eng._heap, (now + gap, eng._seq, again, None))
+        call_at(now + int(-log(1.0 - rnd()) / rate * 1e9) + 1, again)  # the next probe; exp_gap, inlined
 
     def probe_slot(self, mm: int, slot: int) -> str:
         """One probe of kernel ``slot`` by a device of SVA mm ``mm``, now (a scripted probe: the
         same lookup as :meth:`probe`, without its draws). Returns ``hit``, ``miss`` or ``none``."""
-        k = self.kernel
-        now = k.engine.now
+        sp = self.space
+        now = self.engine.now
         if 0 <= self.next_walk <= now:
             self.catch_up(now)
-        if not (self.walks_kernel_half and 0 <= mm < k.sva_mms and 0 <= slot < k.kernel_slots):
+        if not (self.walks_kernel_half and 0 <= mm < self.sva_mms and 0 <= slot < sp.kernel_slots):
             return "none"
         self.probes += 1
-        key = mm * k.kernel_slots + slot
-        cache = self.cache_for(k.slot_level[slot])
+        key = mm * sp.kernel_slots + slot
+        cache = self.cache_for(sp.slot_level[slot])
         st = cache.sets[key % cache.nsets]
         entry: PageTable | None = st.get(key)
         if entry is not None:
             st.move_to_end(key)
             self.hits += 1
-            if k.tracer is not None:
-                k.trace("probe", iommu=self.index, pasid_mm=mm, slot=slot, result="hit", pfn=entry.page)
+            self.trace("probe", iommu=self.index, pasid_mm=mm, slot=slot, result="hit", pfn=entry.page)
             if not entry.linked:
-                k.checker.stale_walk(self, mm, slot, entry)
+                self.checker.stale_walk(self, mm, slot, entry)
             return "hit"
         self.misses += 1
-        table = k.slot_table[slot]
+        table = sp.slot_table[slot]
         if table is not None:
             st[key] = table
             if len(st) > cache.ways:
                 st.popitem(last=False)
-        if k.tracer is not None:
-            k.trace("probe", iommu=self.index, pasid_mm=mm, slot=slot, result="miss",
-                    cached=table.page if table is not None else "-")
+        # scripted probes are few: trace() itself checks whether tracing is on
+        self.trace("probe", iommu=self.index, pasid_mm=mm, slot=slot, result="miss",
+                   cached=table.page if table is not None else "-")
         return "miss"
 
     def topology(self, sva_mms: int, pasids_per_mm: int, iommus: int) -> SvaTopology:
@@ -298,7 +304,7 @@ class IommuUnit:
 
     # -- invalidation -------------------------------------------------------------------------
     def invalidate(self, scope: str) -> None:
-        self.catch_up(self.kernel.engine.now)
+        self.catch_up(self.engine.now)
         self.invalidations += 1
         kernel_only = scope == "kernel"
         for c in self._unique:
@@ -306,7 +312,7 @@ class IommuUnit:
 
     # -- inspection -----------------------------------------------------------------------------
     def occupancy(self) -> dict[str, Any]:
-        self.catch_up(self.kernel.engine.now)
+        self.catch_up(self.engine.now)
         kernel_entries = 0
         stale = 0
         total = 0

@@ -1,4 +1,7 @@
-"""The simulated kernel: page tables, ``pagetable_free()`` dispatch, contexts and the IOMMU flush.
+"""The simulated kernel: unlink, ``pagetable_free()`` dispatch, the IOMMU flush, CPUs and kworkers.
+
+Its parts live beside it: the kernel address space (slots, their tables, refills) in ``space.py``,
+the contexts it hands to plugins in ``contexts.py``, what it counts in ``stats.py``.
 
 The dispatch is the seed patch's::
 
@@ -14,42 +17,28 @@ from __future__ import annotations
 
 import inspect
 import random
-import sys
-import zlib
-from collections import deque
-from collections.abc import Callable, Generator, Sequence
-from heapq import heappush
-from math import log as _log
+from collections.abc import Callable, Generator
 from types import GeneratorType
 from typing import Any, Protocol, cast
 
-from explorer.api import FlushBatch, FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
+from explorer.contract import FlushBatch, FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
 from explorer.sim.checker import Checker
-from explorer.sim.engine import Engine, Mutex, PluginError, PluginMistake, SimulatorError, source_location
+from explorer.sim.contexts import BY_PAGETABLE_FREE, KWORKER, KernelContext, SpinLock, guard
+from explorer.sim.engine import Engine, Mutex, PluginError, PluginMistake, SimulatorError
 from explorer.sim.hookcheck import check_flush_cost
 from explorer.sim.iommu import IommuUnit
-from explorer.sim.memory import EXPOVARIATE_INLINE, UNLINKED, BackgroundTraffic, Memory, PageTable
-from explorer.sim.metrics import BySource, LogHistogram, TimeSeries
+from explorer.sim.memory import UNLINKED, Memory, PageTable
+from explorer.sim.metrics import LogHistogram
+from explorer.sim.space import AddressSpace
+from explorer.sim.stats import KernelStats
+from explorer.sim.streams import named_stream
 from explorer.sim.workqueue import Timer, WorkItem
-
-KWORKER = "kworker"
-
-#: The freeing context (``free ... by=``, ``unflushed_free.by_context``) of a table that
-#: ``pagetable_free()`` sent straight to the allocator (unmarked, a user table, or the async option
-#: off), and of a bootmem table freed without ``pagetable_free()``: no strategy was involved.
-BY_PAGETABLE_FREE = "caller:__pagetable_free"
-BY_BOOTMEM = "caller:bootmem"
 
 
 class TraceSink(Protocol):
     """Takes each kernel trace record ``(time_ns, event, fields)`` as it happens."""
 
     def append(self, record: tuple[int, str, dict[str, Any]], /) -> None: ...
-
-
-def stream_seed(seed: int, name: str) -> int:
-    """A seed for one named random stream: independent of every other stream and of hash salt."""
-    return (seed * 1_000_003) ^ zlib.crc32(name.encode())
 
 
 def takes_batch(invalidate: Callable[..., Any]) -> bool:
@@ -61,369 +50,6 @@ def takes_batch(invalidate: Callable[..., Any]) -> bool:
         return False
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return (any(p.name == "batch" or p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 3)
-
-
-def guard(gen: Generator[Any, Any, Any], kind: str, name: str) -> Generator[Any, Any, Any]:
-    """Run a plugin's generator, turning its exceptions into :class:`PluginError`."""
-    try:
-        return (yield from gen)
-    except SimulatorError:
-        raise
-    except Exception as exc:
-        raise PluginError(kind, name, exc) from exc
-
-
-class SpinLock:
-    __slots__ = ("contended", "holders", "name")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        # The contexts inside the lock now. The model does not spin: a section that yields while
-        # holding the lock overlaps another's, and that overlap is what ``contended`` counts.
-        self.holders: list[KernelContext] = []
-        self.contended = 0
-
-
-class _Held:
-    """``with k.spin_lock(lock):`` — atomic inside; the lock/unlock cost is charged to the CPU."""
-
-    __slots__ = ("ctx", "lock")
-
-    def __init__(self, ctx: KernelContext, lock: SpinLock) -> None:
-        self.ctx = ctx
-        self.lock = lock
-
-    def __enter__(self) -> SpinLock:
-        ctx = self.ctx
-        holders = self.lock.holders
-        if holders and any(h is not ctx for h in holders):
-            self.lock.contended += 1
-        holders.append(ctx)
-        ctx.atomic_depth += 1
-        ctx.debt += ctx.kernel.spinlock_ns
-        return self.lock
-
-    def __exit__(self, *exc: object) -> None:
-        self.ctx.atomic_depth -= 1
-        self.lock.holders.remove(self.ctx)
-
-
-class KernelContext:
-    """Implements :class:`explorer.api.KernelServices` for one CPU in one context."""
-
-    __slots__ = ("atomic_depth", "base_atomic", "by", "cpu", "debt", "kernel", "made", "source")
-
-    def __init__(self, kernel: Kernel, cpu: int, atomic: bool, source: str, by: str = "caller") -> None:
-        self.kernel = kernel
-        self.cpu = cpu
-        self.base_atomic = atomic
-        self.atomic_depth = 0
-        self.source = source
-        #: the freeing context a free in this context is attributed to: ``caller`` (the strategy,
-        #: inline in the code that unlinked the table), ``kworker:WORK`` (a work function), ``timer``
-        self.by = by
-        self.debt = 0  # CPU time owed (lock/free costs), paid when the kernel call returns
-        #: kernel services handed out in this step, with where they were asked for: one never
-        #: started when the step ends was called without ``yield from`` (see check_services)
-        self.made: list[tuple[Generator[Any, Any, None], str, int]] | None = None
-
-    @property
-    def now(self) -> int:
-        return self.kernel.engine.now
-
-    @property
-    def in_atomic(self) -> bool:
-        return self.base_atomic or self.atomic_depth > 0
-
-    def spinlock(self, name: str) -> SpinLock:
-        lock = SpinLock(name)
-        self.kernel.spinlocks.append(lock)
-        return lock
-
-    def spin_lock(self, lock: SpinLock) -> _Held:
-        return _Held(self, lock)
-
-    def work(self, name: str, func: Callable[..., Any], oneshot: bool = False) -> WorkItem:
-        item = WorkItem(self.kernel, name, func)
-        if oneshot:
-            item.oneshot = True  # kfree()d once it has run: the kernel forgets it (Kernel.work_done)
-            self.kernel.oneshot_live += 1
-        self.kernel.work_items.append(item)
-        return item
-
-    def schedule_work(self, work: WorkItem) -> bool:
-        queued = work.schedule(self.cpu)
-        if self.kernel.tracer is not None:  # tracing is off unless asked: skip building the fields
-            self.kernel.trace("schedule_work", cpu=self.cpu, work=work.name, queued=queued)
-        return queued
-
-    def start_timer(self, delay_ns: int, func: Callable[..., Any]) -> Timer:
-        k = self.kernel
-        k.timers_started += 1
-        t = Timer(k, func, self.cpu, self.source, k.engine.now + int(delay_ns), k.timers_started)
-        k.engine.call_in(int(delay_ns), t.fire)
-        if k.tracer is not None:  # tracing is off unless asked: skip building the fields
-            k.trace("timer_start", cpu=self.cpu, timer=t.id, source=self.source, delay_ns=int(delay_ns))
-        return t
-
-    def might_sleep(self) -> None:
-        if self.in_atomic:
-            self.kernel.checker.sleep_in_atomic(self.source, self.cpu, "might_sleep")
-        elif self.kernel.cpu_waiters[self.cpu] and self.source != KWORKER:
-            self.kernel.preemption_point(self.cpu)
-
-    def iommu_sva_invalidate_kva_range(self) -> Generator[Any, Any, None]:
-        gen = self.kernel.iommu_sva_invalidate_kva_range(self)
-        caller = sys._getframe(1)  # where it was asked for, formatted only if it is never run
-        made = self.made
-        if made is None:
-            self.made = [(gen, caller.f_code.co_filename, caller.f_lineno)]
-        else:
-            made.append((gen, caller.f_code.co_filename, caller.f_lineno))
-        return gen
-
-    def check_services(self) -> None:
-        """At the end of a step: a kernel service asked for and never started was called without
-        ``yield from`` (the generator was made and dropped: the flush silently never ran)."""
-        made, self.made = self.made, None
-        for made_gen, filename, line in made or ():
-            gen = cast(GeneratorType, made_gen)  # type: ignore[type-arg]
-            if gen.gi_frame is not None and not gen.gi_suspended and not gen.gi_running:  # never started
-                gen.close()
-                name = gen.gi_code.co_name
-                raise PluginMistake(source_location(filename, line),
-                                    f"called k.{name}() without `yield from`: the call only makes a generator, so the "
-                                    f"{name} never ran; write `yield from k.{name}()`")
-
-    def free_now(self, pt: PageTable) -> None:
-        self.kernel.free_table(self, pt)
-
-    def free_each(self, pts: Any) -> Generator[Any, Any, None]:
-        """``__pagetable_free()`` of each table in turn: a page reaches the allocator when its own
-        free ends (``kernel.free_page_ns`` after the previous one), not when the whole list is done."""
-        k = self.kernel
-        cost = k.free_page_ns
-        for pt in pts:
-            if cost:
-                yield cost
-            k.free_table(self, pt)
-            self.debt -= cost  # free_table() charged it to the debt: it was spent just above
-
-
-class WorkloadContext:
-    """Implements :class:`explorer.api.WorkloadServices` for one workload source."""
-
-    def __init__(self, kernel: Kernel, name: str, seed: int) -> None:
-        self.kernel = kernel
-        self.name = name
-        self.rng = random.Random(seed)
-        # Arrival times, CPUs and table picks each draw from their own stream, and arrivals are
-        # open-loop (measured from the previous arrival, not from when the last operation ended):
-        # the same seed gives the same workload whatever the strategy does with it.
-        self._rng_time = random.Random(seed ^ 0x5EED_0001)
-        self._rng_cpu = random.Random(seed ^ 0x5EED_0002)
-        self._rng_pick = random.Random(seed ^ 0x5EED_0003)
-        self._next_arrival = 0
-        self.in_op = 0
-
-    @property
-    def now(self) -> int:
-        return self.kernel.engine.now
-
-    @property
-    def cpus(self) -> int:
-        return self.kernel.cpus
-
-    def interarrival(self, rate_per_s: float) -> int:
-        if rate_per_s <= 0:
-            return 1 << 62
-        self._next_arrival += self.kernel.exp_gap(self._rng_time, rate_per_s)
-        return max(0, self._next_arrival - self.kernel.engine.now)
-
-    def pick_cpu(self, spec: str) -> int:
-        return self.kernel.pick_cpu(self._rng_cpu, spec)
-
-    def free_kernel_tables(
-        self,
-        count: int,
-        *,
-        cpu: int,
-        atomic: bool,
-        level: int = 1,
-        marked: bool = True,
-        via_pagetable_free: bool = True,
-        cpu_flush_ns: int = 0,
-        after_flush_ns: int = 0,
-        unlink: bool = True,
-        unmarked: float = 0.0,
-        slot: int | None = None,
-    ) -> Generator[Any, Any, int]:
-        k = self.kernel
-        self.in_op += 1
-        done = 0
-        ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
-        k.task_enter(ctx.cpu, atomic)
-        try:
-            for i in range(count):
-                if slot is None:
-                    pt = k.pick_linked_table(self._rng_pick, level)
-                else:  # a scripted event names its tables
-                    s = slot + i
-                    pt = k.slot_table[s] if 0 <= s < k.kernel_slots else None
-                    if pt is None:
-                        k.starved.add(self.name)
-                        continue
-                if pt is None:
-                    k.starved.add(self.name)
-                    break
-                if not marked or (unmarked and self._unmarked(unmarked)):
-                    pt.marked = False
-                if unlink:
-                    k.unlink(pt, self.name, ctx.cpu)
-                else:
-                    pt.source = self.name
-                if cpu_flush_ns:
-                    yield cpu_flush_ns
-                    k.tlb_flush_calls += 1  # flush_tlb_kernel_range() returns
-                    if k.tlb_flush_hook is not None:
-                        yield from k.kernel_tlb_flush(ctx)
-                if via_pagetable_free:
-                    yield from k.pagetable_free(ctx, pt)
-                else:
-                    # Bootmem pages: freed straight to the allocator, pagetable_free() never sees them.
-                    k.bypassed.add(self.name)
-                    k.free_table(ctx, pt, BY_BOOTMEM)
-                done += 1
-            if after_flush_ns:
-                yield after_flush_ns
-                k.tlb_flush_calls += 1  # flush_tlb_all() returns
-                if k.tlb_flush_hook is not None:
-                    yield from k.kernel_tlb_flush(ctx)
-            if ctx.debt:
-                debt, ctx.debt = ctx.debt, 0
-                yield debt
-        finally:
-            self.in_op -= 1
-        # not in the finally: a generator closed mid-operation (a run dropped) starts no kworker
-        k.task_leave(ctx.cpu, atomic)
-        return done
-
-    def _unmarked(self, share: float) -> bool:
-        """Whether the next table lacks the kernel mark: a draw only for a share strictly between
-        0 and 1, so the draws of a source that sets none stay as they were."""
-        return share >= 1.0 or self.rng.random() < share
-
-    def free_kernel_group(
-        self,
-        levels: Sequence[int],
-        *,
-        cpu: int,
-        atomic: bool = False,
-        flush_ns: int = 0,
-        unmarked: float = 0.0,
-    ) -> Generator[Any, Any, int]:
-        k = self.kernel
-        self.in_op += 1
-        ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
-        k.task_enter(ctx.cpu, atomic)
-        try:
-            group = []
-            for level in levels:  # clear every parent entry first ...
-                pt = k.pick_linked_table(self._rng_pick, level)
-                if pt is None:
-                    k.starved.add(self.name)
-                    break
-                if unmarked and self._unmarked(unmarked):
-                    pt.marked = False
-                k.unlink(pt, self.name, ctx.cpu)
-                group.append(pt)
-            if flush_ns:  # ... then one CPU TLB flush for the group ...
-                yield flush_ns
-                k.tlb_flush_calls += 1
-                if k.tlb_flush_hook is not None:
-                    yield from k.kernel_tlb_flush(ctx)
-            for pt in group:  # ... then free them, in order
-                yield from k.pagetable_free(ctx, pt)
-            if ctx.debt:
-                debt, ctx.debt = ctx.debt, 0
-                yield debt
-        finally:
-            self.in_op -= 1
-        k.task_leave(ctx.cpu, atomic)
-        return len(group)
-
-    def flush_tlb_kernel(self, flush_ns: int, *, cpu: int, atomic: bool = False) -> Generator[Any, Any, None]:
-        k = self.kernel
-        self.in_op += 1
-        ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
-        k.task_enter(ctx.cpu, atomic)
-        try:
-            if flush_ns:
-                yield flush_ns
-            k.tlb_flush_calls += 1
-            if k.tlb_flush_hook is not None:
-                yield from k.kernel_tlb_flush(ctx)
-            if ctx.debt:
-                debt, ctx.debt = ctx.debt, 0
-                yield debt
-        finally:
-            self.in_op -= 1
-        k.task_leave(ctx.cpu, atomic)
-
-    # -- for scripted workloads (explorer.api.WorkloadServices) ---------------------------------
-    @property
-    def kernel_slots(self) -> int:
-        return self.kernel.kernel_slots
-
-    @property
-    def iommus(self) -> int:
-        return len(self.kernel.iommus)
-
-    def linked_slots(self, level: int = 0) -> list[int]:
-        k = self.kernel
-        return sorted(s for s in k.linked_slots if not level or k.slot_level[s] == level)
-
-    def spawn(self, step: Generator[Any, Any, Any]) -> None:
-        self.in_op += 1  # the run is not quiet (nor cut at its duration) while the process runs
-
-        def done(_: Any) -> None:
-            self.in_op -= 1
-
-        self.kernel.engine.start(guard(step, "workload", self.name), done)
-
-    def device_probe(self, iommu: int, slot: int, mm: int = 0) -> str:
-        units = self.kernel.iommus
-        if not 0 <= iommu < len(units):
-            return "none"
-        return units[iommu].probe_slot(mm, slot)
-
-    def alloc_pages(self, cpu: int, count: int = 1) -> list[int]:
-        k = self.kernel
-        cpu %= k.cpus
-        pages = [k.memory.alloc_data(cpu) for _ in range(count)]
-        if k.tracer is not None:
-            for page in pages:
-                k.trace("alloc", cpu=cpu, pfn=page, source=self.name)
-        return pages
-
-    def free_user_tables(self, count: int, *, cpu: int, atomic: bool) -> Generator[Any, Any, int]:
-        k = self.kernel
-        self.in_op += 1
-        ctx = KernelContext(k, cpu % k.cpus, atomic, self.name)
-        k.task_enter(ctx.cpu, atomic)
-        try:
-            tables = [k.memory.alloc_table(ctx.cpu, 1, False, -1, self.name) for _ in range(count)]
-            for pt in tables:
-                k.unlink(pt, self.name, ctx.cpu)
-                yield from k.pagetable_free(ctx, pt)
-            if ctx.debt:
-                debt, ctx.debt = ctx.debt, 0
-                yield debt
-        finally:
-            self.in_op -= 1
-        # not in the finally: a generator closed mid-operation (a run dropped) starts no kworker
-        k.task_leave(ctx.cpu, atomic)
-        return count
 
 
 class Kernel:
@@ -467,8 +93,6 @@ class Kernel:
         self.cpu_tasks = [0] * cpus
         self.cpu_atomic = [0] * cpus
         self.cpu_waiters: list[list[WorkItem]] = [[] for _ in range(cpus)]
-        self.kworker_wait_ns = 0  # time woken kworkers waited for their CPU
-        self.kworker_waits = 0
         self.spinlock_ns = spinlock_ns
         self.free_page_ns = free_page_ns
         self.strategy = strategy
@@ -482,9 +106,7 @@ class Kernel:
         # The strategy's flush_tlb_kernel() hook (the v3 design), if it overrides the base class's.
         hook = getattr(type(strategy), "flush_tlb_kernel", None)
         self.tlb_flush_hook = hook if hook is not None and hook is not FreeStrategy.flush_tlb_kernel else None
-        self.tlb_flush_calls = 0  # flush_tlb_kernel_range() / flush_tlb_all() calls by the workloads
         self.oneshot_live = 0  # one-shot work items allocated and not yet done
-        self.oneshot_runs = 0  # runs of one-shot items already forgotten
         self.walks_kernel_half = walks_kernel_half
         #: the flush-before-free invariant applies: an SVA mm is bound and its IOMMUs can walk
         #: the kernel half (x86: yes; arm64 SMMUv3 with EPD1: no; no IOMMU: no)
@@ -498,74 +120,24 @@ class Kernel:
         self.timers_started = 0  # numbers the timers in the trace
         self.iommus: list[IommuUnit] = []
         self.sva_binds: Any = None  # explorer.sim.sva.BindTraffic when iommu.bind_rate > 0
-        self.rng_refill = random.Random(stream_seed(seed, "kernel/refill"))
-        self.rng_bg = random.Random(stream_seed(seed, "kernel/background"))
-        self.recent_unlinked: deque[int] = deque(maxlen=64)
+        self.rng_bg = named_stream(seed, "kernel/background")
         # where trace records go: a bounded deque (the TUI's log) or a file writer (run --trace)
         self.tracer: TraceSink | None = None
 
-        # Kernel address space: one table per slot; every 32nd slot is mapped through a PMD table.
-        self.slot_level = [2 if s % 32 == 31 else 1 for s in range(kernel_slots)]
-        self.slot_table: list[PageTable | None] = [None] * kernel_slots
-        self.linked_slots: list[int] = []
-        self.slot_pos: list[int] = [-1] * kernel_slots
-        # for unlink(): the refill rate (per second) and one bound _refill instead of one per unlink
-        self._refill_rate = 1e9 / slot_refill_ns if slot_refill_ns else 0.0
-        self._refill_fn = self._refill
-        for s in range(kernel_slots):
-            self._populate(s, s % cpus)
+        # Kernel address space: one table per slot, linked now (and refilled after each unlink).
+        self.space = AddressSpace(self.memory, engine, kernel_slots, cpus, slot_refill_ns,
+                                  named_stream(seed, "kernel/refill"))
 
-        # Metrics.
+        #: what the kernel counts (explorer.sim.stats)
+        self.stats = KernelStats()
         self.pending: dict[int, PageTable] = {}  # page -> table unlinked, not yet freed
-        self.unlinked_total = 0
-        self.freed_total = 0
-        self.kernel_freed = 0
-        self.user_freed = 0
-        self.kernel_unlinked = 0
-        self.strategy_calls = 0
-        self.worker_cpu_ns = 0
-        self.flushes = 0
-        self.flush_time_ns = 0
         self._flush_units_cache: list[tuple[IommuUnit, SvaTopology, Callable[[str], None]]] = []
         # A model that declares invalidate_kernel_range(now, topo, batch) is told what each flush covers.
         self._model_takes_batch = takes_batch(iommu_model.invalidate_kernel_range)
         self._last_flush_start = -1
-        self.mutex_contended = 0
         self.spinlocks: list[SpinLock] = []  # every lock a strategy created, for their contention count
-        self.peak_pending = 0
-        self.page_ns = 0  # integral of pending tables over time
-        self._last_change = 0
-        self.flush_hist = LogHistogram()
-        # Per workload source (the caller's source; a table's own source for latency); the totals
-        # (``latency``, ``caller``) are their merge, made when read: a merge is exact.
-        self.latency_by_source: dict[str, LogHistogram] = {}
-        self.caller_by_source: dict[str, LogHistogram] = {}
-        self.flushes_by_source = BySource()
-        self.freed_by_source = BySource()
-        self.unlinked_by_source = BySource()
-        self.starved = BySource()
-        self.bypassed = BySource()
-        self.queue_series = TimeSeries(mode="max")
-        self.flush_series = TimeSeries(mode="sum")
-        self.free_series = TimeSeries(mode="sum")
-
-    @property
-    def latency(self) -> LogHistogram:
-        """Unlink-to-free time of every kernel table freed (all sources)."""
-        return LogHistogram.merged(self.latency_by_source.values())
-
-    @property
-    def caller(self) -> LogHistogram:
-        """Time spent in ``pagetable_free()`` by its callers (all sources)."""
-        return LogHistogram.merged(self.caller_by_source.values())
 
     # -- helpers ----------------------------------------------------------------------------
-    @staticmethod
-    def exp_gap(rng: random.Random, rate_per_s: float) -> int:
-        if EXPOVARIATE_INLINE:  # exactly rng.expovariate(rate_per_s), one Python call fewer (memory.py)
-            return int(-_log(1.0 - rng.random()) / rate_per_s * 1e9) + 1
-        return int(rng.expovariate(rate_per_s) * 1e9) + 1
-
     def pick_cpu(self, rng: random.Random, spec: str) -> int:
         spec = spec.strip()
         if spec in ("", "all"):
@@ -585,77 +157,41 @@ class Kernel:
 
         (Inlined in :meth:`unlink` and :meth:`free_table`; keep them in step.)
         """
+        st = self.stats
         now = self.engine.now
         n = len(self.pending)
-        self.page_ns += (n - delta) * (now - self._last_change)
-        self._last_change = now
-        if n > self.peak_pending:
-            self.peak_pending = n
-        self.queue_series.add(now, n)
+        st.page_ns += (n - delta) * (now - st.last_change)
+        st.last_change = now
+        if n > st.peak_pending:
+            st.peak_pending = n
+        st.queue_series.add(now, n)
 
-    # -- kernel address space ----------------------------------------------------------------
-    def _populate(self, slot: int, cpu: int) -> None:
-        table = self.memory.alloc_table(cpu, self.slot_level[slot], True, slot, "kernel")
-        self.slot_table[slot] = table
-        self.slot_pos[slot] = len(self.linked_slots)
-        self.linked_slots.append(slot)
-
-    def _refill(self, slot: int) -> None:
-        if self.slot_table[slot] is None:
-            self._populate(slot, int(self.rng_refill.random() * self.cpus))
-
-    def pick_linked_table(self, rng: random.Random, level: int = 0) -> PageTable | None:
-        linked = self.linked_slots
-        if not linked:
-            return None
-        slot = linked[int(rng.random() * len(linked))]
-        if level and self.slot_level[slot] != level:
-            # one slot in 32 maps through a PMD table: try long enough to find one (7 tries were
-            # enough for the PTE tables, which are the rest)
-            for _ in range(7 if level == 1 else 255):
-                cand = linked[int(rng.random() * len(linked))]
-                if self.slot_level[cand] == level:
-                    slot = cand
-                    break
-        return self.slot_table[slot]
-
+    # -- unlink -------------------------------------------------------------------------------
     def unlink(self, pt: PageTable, source: str, cpu: int) -> None:
         """Clear the parent entry: no walk from the root reaches ``pt`` any more."""
+        st = self.stats
         pt.linked = False
         pt.source = source
         pt.unlinked_at = self.engine.now
         pt.cpu = cpu
         self.memory.state[pt.page] = UNLINKED
-        self.unlinked_total += 1
-        pt.unlink_no = self.unlinked_total  # orders the unlink against invalidation starts (flush_cover)
-        us = self.unlinked_by_source  # BySource.add(), inlined
+        st.unlinked_total += 1
+        pt.unlink_no = st.unlinked_total  # orders the unlink against invalidation starts (flush_cover)
+        us = st.unlinked_by_source  # BySource.add(), inlined
         us.total += 1
         us.by_source[source] = us.by_source.get(source, 0) + 1
-        slot = pt.slot
-        if slot >= 0 and self.slot_table[slot] is pt:
-            self.kernel_unlinked += 1
-            self.slot_table[slot] = None
-            pos = self.slot_pos[slot]
-            last = self.linked_slots.pop()
-            if last != slot:
-                self.linked_slots[pos] = last
-                self.slot_pos[last] = pos
-            self.slot_pos[slot] = -1
-            self.recent_unlinked.append(slot)
-            refill = self.exp_gap(self.rng_refill, self._refill_rate) if self.slot_refill_ns else 0
-            engine = self.engine  # engine.call_in(refill, self._refill, slot), inlined
-            engine._seq += 1
-            heappush(engine._heap, (engine.now + refill, engine._seq, self._refill_fn, slot))
+        if self.space.take(pt):
+            st.kernel_unlinked += 1
         pending = self.pending
         pending[pt.page] = pt
         # _pending_changed(+1), inlined (with TimeSeries.add's fast path: the bin exists)
         now = self.engine.now
         n = len(pending)
-        self.page_ns += (n - 1) * (now - self._last_change)
-        self._last_change = now
-        if n > self.peak_pending:
-            self.peak_pending = n
-        qs = self.queue_series
+        st.page_ns += (n - 1) * (now - st.last_change)
+        st.last_change = now
+        if n > st.peak_pending:
+            st.peak_pending = n
+        qs = st.queue_series
         i = now // qs.width
         bins = qs.bins
         if i < len(bins):
@@ -664,15 +200,16 @@ class Kernel:
         else:
             qs.add(now, n)
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
-            self.trace("unlink", cpu=cpu, pfn=pt.page, slot=slot, level=pt.level, source=source)
+            self.trace("unlink", cpu=cpu, pfn=pt.page, slot=pt.slot, level=pt.level, source=source)
 
     # -- the free path -----------------------------------------------------------------------
     def pagetable_free(self, ctx: KernelContext, pt: PageTable) -> Generator[Any, Any, None]:
+        st = self.stats
         t0 = self.engine.now
         if pt.marked:  # ptdesc_test_kernel()
             pt.marked = False  # ptdesc_clear_kernel()
             if self.async_free:
-                self.strategy_calls += 1
+                st.strategy_calls += 1
                 if self.tracer is not None:  # tracing is off unless asked: skip building the fields
                     self.trace("pagetable_free_kernel", cpu=ctx.cpu, pfn=pt.page, source=ctx.source)
                 try:
@@ -694,9 +231,9 @@ class Kernel:
         if ctx.debt:
             debt, ctx.debt = ctx.debt, 0
             yield debt
-        h = self.caller_by_source.get(ctx.source)
+        h = st.caller_by_source.get(ctx.source)
         if h is None:
-            h = self.caller_by_source[ctx.source] = LogHistogram()
+            h = st.caller_by_source[ctx.source] = LogHistogram()
         h.record(self.engine.now - t0)
 
     def free_table(self, ctx: KernelContext, pt: PageTable, by: str | None = None) -> None:
@@ -706,6 +243,7 @@ class Kernel:
         bypass the strategy). A kernel table freed while an IOMMU that walks the kernel half has
         not completed an invalidation started after its unlink is an ``unflushed_free``.
         """
+        st = self.stats
         if pt.freed:
             self.checker.double_free(pt, ctx.source)
             return
@@ -718,9 +256,9 @@ class Kernel:
         del pending[pt.page]
         # _pending_changed(-1), inlined: a shrinking queue sets no new peak
         n = len(pending)
-        self.page_ns += (n + 1) * (now - self._last_change)
-        self._last_change = now
-        qs = self.queue_series
+        st.page_ns += (n + 1) * (now - st.last_change)
+        st.last_change = now
+        qs = st.queue_series
         i = now // qs.width
         bins = qs.bins
         if i < len(bins):  # queue_series is a "max" series
@@ -729,26 +267,26 @@ class Kernel:
         else:
             qs.add(now, n)
         self.memory.free(pt.page, ctx.cpu)
-        self.freed_total += 1
+        st.freed_total += 1
         source = pt.source
-        fs = self.freed_by_source  # BySource.add(), inlined
+        fs = st.freed_by_source  # BySource.add(), inlined
         fs.total += 1
         fs.by_source[source] = fs.by_source.get(source, 0) + 1
         ctx.debt += self.free_page_ns
         if pt.kernel:
-            self.kernel_freed += 1
-            h = self.latency_by_source.get(source)
+            st.kernel_freed += 1
+            h = st.latency_by_source.get(source)
             if h is None:
-                h = self.latency_by_source[source] = LogHistogram()
+                h = st.latency_by_source[source] = LogHistogram()
             h.record(now - pt.unlinked_at)
-            fr = self.free_series  # TimeSeries.add(now, 1), inlined when the bin exists ("sum" series)
+            fr = st.free_series  # TimeSeries.add(now, 1), inlined when the bin exists ("sum" series)
             i = now // fr.width
             if i < len(fr.bins):
                 fr.bins[i] += 1
             else:
                 fr.add(now, 1)
         else:
-            self.user_freed += 1
+            st.user_freed += 1
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
             self.trace("free", cpu=ctx.cpu, pfn=pt.page, source=pt.source, age_ns=now - pt.unlinked_at,
                        by=by or ctx.by)
@@ -779,7 +317,7 @@ class Kernel:
     def work_done(self, work: WorkItem) -> None:
         """A one-shot item finished (and nothing re-queued it): the kernel frees it."""
         self.oneshot_live -= 1
-        self.oneshot_runs += work.runs
+        self.stats.oneshot_runs += work.runs
         self.work_items.remove(work)
 
     # -- CPUs and preemption ------------------------------------------------------------------
@@ -814,8 +352,8 @@ class Kernel:
         if not self.cpu_blocked(work.cpu):
             return False
         self.cpu_waiters[work.cpu].append(work)
-        self.kworker_waits += 1
-        self.kworker_wait_ns -= self.engine.now  # + the time it starts, in _release()
+        self.stats.kworker_waits += 1
+        self.stats.kworker_wait_ns -= self.engine.now  # + the time it starts, in _release()
         return True
 
     def preemption_point(self, cpu: int, sleeps: bool = False) -> None:
@@ -829,7 +367,7 @@ class Kernel:
         waiters = self.cpu_waiters[cpu]
         self.cpu_waiters[cpu] = []
         for work in waiters:
-            self.kworker_wait_ns += self.engine.now
+            self.stats.kworker_wait_ns += self.engine.now
             work._start()
 
     # -- workqueue and timers ------------------------------------------------------------------
@@ -857,7 +395,7 @@ class Kernel:
         if ctx.debt:
             debt, ctx.debt = ctx.debt, 0
             yield debt
-        self.worker_cpu_ns += self.engine.now - t0
+        self.stats.worker_cpu_ns += self.engine.now - t0
         if self.tracer is not None:  # tracing is off unless asked: skip building the fields
             self.trace("worker_end", cpu=work.cpu, work=work.name)
 
@@ -882,13 +420,14 @@ class Kernel:
     # -- the IOMMU flush -----------------------------------------------------------------------
     def iommu_sva_invalidate_kva_range(self, ctx: KernelContext) -> Generator[Any, Any, None]:
         """The kernel's iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL)."""
+        st = self.stats
         if ctx.base_atomic or ctx.atomic_depth > 0:  # ctx.might_sleep(), inlined: mutex_lock(&iommu_sva_lock)
             self.checker.sleep_in_atomic(ctx.source, ctx.cpu, "might_sleep")
         elif self.cpu_waiters[ctx.cpu] and ctx.source != KWORKER:
             self.preemption_point(ctx.cpu, sleeps=self.sva_mutex.held)
         mutex = self.sva_mutex
         if mutex.held:
-            self.mutex_contended += 1
+            st.mutex_contended += 1
         while mutex.held:  # Mutex.lock(), inlined
             yield mutex
         mutex.held = True
@@ -897,19 +436,19 @@ class Kernel:
                 return
             engine = self.engine
             t0 = engine.now
-            self.flushes += 1
-            fs = self.flushes_by_source  # BySource.add(), inlined
+            st.flushes += 1
+            fs = st.flushes_by_source  # BySource.add(), inlined
             fs.total += 1
             fs.by_source[ctx.source] = fs.by_source.get(ctx.source, 0) + 1
             if self.tracer is not None:  # tracing is off unless asked: skip building the fields
                 self.trace("flush_start", cpu=ctx.cpu, mms=self.sva_mms, source=ctx.source)
             invalidate = self.iommu_model.invalidate_kernel_range
             batch = self.flush_batch(t0) if self._model_takes_batch else None
-            heap = engine._heap
+            call_in = engine.call_in
             for unit, topo, drop in self._flush_units():
                 # The invalidation covers the tables unlinked before it starts (by unlink order, so
                 # an unlink in the same nanosecond but earlier counts): see flush_cover.
-                started_after = self.unlinked_total
+                started_after = st.unlinked_total
                 started_ns = engine.now
                 try:
                     cost: FlushCost = invalidate(engine.now, topo) if batch is None else invalidate(
@@ -919,8 +458,7 @@ class Kernel:
                 check_flush_cost(cost, self.iommu_model_name)  # a bad value is the model's fault, not the strategy's
                 duration = max(0, int(cost.duration_ns))
                 effective = min(max(0, int(cost.effective_ns)), duration)
-                engine._seq += 1  # engine.call_in(effective, unit.invalidate, cost.scope), inlined
-                heappush(heap, (engine.now + effective, engine._seq, drop, cost.scope))
+                call_in(effective, drop, cost.scope)
                 # The unit's totals only: the kernel's (flush_commands, flush_stalls, ...) are
                 # their sums, made when read.
                 unit_commands = unit.commands
@@ -941,9 +479,9 @@ class Kernel:
                 self.flush_cover = min((u.covered_upto for u in self.iommus if u.bound_mms), default=0)
             now = engine.now
             elapsed = now - t0
-            self.flush_time_ns += elapsed
-            self.flush_hist.record(elapsed)
-            self.flush_series.add(now, 1)
+            st.flush_time_ns += elapsed
+            st.flush_hist.record(elapsed)
+            st.flush_series.add(now, 1)
             if self.tracer is not None:  # tracing is off unless asked: skip building the fields
                 self.trace("flush_end", cpu=ctx.cpu, took_ns=elapsed)
         finally:
@@ -999,9 +537,9 @@ class Kernel:
 
     # -- background page traffic ---------------------------------------------------------------
     def start_background(self, rate: float) -> None:
-        """Data pages allocated and freed at ``rate`` each (an engine lane: see memory.py)."""
+        """Data pages allocated and freed at ``rate`` each (the engine's lane: see engine.py)."""
         if rate > 0:
-            self.background = BackgroundTraffic(self.memory, self.engine, self.rng_bg, rate, self.cpus)
+            self.engine.add_background(self.memory, self.rng_bg, rate, self.cpus)
 
     # -- end of run ----------------------------------------------------------------------------
     def quiescent(self) -> bool:
@@ -1013,10 +551,10 @@ class Kernel:
 
     def conservation_problems(self) -> list[str]:
         problems = []
-        if self.unlinked_total != self.freed_total + len(self.pending):
-            problems.append(
-                f"tables unlinked {self.unlinked_total} != freed {self.freed_total} + pending {len(self.pending)}"
-            )
+        st = self.stats
+        if st.unlinked_total != st.freed_total + len(self.pending):
+            problems.append(f"tables unlinked {st.unlinked_total} != freed {st.freed_total} + pending "
+                            f"{len(self.pending)}")
         for page, pt in self.pending.items():
             if self.memory.state[page] != UNLINKED or pt.freed:
                 problems.append(f"pending table pfn={page} is not in the unlinked state")

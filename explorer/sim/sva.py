@@ -12,13 +12,15 @@ here measures that wait.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from explorer.sim.metrics import LogHistogram
+from explorer.sim.streams import exp_gap
 
 if TYPE_CHECKING:
+    from random import Random
+
     from explorer.sim.kernel import Kernel
 
 
@@ -52,11 +54,11 @@ class BindTraffic:
     replace one another).
     """
 
-    def __init__(self, kernel: Kernel, rate: float, hold_ns: int, seed: int) -> None:
+    def __init__(self, kernel: Kernel, rate: float, hold_ns: int, rng: Random) -> None:
         self.kernel = kernel
         self.rate = rate
         self.hold_ns = hold_ns
-        self.rng = random.Random(seed)
+        self.rng = rng
         self.calls = 0
         self.contended = 0
         self.wait = LogHistogram()
@@ -69,7 +71,7 @@ class BindTraffic:
 
     def _arm(self) -> None:
         k = self.kernel
-        self.next += k.exp_gap(self.rng, self.rate)
+        self.next += exp_gap(self.rng, self.rate)
         if self.next < self.until:
             k.engine.call_at(self.next, self._call)
 

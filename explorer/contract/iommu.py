@@ -1,20 +1,92 @@
-"""A model of an IOMMU's command/invalidation queue, for IOMMU model plugins.
+"""The IOMMU value types a model returns and is given, and the command-queue helpers models use.
 
-VT-d's invalidation queue, AMD-Vi's command buffer and SMMUv3's command queue are all FIFO rings
-that the hardware executes in order. Plugins use :class:`CommandQueue` (exported by
-``explorer.api``) to find out when a command they submit at time ``t`` completes and how long a
-full ring stalls the submitter, :class:`FlushTally` to add up what one flush costs, and
-:meth:`CommandQueue.flush_each_mm` for the kernel's fan-out over the SVA-bound mms.
+:class:`CommandQueue` and :class:`FlushTally` model an IOMMU's command ring; they used to live in
+``explorer.cmdqueue`` (which imported ``FlushCost`` back from ``explorer.api``: a cycle that this
+module ends by holding both).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
 
-if TYPE_CHECKING:
-    from explorer.api import FlushCost
+
+@dataclass(frozen=True)
+class CacheLevel:
+    """Geometry of one level of an IOMMU paging-structure cache.
+
+    ``level`` is the level of the table an entry points to (1 = entries pointing at PTE
+    tables). ``ways`` = 0 means fully associative.
+    """
+
+    level: int
+    entries: int
+    ways: int = 0
+
+
+@dataclass(frozen=True)
+class SharedCache:
+    """One paging-structure cache whose capacity the table ``levels`` share (LRU across them).
+
+    Return it from :meth:`IommuModel.cache_geometry` instead of one :class:`CacheLevel` per level
+    when a vendor describes one pool of entries for several levels. Since 1.1.
+    """
+
+    levels: tuple[int, ...]
+    entries: int
+    ways: int = 0
+
+
+@dataclass(frozen=True)
+class FlushBatch:
+    """The kernel page tables one flush covers, given to :meth:`IommuModel.invalidate_kernel_range`
+    when it declares a ``batch`` parameter (since 1.1): what "cost per queued entry" is written with.
+
+    ``tables`` is how many unlinked kernel tables were waiting to be freed when the flush started
+    (every one of them is safe to free once it completes), ``levels`` the same by table level
+    (1 = PTE tables), and ``new`` how many of them were unlinked since the previous flush started
+    (the ones no earlier flush covered).
+    """
+
+    tables: int = 0
+    levels: Mapping[int, int] = field(default_factory=dict)
+    new: int = 0
+
+
+@dataclass
+class FlushCost:
+    """What one kernel-range invalidation on one IOMMU costs and when it takes effect.
+
+    ``duration_ns`` is the time the flushing CPU spends (submission, stalls, execution and the
+    completion wait). ``effective_ns`` is the offset into that time at which the cached entries
+    are dropped. ``commands`` counts the commands issued by type. ``scope`` is ``pasid`` when the
+    whole PASID is dropped (user entries too) or ``kernel`` when only kernel-range entries are.
+    """
+
+    duration_ns: int
+    effective_ns: int
+    commands: dict[str, int] = field(default_factory=dict)
+    stall_ns: int = 0
+    stalls: int = 0
+    wait_ns: int = 0
+    scope: Literal["pasid", "kernel"] = "pasid"
+
+
+@dataclass(frozen=True)
+class SvaTopology:
+    """The SVA binding the IOMMU core hands to a model for one invalidation.
+
+    ``sva_mms`` is the number of mms bound on *this* IOMMU (``iommu.iommus_per_mm`` spreads the
+    mms over the IOMMUs); ``iommus`` is how many IOMMUs the machine has, ``iommu_index`` which one
+    this call is for.
+    """
+
+    sva_mms: int
+    pasids_per_mm: int
+    iommus: int
+    iommu_index: int
 
 
 class FlushTally:
@@ -58,9 +130,7 @@ class FlushTally:
         self.commands = {k: c * n for k, c in self.commands.items()}
 
     def cost(self, now: int, scope: Literal["pasid", "kernel"]) -> FlushCost:
-        """The :class:`~explorer.api.FlushCost` of the flush that started at ``now``."""
-        from explorer.api import FlushCost
-
+        """The :class:`FlushCost` of the flush that started at ``now``."""
         return FlushCost(duration_ns=self.t - now, effective_ns=self.effective - now, commands=self.commands,
                          stall_ns=self.stall_ns, stalls=self.stalls, wait_ns=self.wait_ns, scope=scope)
 
