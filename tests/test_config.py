@@ -320,7 +320,8 @@ def test_misplaced_plugin_parameters_get_a_hint(reg: Registry) -> None:
         ('schema = "1"', "schema", "expected the integer 1"),
         ('[kernel]\ncpus = 4\n[[workload]]\nname = "hot-remove"\ncpus = "2-7"', "workload.hot-remove.cpus",
          "goes past the last CPU: kernel.cpus is 4"),
-        ('[[workload]]\nname = "hot-remove"\ncpus = "some"', "workload.hot-remove.cpus", "expected 'all', a CPU number"),
+        ('[[workload]]\nname = "hot-remove"\ncpus = "some"', "workload.hot-remove.cpus",
+         "expected 'all', a CPU number"),
         ('[plugins]\nfancy = "1.0"', "plugins.fancy", "the config needs plugin 'fancy' (version 1.0), which is not "
          "loaded; install it or pass --plugins-dir; available: batched, cpa-collapse, deferred"),
         ("[plugins]\nsync = 1", "plugins.sync", "expected the version the config was saved with"),
