@@ -143,6 +143,7 @@ async def test_in_the_chooser_space_ticks_and_enter_compares(registry):
                      for line in screen_text(app).splitlines() if "▐" in line and "▌" in line}
             assert {k: v for k, v in boxes.items() if k in names} == {
                 "batched": "✓", "deferred": "✓", "sync": "✓", "sync-unsafe": " ", "v3-flush-deferred": " "}
+            assert boxes["free"] == "●" and boxes["IOMMU"] == " "  # the kind compared, by a character too
             # typing filters (fuzzy); the ticks of the names it hides stay
             await pilot.press("s", "y", "n", "c", "-")
             await wait_until(pilot, lambda: app.screen.shown == ["sync-unsafe"], what="the filtered list")

@@ -13,10 +13,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.strip import Strip
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, SelectionList, Static
+from textual.widgets import Button, Input, Label, RadioSet, SelectionList, Static
 from textual.widgets._toggle_button import ToggleButton
 
 from explorer.tui.screens.choice import fuzzy_order
+from explorer.tui.widgets.radio import DotRadio
 
 TICKED, UNTICKED = "✓", " "
 
@@ -65,6 +66,13 @@ class _Choices(SelectionList[str]):
 class CompareSetup(ModalScreen[tuple[str, list[str]] | None]):
     """Returns ``("strategy" | "iommu", [names])``."""
 
+    # It fits 80x24 whole (the filter added a row of its own): a one-row filter (the gaps go too,
+    # in app.tcss, whose rules outrank these).
+    DEFAULT_CSS = """
+    CompareSetup #names-filter { height: 1; border: none; padding: 0 1; background: $boost; }
+    CompareSetup #names-filter:focus { border: none; }
+    """
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+j,ctrl+enter", "ok", "Compare", show=False),
@@ -81,15 +89,15 @@ class CompareSetup(ModalScreen[tuple[str, list[str]] | None]):
         with Vertical(classes="dialog"):
             yield Label("Compare on the identical workload and seed", classes="dialog-title")
             with RadioSet(id="kind"):
-                yield RadioButton("free strategies", value=self.kind == "strategy", id="strategy")
-                yield RadioButton("IOMMU models", value=self.kind == "iommu", id="iommu")
+                yield DotRadio("free strategies", value=self.kind == "strategy", id="strategy")
+                yield DotRadio("IOMMU models", value=self.kind == "iommu", id="iommu")
             yield Input(placeholder="type to filter", id="names-filter")
             yield _Choices(id="names")
             yield Static("", id="problem")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Compare", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
-            yield Label("type to filter · space ticks · pick 2 to 4 · enter compares · tab moves",
+            yield Label("type filters · space ticks 2 to 4 · enter compares · tab moves",
                         classes="dialog-hint")
 
     def on_mount(self) -> None:

@@ -60,7 +60,7 @@ class RunScreen(ExplorerScreen):
             with Vertical(id="charts"):
                 yield TimeChart("pending queue depth", "max", id="chart-queue")
                 yield TimeChart("flushes", "sum", id="chart-flushes")
-            with Vertical(id="stats"):
+            with VerticalScroll(id="stats", can_focus=False):  # a scrollbar says when violations run on
                 yield Percentiles(id="pct-main")
                 yield ViolationsView(id="viol-main")
         yield ErrorPanel(id="error-panel")

@@ -197,8 +197,8 @@ class TraceView(ScrollView, can_focus=True):
 
     def _resized(self, widest: int, follow: bool) -> None:
         self.virtual_size = Size(max(widest, 1), self.count)
-        if follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        if follow:  # once the new size is laid out (the end is where it will be then)
+            self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
         self.refresh()
 
     # -- drawing

@@ -62,7 +62,7 @@ class ViolationsView(Static):
         # the tab has room to wrap a long kind; the side column does not, and gives the sources the
         # room its short kinds leave
         t.add_column("violations" if total else "violations: none", ratio=3 if self.examples else None,
-                     no_wrap=not self.examples, overflow="ellipsis")
+                     min_width=None if self.examples else 20, no_wrap=not self.examples, overflow="ellipsis")
         t.add_column("n", justify="right", no_wrap=True)
         t.add_column("from source", ratio=2 if self.examples else 1)  # wraps between sources, never inside one (Atoms)
         for kind, label in (LABELS if self.examples else SHORT).items():
