@@ -8,7 +8,7 @@ from explorer.sim.build import build_simulation
 from explorer.tui.widgets.chart import TimeChart, column_ns, resample
 from explorer.tui.widgets.counter import BigCounter
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, screen_text, wait_for_drawn
+from tests.tui_helpers import SHORT, make_app, screen_text, wait_for_drawn, wait_until
 
 
 def mid_flush(registry):
@@ -77,15 +77,23 @@ async def test_the_side_pane_keeps_freed_by_caller_and_its_count_together():
                                               "by_context": {"caller": 1542}}}}
 
     class Side(App[None]):
-        CSS = "ViolationsView { width: 40; }"  # narrower than the side column (52 at 120x40)
+        CSS = "ViolationsView { width: 51; }"  # the side column at 120x40
 
         def compose(self):
             yield ViolationsView(id="v")
 
     async with Side().run_test(size=(60, 12)) as pilot:
-        pilot.app.query_one(ViolationsView).set_data(data)
+        view = pilot.app.query_one(ViolationsView)
+        view.set_data(data)
         await pilot.pause()
         lines = [ln.strip() for ln in screen_text(pilot.app).splitlines()]
         assert lines[1].startswith("unflushed free") and lines[1].endswith("1,542  cpa-collapse 440")
-        # a source too long for the column keeps its count; "freed by" breaks before the context, not in it
-        assert lines[2:5] == ["vmalloc-hu… 1,102", "freed by", "caller 1,542"]
+        assert lines[2:4] == ["vmalloc-huge 1,102", "freed by caller 1,542"]
+        # narrower: "freed by" breaks before the context, not inside it; a source too long for the
+        # column keeps its count
+        view.styles.width = 44
+        await wait_until(pilot, lambda: view.size.width == 44, what="the narrower column")
+        await pilot.pause()
+        lines = [ln.strip() for ln in screen_text(pilot.app).splitlines()]
+        assert lines[1].endswith("1,542  cpa-collap… 440")
+        assert lines[2:5] == ["vmalloc-… 1,102", "freed by", "caller 1,542"]
