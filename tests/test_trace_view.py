@@ -59,3 +59,20 @@ def test_a_cancelled_scan_stops_and_a_gone_file_is_no_error(tmp_path, monkeypatc
     path.unlink()  # the run was reset: its file went
     assert not TraceIndex(str(path), ()).extend(10)
     assert idx.read_block(0) == []
+
+
+def test_a_session_removes_the_trace_folders_of_programs_that_are_gone(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    from explorer.session.tracefile import remove_stale_trace_dirs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = tmp_path / "pgtable-explorer-trace-4194305-abc"  # above any pid_max: no such process
+    running = tmp_path / f"pgtable-explorer-trace-{os.getpid()}-abc"
+    other = tmp_path / "pgtable-explorer-trace-notapid"
+    for d in (gone, running, other):
+        d.mkdir()
+        (d / "run-x.log").write_text("[000] 0.000001: free: pfn=1\n")
+    remove_stale_trace_dirs()
+    assert not gone.exists() and running.exists() and other.exists()
