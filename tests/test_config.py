@@ -280,7 +280,7 @@ def test_unknown_top_level_and_plugin_param_keys(reg: Registry) -> None:
     assert "did you mean 'batch'?" in probs["strategy.params.bach"]
     assert "valid keys in [strategy.params]: batch, max_delay, mode" in probs["strategy.params.bach"]
     assert "did you mean 'invalidate_per_mm'?" in probs["iommu.params.invalidate_per_m"]
-    assert "did you mean 'burst'?" in probs["workload[0].brust"]
+    assert "did you mean 'burst'?" in probs["workload.vmalloc-huge.brust"]
 
 
 def test_misplaced_plugin_parameters_get_a_hint(reg: Registry) -> None:
@@ -291,7 +291,7 @@ def test_misplaced_plugin_parameters_get_a_hint(reg: Registry) -> None:
     probs = problems_of(exc)
     assert "write it under [strategy.params]" in probs["strategy.batch"]
     assert "write it under [iommu.params]" in probs["iommu.invalidate_per_mm"]
-    assert "written inline in its [[workload]] table" in probs["workload[0].params"]
+    assert "written inline in its [[workload]] table" in probs["workload.hot-remove.params"]
 
 
 @pytest.mark.parametrize(
@@ -310,7 +310,7 @@ def test_misplaced_plugin_parameters_get_a_hint(reg: Registry) -> None:
         ('[strategy]\nname = "defered"', "strategy.name",
          "unknown strategy 'defered' (did you mean 'deferred'?); available: batched, deferred, sync"),
         ('[iommu]\nmodel = "amd"', "iommu.model", "unknown IOMMU model 'amd'; available: generic, none"),
-        ('[[workload]]\nname = "hotremove"', "workload[0].name",
+        ('[[workload]]\nname = "hotremove"', "workload.hotremove.name",
          "unknown workload source 'hotremove' (did you mean 'hot-remove'?); available: cpa-collapse, hot-remove, "
          "vmalloc-huge"),
         ("[[workload]]\nrate = 1", "workload[0].name", "missing: every [[workload]] needs a name"),
@@ -318,9 +318,10 @@ def test_misplaced_plugin_parameters_get_a_hint(reg: Registry) -> None:
         ("workload = 3", "workload", "expected an array of [[workload]] tables"),
         ("schema = 2", "schema", "schema 2 is not supported"),
         ('schema = "1"', "schema", "expected the integer 1"),
-        ('[kernel]\ncpus = 4\n[[workload]]\nname = "hot-remove"\ncpus = "2-7"', "workload[0].cpus",
+        ('[kernel]\ncpus = 4\n[[workload]]\nname = "hot-remove"\ncpus = "2-7"', "workload.hot-remove.cpus",
          "goes past the last CPU: kernel.cpus is 4"),
-        ('[[workload]]\nname = "hot-remove"\ncpus = "some"', "workload[0].cpus", "expected 'all', a CPU number"),
+        ('[[workload]]\nname = "hot-remove"\ncpus = "some"', "workload.hot-remove.cpus",
+         "expected 'all', a CPU number"),
         ('[plugins]\nfancy = "1.0"', "plugins.fancy", "the config needs plugin 'fancy' (version 1.0), which is not "
          "loaded; install it or pass --plugins-dir; available: batched, cpa-collapse, deferred"),
         ("[plugins]\nsync = 1", "plugins.sync", "expected the version the config was saved with"),
@@ -359,7 +360,7 @@ def test_all_problems_are_collected(reg: Registry) -> None:
         C.loads_config(textwrap.dedent(text), reg, "bad.toml")
     assert sorted(problems_of(exc)) == sorted([
         "run.duration", "kernel.cpu", "kernel.arch", "strategy.params.batch", "iommu.model", "iommu.count",
-        "workload[0].rate", "workload[1].name",
+        "workload.vmalloc-huge.rate", "workload.cpa-colapse.name",
     ])
     assert len(str(exc.value).splitlines()) == 8
     assert all(line.startswith("bad.toml: ") for line in str(exc.value).splitlines())

@@ -92,7 +92,7 @@ def test_script_events_at_the_same_time_run_as_written_and_concurrently(registry
 @pytest.mark.parametrize(
     ("events", "expected"),
     [
-        ("1us unlnk slot=3", ["workload[0].events", "event 1 ('1us unlnk slot=3')", "unknown operation 'unlnk'",
+        ("1us unlnk slot=3", ["workload.script.events", "event 1 ('1us unlnk slot=3')", "unknown operation 'unlnk'",
                               "did you mean 'unlink'", "valid: unlink, free-user, probe, alloc"]),
         ("1us unlink slot=3\n2us probe slt=3", ["event 2", "unknown key 'slt' for probe", "did you mean 'slot'",
                                                "valid: slot, iommu, mm"]),
@@ -110,7 +110,7 @@ def test_script_errors_name_the_file_key_event_and_choices(registry: Registry, e
     with pytest.raises(ConfigError) as err:
         loads_config(text, registry, "mine.toml")
     msg = str(err.value)
-    assert msg.startswith("mine.toml: workload[0].events: ")
+    assert msg.startswith("mine.toml: workload.script.events: ")
     for part in expected:
         assert part in msg
 
@@ -120,7 +120,7 @@ def test_script_error_is_exit_2_on_the_command_line(tmp_path: Path, capsys: pyte
     path.write_text('[[workload]]\nname = "script"\nevents = "1us alloc cpu=-1"\n')
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"{path}: workload[0].events: event 1" in err and "cpu: expected a number >= 0" in err
+    assert f"{path}: workload.script.events: event 1" in err and "cpu: expected a number >= 0" in err
     assert "Traceback" not in err
 
 

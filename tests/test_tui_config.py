@@ -285,3 +285,11 @@ async def test_d_resets_to_the_default_and_the_origin_says_default(app):
         assert isinstance(app.screen, ParamInfo)
         text = screen_text(app)
         assert re.search(r"\bfrom +default\b", text) and "override (edited here)" not in text
+
+
+def test_an_edit_names_a_workloads_key_as_the_tree_lists_it(registry):
+    # a problem an edit causes elsewhere names the key the tree shows (and --set takes), not workload[0]
+    app = make_app(registry, make_config(registry, "workload.vmalloc-huge.cpus=4-7"), start="config")
+    problem = app.apply_edit("kernel.cpus", "2")
+    assert problem is not None and problem.startswith("workload.vmalloc-huge.cpus: CPU range '4-7' goes past")
+    assert "workload.vmalloc-huge.cpus" in app.model().by_key()

@@ -317,3 +317,32 @@ async def test_the_minimal_checkbox_shows_its_state_without_colour(app):
         app.screen.query_one("#minimal").toggle()
         await pilot.pause()
         assert "▐ ▌ minimal" in screen_text(app)
+
+
+async def test_the_file_list_filters_fuzzy_as_the_name_is_typed(tmp_path):
+    from textual.app import App
+    from textual.widgets import OptionList
+
+    for name in ("alpha.toml", "before-fix.toml", "good.toml", "notes.txt"):
+        (tmp_path / name).write_text("")
+    dialog = FileDialog("Open", "suggested.toml", "Open", lambda path, minimal: None, folder=tmp_path)
+
+    class One(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(dialog)
+
+    async with One().run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: dialog.query("#files"), what="the dialog")
+        files = dialog.query_one("#files", OptionList)
+        assert dialog.shown == ["alpha.toml", "before-fix.toml", "good.toml"]  # the suggested name hides none
+        await pilot.press("b", "f")  # replaces the selected suggestion; its letters in order
+        await wait_until(pilot, lambda: dialog.shown == ["before-fix.toml"], what="the filtered list")
+        assert files.option_count == 1
+        await pilot.press("z")
+        await wait_until(pilot, lambda: dialog.shown == [], what="nothing matching")
+        assert "no file matches 'bfz'" in screen_text(pilot.app)
+        await pilot.press("ctrl+u", "o", "o")  # good's two o's together score above before-fix's
+        await wait_until(pilot, lambda: dialog.shown == ["good.toml", "before-fix.toml"], what="good first")
+        files.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: dialog.query_one("#path").value == "good.toml", what="the pick")

@@ -8,7 +8,7 @@ from explorer.sim.build import build_simulation
 from explorer.tui.widgets.chart import TimeChart, column_ns, resample
 from explorer.tui.widgets.counter import BigCounter
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, screen_text, wait_for_drawn
+from tests.tui_helpers import SHORT, make_app, screen_text, wait_for_drawn, wait_until
 
 
 def mid_flush(registry):
@@ -55,3 +55,45 @@ def test_the_flush_chart_bins_whole_columns():
     # fewer bins than columns: a bin is drawn as whole columns of its own count
     assert resample([3.0, 5.0], 100_000, 200_000, 10, "sum") == [3.0] * 5 + [5.0] * 5
     assert resample([3.0, 7.0, 2.0], 1_000, 3_000, 2, "max") == [7.0, 2.0]
+
+
+def test_a_label_and_its_number_never_wrap_apart():
+    from explorer.tui.widgets.atoms import Atoms, counted
+
+    items = counted([("cpa-collapse", "72"), ("vmalloc-huge", "1,102")], "\n", ", ")
+    items += [(" · ", "freed by", ""), *counted([("caller", "1,542"), ("timer", "3")], " ", ", ")]
+    assert Atoms(items).lines(200) == ["cpa-collapse 72, vmalloc-huge 1,102 · freed by caller 1,542, timer 3"]
+    assert Atoms(items).lines(30) == ["cpa-collapse 72,", "vmalloc-huge 1,102 · freed by", "caller 1,542, timer 3"]
+    # narrower than one item: the label is cut, its number kept
+    assert Atoms(items).lines(10) == ["cpa-c… 72,", "v… 1,102 ·", "freed by", "ca… 1,542,", "timer 3"]
+
+
+async def test_the_side_pane_keeps_freed_by_caller_and_its_count_together():
+    from textual.app import App
+
+    from explorer.tui.widgets.violations import ViolationsView
+
+    data = {"violations": {"unflushed_free": {"total": 1542, "by_source": {"vmalloc-huge": 1102, "cpa-collapse": 440},
+                                              "by_context": {"caller": 1542}}}}
+
+    class Side(App[None]):
+        CSS = "ViolationsView { width: 51; }"  # the side column at 120x40
+
+        def compose(self):
+            yield ViolationsView(id="v")
+
+    async with Side().run_test(size=(60, 12)) as pilot:
+        view = pilot.app.query_one(ViolationsView)
+        view.set_data(data)
+        await pilot.pause()
+        lines = [ln.strip() for ln in screen_text(pilot.app).splitlines()]
+        assert lines[1].startswith("unflushed free") and lines[1].endswith("1,542  cpa-collapse 440")
+        assert lines[2:4] == ["vmalloc-huge 1,102", "freed by caller 1,542"]
+        # narrower: "freed by" breaks before the context, not inside it; a source too long for the
+        # column keeps its count
+        view.styles.width = 44
+        await wait_until(pilot, lambda: view.size.width == 44, what="the narrower column")
+        await pilot.pause()
+        lines = [ln.strip() for ln in screen_text(pilot.app).splitlines()]
+        assert lines[1].endswith("1,542  cpa-collap… 440")
+        assert lines[2:5] == ["vmalloc-… 1,102", "freed by", "caller 1,542"]

@@ -9,14 +9,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Log, TabbedContent
+from textual.widgets import Input, TabbedContent
 
 from explorer.plugins import load_registry
 from explorer.sim.build import build_simulation
 from explorer.tui.screens.export_dialog import ExportDialog
 from explorer.tui.screens.run import RunScreen
+from explorer.tui.widgets.chart import TimeChart, resample
 from explorer.tui.widgets.counter import BigCounter
 from explorer.tui.widgets.error_panel import ErrorPanel
+from explorer.tui.widgets.event_log import EventLog
+from explorer.tui.widgets.trace_view import TraceView
 from tests.conftest import make_config
 from tests.tui_helpers import (
     SHORT,
@@ -141,25 +144,51 @@ async def test_violations_show_in_red_with_their_source(registry):
         app.shutdown_sessions()
 
 
-async def test_event_log_is_filterable(app):
-    async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for_drawn(pilot, app, ("paused",))
-        await run_to_end(pilot, app)
-        await pilot.press("f")
-        assert isinstance(app.screen.focused, Input) and app.screen.query_one(TabbedContent).active == "tab-log"
-        log = app.screen.query_one("#log", Log)
-        await wait_until(pilot, lambda: log.line_count > 10, what="trace lines")
-        assert any("free:" in line for line in log.lines)
-        # the whole run fits in what a snapshot brings: nothing to say about how far back it goes
-        assert log.line_count < 300 and not app.screen.query_one("#log-reach").display
-        await paste(pilot, "worker")
-        await wait_until(pilot, lambda: all("worker" in ln for ln in log.lines), what="the filter")
-        assert log.line_count > 0
-        await pilot.press("ctrl+u")
-        await paste(pilot, "free -user")
-        await wait_until(pilot, lambda: all("free" in ln and "user" not in ln for ln in log.lines))
-        await pilot.press("escape")
-        assert not isinstance(app.screen.focused, Input)
+async def test_the_log_filter_searches_the_whole_run(registry, tmp_path, capsys):
+    # before-fix over 20 ms: 2,651 trace lines, 6 hot-remove use-after-frees, only 2 of them among
+    # the newest 300 lines (all a snapshot brings): the Log pages the whole run in from its file
+    app = make_app(registry, make_config(registry, "run.duration=20ms", "run.speed=max", scenario="before-fix"))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            await run_to_end(pilot, app)
+            snap = app.session.latest
+            uaf = snap.data["violations"]["use_after_free"]["by_source"]["hot-remove"]
+            assert uaf == 6 and snap.trace_file is not None and snap.trace_file.lines == 2651
+            await pilot.press("f")
+            assert isinstance(app.screen.focused, Input) and app.screen.query_one(TabbedContent).active == "tab-log"
+            log, view = app.screen.query_one(EventLog), app.screen.query_one(TraceView)
+            await wait_until(pilot, lambda: not log.scanning and view.count == 2651, what="the whole trace")
+            # line for line the trace `run --trace` writes for the same config
+            from explorer import cli
+
+            assert cli.main(["run", "--scenario", "before-fix", "--duration", "20ms", "--trace",
+                             str(tmp_path / "t.log")]) == 0
+            assert view.all_lines() == (tmp_path / "t.log").read_text().splitlines()
+            assert "the whole run: 2,651 lines" in str(app.screen.query_one("#log-reach").render())
+            await paste(pilot, "hot-remove use_after_free")
+            await wait_until(pilot, lambda: not log.scanning and log.words == ["hot-remove", "use_after_free"],
+                             what="the filter to search the file")
+            found = view.all_lines()
+            assert len(found) == uaf and all("kind=use_after_free source=hot-remove" in ln for ln in found)
+            assert "6 of 2,651 lines match (the whole run)" in await wait_for_text(pilot, found[-1][:60])
+            await pilot.press("ctrl+u")
+            await paste(pilot, "free -user -vmalloc")
+            await wait_until(pilot, lambda: not log.scanning and log.words == ["free", "-user", "-vmalloc"])
+            assert view.count > 300 and all("free" in ln and "user" not in ln and "vmalloc" not in ln
+                                            for ln in view.all_lines())
+            await pilot.press("escape")
+            assert not isinstance(app.screen.focused, Input)
+            # a finished run's charts bin for the width they have after a resize (no snapshot comes)
+            chart = app.screen.query_one("#chart-flushes", TimeChart)
+            before = chart.size.width
+            await pilot.resize_terminal(80, 24)
+            await wait_until(pilot, lambda: chart.size.width != before and len(chart.columns) == chart.size.width,
+                             what="the chart redrawn at the new width")
+            assert chart.columns == resample(chart.values, chart.bin_ns, chart.span_ns, chart.size.width, "sum")
+            assert sum(chart.columns) == snap.data["flush_ns"]["count"]
+    finally:
+        app.shutdown_sessions()
 
 
 async def test_export_json_and_csv_and_copy(app, tmp_path):

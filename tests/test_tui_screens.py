@@ -14,7 +14,7 @@ from explorer.tui.screens.compare_setup import CompareSetup
 from explorer.tui.screens.help import HelpScreen
 from explorer.tui.screens.text_modal import TextModal
 from tests.conftest import TESTS, make_config
-from tests.tui_helpers import SHORT, jump_to, make_app, screen_text, wait_for_drawn, wait_until
+from tests.tui_helpers import SHORT, jump_to, make_app, screen_text, wait_for_drawn, wait_for_text, wait_until
 
 BROKEN = TESTS / "plugins" / "broken"
 
@@ -138,11 +138,30 @@ async def test_in_the_chooser_space_ticks_and_enter_compares(registry):
             assert "space ticks" in screen_text(app) and "enter compares" in screen_text(app)
             names = [str(sl.get_option_at_index(i).value) for i in range(sl.option_count)]
             assert names[0] == "batched" and sl.highlighted == 0  # space acts on the first at once
+            # ticked and unticked are different characters, not only colours
+            boxes = {line.split("▌")[1].split()[0]: line.split("▐")[1][0]
+                     for line in screen_text(app).splitlines() if "▐" in line and "▌" in line}
+            assert {k: v for k, v in boxes.items() if k in names} == {
+                "batched": "✓", "deferred": "✓", "sync": "✓", "sync-unsafe": " ", "v3-flush-deferred": " "}
+            assert boxes["free"] == "●" and boxes["IOMMU"] == " "  # the kind compared, by a character too
+            # typing filters (fuzzy); the ticks of the names it hides stay
+            await pilot.press("s", "y", "n", "c", "-")
+            await wait_until(pilot, lambda: app.screen.shown == ["sync-unsafe"], what="the filtered list")
+            await pilot.press("space")  # ticks sync-unsafe
+            await wait_until(pilot, lambda: "sync-unsafe" in sl.selected, what="sync-unsafe ticked")
+            await wait_for_text(pilot, "▐✓▌ sync-unsafe")
+            for _ in range(5):
+                await pilot.press("backspace")
+            await wait_until(pilot, lambda: sl.option_count == 5, what="the whole list again")
+            assert set(sl.selected) == {"batched", "deferred", "sync", "sync-unsafe"}
+            await pilot.press("b", "a", "t")
+            await wait_until(pilot, lambda: app.screen.shown == ["batched"], what="batched alone")
             await pilot.press("space")  # unticks batched
             await wait_until(pilot, lambda: "batched" not in sl.selected, what="batched unticked")
+            await wait_for_text(pilot, "▐ ▌ batched")
             await pilot.press("enter")  # confirms: it does not tick batched again
             await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen), what="the chooser to close")
-            assert app.compare_names == ["deferred", "sync"] and len(app.compare_sessions) == 2
+            assert app.compare_names == ["deferred", "sync", "sync-unsafe"] and len(app.compare_sessions) == 3
     finally:
         app.shutdown_sessions()
 

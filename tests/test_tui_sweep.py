@@ -223,7 +223,7 @@ async def test_the_results_file_dialog_lists_the_chosen_files_folder(registry, t
             files = app.screen.query_one("#files")
             assert [str(o.id) for o in files.options] == ["a.csv", "b.csv"]
             hints = [str(h.render()) for h in app.screen.query(".dialog-hint")]
-            assert f"CSV files in {elsewhere}:" in hints
+            assert f"CSV files in {elsewhere} (typing filters them):" in hints
             # picking one from the list means that folder's file
             files.focus()
             files.highlighted = 1

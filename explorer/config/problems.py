@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -108,6 +108,24 @@ class Collector:
 
 def join_key(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
+
+
+def workload_key(workloads: Sequence[object], i: int, key: str = "") -> str:
+    """How messages name the ``i``-th workload's ``key``: ``workload.LABEL.KEY`` (the name in its
+    table, ``name#1`` for a second source of that name, as ``workload_labels`` counts), which
+    ``--set`` takes back and the TUI lists; ``workload[I].KEY`` only while the table has no name
+    to go by."""
+    def name(w: object) -> str | None:
+        n = w.get("name") if isinstance(w, Mapping) else None
+        return n if isinstance(n, str) else None
+
+    mine = name(workloads[i])
+    if mine is None:
+        prefix = f"workload[{i}]"
+    else:
+        before = sum(1 for w in workloads[:i] if name(w) == mine)
+        prefix = f"workload.{mine}" + (f"#{before}" if before else "")
+    return f"{prefix}.{key}" if key else prefix
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -24,7 +24,15 @@ from explorer.config.model import (
     TOP_KEYS,
     PluginSection,
 )
-from explorer.config.problems import Collector, ConfigError, ConfigWarning, Problem, did_you_mean, join_key
+from explorer.config.problems import (
+    Collector,
+    ConfigError,
+    ConfigWarning,
+    Problem,
+    did_you_mean,
+    join_key,
+    workload_key,
+)
 from explorer.core_params import KERNEL_PARAMS, RUN_PARAMS
 
 if TYPE_CHECKING:
@@ -239,7 +247,7 @@ def _validate(
             col.add("workload", f"expected an array of [[workload]] tables, got {_type_name(wl)} ({wl!r})")
             wl = []
         for i, entry in enumerate(wl):
-            prefix = f"workload[{i}]"
+            prefix = workload_key(wl, i)
             if not isinstance(entry, Mapping):
                 col.add(prefix, f"expected a [[workload]] table, got {_type_name(entry)} ({entry!r})")
                 continue
@@ -267,7 +275,7 @@ def _validate(
             if "cpus" in decl and decl["cpus"].type == "str" and isinstance(w.get("cpus"), str):
                 why = _check_cpus_spec(w["cpus"], cpus)
                 if why:
-                    col.add(f"workload[{i}].cpus", why)
+                    col.add(workload_key(workloads, i, "cpus"), why)
     _check_machine(workloads, out, registry, col)
     out["workload"] = workloads
 
@@ -328,10 +336,10 @@ def _check_machine(workloads: Sequence[Mapping[str, Any]], out: Mapping[str, Any
         try:
             problems = check({k: v for k, v in w.items() if k != "name"}, machine)
         except Exception as exc:  # a plugin's bug: say so against its table rather than crash the loader
-            col.add(f"workload[{i}]", f"workload source {w['name']!r} failed to check its parameters: {exc}")
+            col.add(workload_key(workloads, i), f"workload source {w['name']!r} failed to check its parameters: {exc}")
             continue
         for key, message in problems:
-            col.add(f"workload[{i}].{key}", message)
+            col.add(workload_key(workloads, i, key), message)
 
 
 def _pick(names: Iterable[str], preferred: Sequence[str]) -> str | None:

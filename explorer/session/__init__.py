@@ -25,7 +25,7 @@ slow face never makes updates pile up; it simply samples :attr:`Session.latest` 
 """
 
 from explorer.session.client import Session, run_to_end
-from explorer.session.data import LIVE_KEYS, STATES, RunError, Snapshot
+from explorer.session.data import LIVE_KEYS, STATES, RunError, Snapshot, TraceFile
 
 __all__ = [
     "LIVE_KEYS",
@@ -33,5 +33,6 @@ __all__ = [
     "RunError",
     "Session",
     "Snapshot",
+    "TraceFile",
     "run_to_end",
 ]

@@ -19,6 +19,7 @@ from explorer.failures import PLUGIN, USER, classify_failure
 from explorer.procs import capture_stdio
 from explorer.runguard import culprit, ended_by
 from explorer.session.data import DEFAULT_FULL_SPEED_HZ, DEFAULT_HZ, DEFAULT_STEP_NS
+from explorer.session.tracefile import FileTrace, OutputLines
 
 
 class Child:
@@ -48,8 +49,10 @@ class Child:
         self.anchor_wall = 0.0
         self.anchor_sim = 0
         self.registry: Any = None
-        self.output: deque[str] = deque(maxlen=200)
+        self.output: OutputLines = OutputLines(maxlen=200)
         self.output_seen = 0
+        self.trace_dir: str | None = opts.get("trace_dir")
+        self.trace_file: FileTrace | None = None
 
     # -- plumbing
     def send(self, kind: str, payload: Any = None) -> None:
@@ -70,7 +73,8 @@ class Child:
         self.send(
             "snapshot",
             {"seq": self.seq, "state": self.state, "speed": self.speed, "data": data, "trace": trace,
-             "wall_s": self.wall, "error": self.error},
+             "wall_s": self.wall, "error": self.error,
+             "trace_file": self.trace_file.flush() if self.trace_file is not None else None},
         )
 
     def trace(self) -> list[str]:
@@ -117,7 +121,8 @@ class Child:
         self.send(
             "snapshot",
             {"seq": self.seq, "state": self.state, "speed": self.speed, "data": data, "trace": trace,
-             "wall_s": self.wall, "error": err},
+             "wall_s": self.wall, "error": err,
+             "trace_file": self.trace_file.flush() if self.trace_file is not None else None},
         )
 
     # -- building
@@ -129,6 +134,9 @@ class Child:
         self.wall = 0.0
         self.state = "paused"
         self.chunk_ns = 100_000
+        if self.trace_file is not None:  # the last run's trace goes with it
+            self.trace_file.close()
+            self.trace_file = self.output.tee = None
         try:
             if self.registry is None:
                 from explorer.plugins import load_registry
@@ -137,7 +145,11 @@ class Child:
                                               entry_points=self.opts.get("entry_points"),
                                               pinned=self.opts.get("pinned"))
             self.sim = Simulation(self.config, self.registry)
-            if self.trace_size:
+            if self.trace_dir:  # the whole run to a file of its own
+                self.trace_file = FileTrace(max(self.trace_size, self.trace_tail, 1), self.trace_dir)
+                self.output.tee = self.trace_file
+                self.sim.kernel.tracer = self.trace_file
+            elif self.trace_size:
                 self.sim.enable_trace(self.trace_size)
         except (Exception, SystemExit, GeneratorExit) as exc:  # plugin code may even call sys.exit()
             self.fail(exc, phase="build")
@@ -272,6 +284,8 @@ def child_main(cmd: Any, out: Any, config: dict[str, Any], opts: dict[str, Any])
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass
     finally:
+        if child.trace_file is not None:  # the file stays for the face to read; the session removes it
+            child.trace_file.close(remove=False)
         with contextlib.suppress(Exception):
             out.close()
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,8 @@ from typing import Any
 
 from explorer import procs
 from explorer.session.child import child_main
-from explorer.session.data import DEFAULT_FULL_SPEED_HZ, DEFAULT_HZ, DEFAULT_STEP_NS, RunError, Snapshot
+from explorer.session.data import DEFAULT_FULL_SPEED_HZ, DEFAULT_HZ, DEFAULT_STEP_NS, RunError, Snapshot, TraceFile
+from explorer.session.tracefile import new_trace_dir, remove_run_files
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Session:
         entry_points: bool | None = None,
         on_update: Callable[[Session], None] | None = None,
         label: str = "",
+        trace_file: bool = False,
     ) -> None:
         self.config: dict[str, Any] = json.loads(json.dumps(config))  # plain data, detached
         self.plugins_dirs = tuple(str(Path(d).resolve()) for d in plugins_dirs)
@@ -74,6 +78,13 @@ class Session:
         self.stall_after = stall_after
         self.on_update = on_update
         self.label = label
+        # trace_file: every trace line of the run also goes to a file in a private folder (0700),
+        # removed with the session (or when the program ends); each run (reset) has its own file.
+        self.trace_dir: str | None = None
+        if trace_file:
+            self.trace_dir = new_trace_dir()
+            self.opts["trace_dir"] = self.trace_dir
+            self._remove_trace_dir = weakref.finalize(self, shutil.rmtree, self.trace_dir, True)
         self._ctx: Any = procs.context()  # Process and Pipe: what BaseContext does not declare
         self._proc: Any = None
         self._cmd: Any = None
@@ -153,6 +164,8 @@ class Session:
             return self
         self._generation += 1
         gen = self._generation
+        if self.trace_dir:  # a new process: the files of the runs of the old one go
+            remove_run_files(self.trace_dir)
         cmd_r, cmd_w = self._ctx.Pipe(duplex=False)
         out_r, out_w = self._ctx.Pipe(duplex=False)
         opts = dict(self.opts, speed=self._speed, step_ns=self.step_ns)
@@ -193,6 +206,7 @@ class Session:
             snap = Snapshot(
                 seq=payload["seq"], state=payload["state"], speed=payload["speed"], data=payload["data"],
                 trace=tuple(payload["trace"]), wall_s=payload["wall_s"], error=RunError(**err) if err else None,
+                trace_file=TraceFile(**payload["trace_file"]) if payload.get("trace_file") else None,
             )
             with self._cond:
                 if gen != self._generation:

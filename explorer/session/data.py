@@ -50,6 +50,20 @@ class RunError:
 
 
 @dataclass(frozen=True)
+class TraceFile:
+    """The whole run's kernel trace, one line each, in a private temporary file: its first
+    ``size`` bytes are ``lines`` whole lines, written when the snapshot was taken (the file only
+    grows while the run goes; a reset starts another). ``capped``: it stopped growing at
+    ``explorer.session.tracefile.TRACE_FILE_LIMIT`` bytes, at simulated time ``capped_at_ns``."""
+
+    path: str
+    lines: int
+    size: int
+    capped: bool = False
+    capped_at_ns: int = 0
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What a live view shows at one instant: the simulation's snapshot plus the session state."""
 
@@ -60,6 +74,7 @@ class Snapshot:
     trace: tuple[str, ...] = ()  # the newest kernel trace lines, oldest first
     wall_s: float = 0.0  # wall-clock seconds the simulation process has spent advancing
     error: RunError | None = None
+    trace_file: TraceFile | None = None  # the whole run's trace so far (``Session(trace_file=True)``)
 
     @property
     def now_ns(self) -> int:

@@ -454,7 +454,8 @@ class ExplorerApp(App[int]):
             from explorer.session import Session
             self.session = Session(self.config, self.plugins_dirs, speed=self.doc.speed,
                                    step_ns=self.step_ns, hz=self.hz, stall_after=self.stall_after,
-                                   entry_points=self.entry_points, on_update=self._callback("main"), label="main")
+                                   entry_points=self.entry_points, on_update=self._callback("main"), label="main",
+                                   trace_file=True)  # the Log is the whole run (paged in from the file)
             self._pin(self.session)
             self.session.start(background=True)  # never block the event loop on starting a process
         return self.session

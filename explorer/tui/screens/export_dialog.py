@@ -9,9 +9,10 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, Label, RadioSet, Static
 
 from explorer.tui.screens.form_dialog import FormDialog
+from explorer.tui.widgets.radio import DotRadio
 
 
 class ExportDialog(FormDialog[str | None]):
@@ -29,8 +30,8 @@ class ExportDialog(FormDialog[str | None]):
         with Vertical(classes="dialog wide"):
             yield Label("Export metrics", classes="dialog-title")
             with RadioSet(id="format"):
-                yield RadioButton("JSON (metrics and the config that produced them)", value=True, id="json")
-                yield RadioButton("CSV (metric,value rows; series left out)", id="csv")
+                yield DotRadio("JSON (metrics and the config that produced them)", value=True, id="json")
+                yield DotRadio("CSV (metric,value rows; series left out)", id="csv")
             yield Input(f"{self.stem}.json", id="path")
             yield Static("", id="problem")
             with Horizontal(classes="dialog-buttons"):

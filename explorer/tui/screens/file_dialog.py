@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from explorer.tui.screens.choice import fuzzy_order
 from explorer.tui.screens.confirm_quit import ConfirmReplace
 from explorer.tui.screens.form_dialog import FormDialog
 
@@ -60,6 +61,8 @@ class FileDialog(FormDialog[str | None]):
         self.minimal = minimal
         self.folder = folder or Path.cwd()
         self.suffix = suffix
+        self.files: list[str] = []
+        self.shown: list[str] = []  # the files listed now (those the typed name matches), in order
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
@@ -69,10 +72,11 @@ class FileDialog(FormDialog[str | None]):
                 yield TickBox("minimal: only values that differ from the defaults", self.minimal, id="minimal")
             with VerticalScroll(id="problems"):
                 yield Static("", id="problem")
-            files = files_with_suffix(self.folder, suffix=self.suffix, keep=self.keep)
-            if files:
-                yield Label(f"{self.suffix[1:].upper()} files in {self.folder}:", classes="dialog-hint")
-                yield OptionList(*[Option(f, id=f) for f in files], id="files")
+            self.files = self.shown = files_with_suffix(self.folder, suffix=self.suffix, keep=self.keep)
+            if self.files:
+                yield Label(f"{self.suffix[1:].upper()} files in {self.folder} (typing filters them):",
+                            classes="dialog-hint")
+                yield OptionList(*[Option(f, id=f) for f in self.files], id="files")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.button, variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
@@ -118,6 +122,25 @@ class FileDialog(FormDialog[str | None]):
 
     def _problem(self, text: str) -> None:
         self.query_one("#problem", Static).update(Text("✗ " + text, style="red"))
+
+    @on(Input.Changed, "#path")
+    def _filter(self, event: Input.Changed) -> None:
+        """The files the typed name matches, fuzzy, best first (all of them for the suggested name)."""
+        lists = self.query("#files")
+        if not lists:
+            return
+        typed = "" if event.value == self.initial else event.value.rsplit("/", 1)[-1]
+        shown = [self.files[i] for i in fuzzy_order(typed, self.files)]
+        if shown == self.shown:
+            return
+        self.shown = shown
+        ol = lists.first(OptionList)
+        ol.clear_options()
+        if shown:
+            ol.add_options([Option(f, id=f) for f in shown])
+            ol.highlighted = 0  # enter in the list picks the best match
+        else:
+            ol.add_option(Option(Text(f"no file matches {typed!r}", style="dim italic"), disabled=True))
 
     @on(OptionList.OptionSelected, "#files")
     def _picked(self, event: OptionList.OptionSelected) -> None:

@@ -60,7 +60,7 @@ class RunScreen(ExplorerScreen):
             with Vertical(id="charts"):
                 yield TimeChart("pending queue depth", "max", id="chart-queue")
                 yield TimeChart("flushes", "sum", id="chart-flushes")
-            with Vertical(id="stats"):
+            with VerticalScroll(id="stats", can_focus=False):  # a scrollbar says when violations run on
                 yield Percentiles(id="pct-main")
                 yield ViolationsView(id="viol-main")
         yield ErrorPanel(id="error-panel")
@@ -144,7 +144,7 @@ class RunScreen(ExplorerScreen):
         elif not self._lazy_mounted():  # the hidden tabs mount after the first frame
             self.call_after_refresh(self.apply_latest, True)
         elif active == "tab-log":
-            self.query_one(EventLog).set_lines(snap.trace)
+            self.query_one(EventLog).set_trace(snap.trace, snap.trace_file)
         elif active == "tab-violations":
             self.query_one("#viol-tab", ViolationsView).set_data(d)
         elif active == "tab-latency":

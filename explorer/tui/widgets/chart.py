@@ -77,6 +77,7 @@ class TimeChart(Widget):
         self.span_ns = 0
         self.now_ns = 0
         self.current: float | None = None
+        self.columns: list[float] = []  # what each column drew last (for the width it had then)
 
     def set_series(self, series: dict | None, span_ns: int, now_ns: int, current: float | None = None) -> None:
         series = series or {}
@@ -92,7 +93,7 @@ class TimeChart(Widget):
         title_style = self.get_component_rich_style("timechart--title")
         axis_style = self.get_component_rich_style("timechart--axis")
         bar_style = self.get_component_rich_style("timechart--bar")
-        cols = resample(self.values, self.bin_ns, self.span_ns, width, self.mode)
+        cols = self.columns = resample(self.values, self.bin_ns, self.span_ns, width, self.mode)
         peak = max(cols) if cols else 0.0
         total = sum(self.values) if self.mode == "sum" else None
         head = Text(self.title, style=title_style)

@@ -65,15 +65,16 @@ class QueuesView(Static):
         for u in data.get("iommus") or []:
             stale = int(u.get("stale_entries", 0))
             cap, used = int(u.get("capacity", 0)), int(u.get("entries", 0))
-            io.append([str(u.get("index")), f"{bar(used, cap)} {used}/{cap}", fmt.count(u.get("kernel_entries")),
+            io.append([str(u.get("index")), f"{bar(used, cap)} {fmt.count(used)}/{fmt.count(cap)}",
+                       fmt.count(u.get("kernel_entries")),
                        (fmt.count(stale), "bold red" if stale else ""), fmt.pct(u.get("hit_rate")),
                        fmt.count(u.get("invalidations")), fmt.count(u.get("probes"))])
         pend = data.get("pending_list") or []
         total = int(data.get("tables_pending", len(pend)))
         pl: list[list[Cell]] = [[str(p.get("pfn")), str(p.get("slot")), str(p.get("level")), str(p.get("source")),
                                  fmt.ns(p.get("age_ns"))] for p in pend]
-        title = (f"pending list: {total} table{'s' if total != 1 else ''}"
-                 + (f" (oldest {len(pend)} shown)" if total > len(pend) else ""))
+        title = (f"pending list: {fmt.count(total)} table{'s' if total != 1 else ''}"
+                 + (f" (oldest {fmt.count(len(pend))} shown)" if total > len(pend) else ""))
         key = (work, io, pl, title, still)
         if key == self._key:  # nothing it shows changed
             return

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from explorer.tui import fmt
+from explorer.tui.widgets.atoms import Atoms, counted
 from explorer.violations import KINDS
 
 LABELS = {k.name: k.label for k in KINDS}
@@ -48,39 +49,40 @@ class ViolationsView(Static):
         super().update(content, layout=layout and (shape == -1 or shape != self._lines))
         self._lines = shape
 
-    def _sources(self, by_source: Any) -> str:
-        """``cpa-collapse 77, vmalloc-huge 1,102`` (counts as everywhere else); in the narrow side
-        column one source a line, so a source and its count never wrap apart."""
-        items = [f"{s} {fmt.count(c)}" for s, c in sorted((by_source or {}).items())]
-        return (", " if self.examples else "\n").join(items)
+    def _sources(self, by_source: Any) -> list[tuple[str, str, str]]:
+        """``cpa-collapse 77, vmalloc-huge 1,102`` (counts as everywhere else) as items that wrap
+        between sources, never inside one; in the narrow side column one source a line."""
+        pairs = [(str(s), fmt.count(c)) for s, c in sorted((by_source or {}).items())]
+        return counted(pairs, "\n", ", " if self.examples else "\n")
 
     def _draw(self, data: dict[str, Any]) -> None:
         v = data.get("violations") or {}
         total = fmt.violations_total(data)
         t = Table(box=None, expand=True, pad_edge=False, show_header=True, header_style="bold")
-        t.add_column("violations" if total else "violations: none", ratio=3, no_wrap=not self.examples,
-                     overflow="ellipsis")  # the tab has room to wrap a long kind; the side column does not
+        # the tab has room to wrap a long kind; the side column does not, and gives the sources the
+        # room its short kinds leave
+        t.add_column("violations" if total else "violations: none", ratio=3 if self.examples else None,
+                     min_width=None if self.examples else 20, no_wrap=not self.examples, overflow="ellipsis")
         t.add_column("n", justify="right", no_wrap=True)
-        t.add_column("from source", ratio=2, overflow="fold")  # wraps between sources, never cut
+        t.add_column("from source", ratio=2 if self.examples else 1)  # wraps between sources, never inside one (Atoms)
         for kind, label in (LABELS if self.examples else SHORT).items():
             entry = v.get(kind) or {}
             n = int(entry.get("total", 0))
             if not n and not self.examples:
                 continue
             by = self._sources(entry.get("by_source"))
-            if entry.get("by_context"):  # which code path freed too early
-                sep = " · " if self.examples else "\n"
-                by += sep + "freed by " + ", ".join(
-                    f"{s} {fmt.count(c)}" for s, c in sorted(entry["by_context"].items()))
+            if entry.get("by_context"):  # which code path freed too early: "freed by caller 1,542, timer 3"
+                by.append((" · " if self.examples and by else "\n", "freed by", ""))
+                by += counted([(str(s), fmt.count(c)) for s, c in sorted(entry["by_context"].items())], " ", ", ")
             style = "bold red" if n else "dim"
-            t.add_row(Text(label, style=style), Text(fmt.count(n), style=style), Text(by, style=style))
+            t.add_row(Text(label, style=style), Text(fmt.count(n), style=style), Atoms(by, style=style))
         sq = data.get("stale_walk_queued") or {}
         queued = sq.get("total", 0)
         if queued or self.examples:
             by = self._sources(sq.get("by_source"))
             t.add_row(Text("stale walk into a queued page (harmless)" if self.examples else "stale walk, queued (ok)",
                            style="dim"),
-                      Text(fmt.count(queued), style="dim"), Text(by, style="dim"))
+                      Text(fmt.count(queued), style="dim"), Atoms(by, style="dim"))
         if not self.examples:
             self.update(t)
             return
