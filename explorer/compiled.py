@@ -24,18 +24,18 @@ beyond putting the finder in place.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.machinery
-import importlib.util
-import json
 import os
 import sys
-import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import importlib.machinery
+    from collections.abc import Sequence
+    from pathlib import Path
+    from types import ModuleType
+
+# pathlib, hashlib, json, warnings and importlib.util are imported where used: `import explorer`
+# (and so `--version`, which must stay fast) pays for none of them
 
 #: The environment variable that forces the pure-Python core.
 PURE_ENV = "PGTABLE_EXPLORER_PURE"
@@ -61,21 +61,25 @@ MODULES = (
 )
 
 #: The checkout (or site-packages) folder that holds the ``explorer`` package.
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 #: Where ``python -m explorer.compiled_build`` puts the build.
-BUILD_DIR = ROOT / "build" / "core"
+BUILD_DIR = os.path.join(ROOT, "build", "core")
 MANIFEST = "manifest.json"
 
 
-@dataclass
 class CoreStatus:
     """Which core this process runs, and why."""
 
-    compiled: bool
-    reason: str
-    #: the sources whose hash no longer matches the build (a stale build)
-    stale: list[str] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    def __init__(self, compiled: bool, reason: str, stale: list[str] | None = None,
+                 manifest: dict[str, Any] | None = None) -> None:
+        self.compiled = compiled
+        self.reason = reason
+        #: the sources whose hash no longer matches the build (a stale build)
+        self.stale = stale or []
+        self.manifest = manifest or {}
+
+    def __repr__(self) -> str:
+        return f"CoreStatus(compiled={self.compiled}, reason={self.reason!r}, stale={self.stale})"
 
     def describe(self) -> str:
         """One phrase for ``--version`` and ``make bench``: ``compiled (mypyc 2.4.1)`` or
@@ -87,6 +91,8 @@ class CoreStatus:
 
 def source_digest(path: Path) -> str:
     """The SHA-256 of a source file (what the manifest records)."""
+    import hashlib
+
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -94,8 +100,15 @@ def _pure_forced() -> bool:
     return os.environ.get(PURE_ENV, "") not in ("", "0")
 
 
-def read_status(build_dir: Path = BUILD_DIR, root: Path = ROOT, env_pure: bool | None = None) -> CoreStatus:
+def read_status(
+    build_dir: str | Path = BUILD_DIR, root: str | Path = ROOT, env_pure: bool | None = None
+) -> CoreStatus:
     """Decide which core a process would run (no import, no side effect)."""
+    import json
+    from pathlib import Path
+
+    build_dir, root = Path(build_dir), Path(root)
+
     if _pure_forced() if env_pure is None else env_pure:
         return CoreStatus(False, f"{PURE_ENV}=1")
     try:
@@ -143,7 +156,10 @@ class CompiledFinder:
         rel = st.manifest["extensions"].get(fullname)
         if rel is None:
             return None
-        file = str(BUILD_DIR / rel)
+        import importlib.machinery
+        import importlib.util
+
+        file = os.path.join(BUILD_DIR, rel)
         return importlib.util.spec_from_file_location(
             fullname, file, loader=importlib.machinery.ExtensionFileLoader(fullname, file)
         )
@@ -159,8 +175,10 @@ def status() -> CoreStatus:
     if _status is None:
         _status = read_status()
         if _status.stale:
+            import warnings
+
             warnings.warn_explicit(f"pgtable-explorer: {_status.reason}; running the pure-Python core",
-                                   RuntimeWarning, str(BUILD_DIR / MANIFEST), 0)
+                                   RuntimeWarning, os.path.join(BUILD_DIR, MANIFEST), 0)
         elif _status.compiled and any(m in sys.modules for m in MODULES):
             # imported before the finder was in place (pure): never mix the two
             _status = CoreStatus(False, "the pure modules were imported first")

@@ -31,7 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from explorer.compiled import BUILD_DIR, MANIFEST, MODULES, PURE_ENV, ROOT, read_status, source_digest
+from explorer import compiled
+from explorer.compiled import MANIFEST, MODULES, PURE_ENV, read_status, source_digest
+
+ROOT = Path(compiled.ROOT)
+BUILD_DIR = Path(compiled.BUILD_DIR)
 
 #: The setup script run in the scratch folder (a child process: setuptools and mypyc stay out of
 #: the caller, and their output goes to the build log).

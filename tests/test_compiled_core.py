@@ -86,7 +86,7 @@ def test_the_finder_leaves_other_modules_alone() -> None:
 
 
 def test_build_without_a_c_compiler_says_so_in_one_line_and_succeeds(tmp_path: Path) -> None:
-    manifest = compiled.BUILD_DIR / MANIFEST
+    manifest = Path(compiled.BUILD_DIR) / MANIFEST
     before = manifest.stat().st_mtime_ns if manifest.exists() else None
     env = {**os.environ, "CC": "/bin/false"}
     proc = subprocess.run([sys.executable, "-m", "explorer.compiled_build"], capture_output=True, text=True,
@@ -136,7 +136,7 @@ def test_compiled_and_pure_cores_agree() -> None:
 def test_the_simulator_modules_are_the_compiled_ones_when_built() -> None:
     import explorer.sim.engine as engine
 
-    assert not engine.__file__.endswith(".py") and str(compiled.BUILD_DIR) in engine.__file__
+    assert not engine.__file__.endswith(".py") and compiled.BUILD_DIR in engine.__file__
 
 
 @pytest.mark.skipif(not compiled.running_compiled(), reason="the pure core runs here: these tests ran in this process")
