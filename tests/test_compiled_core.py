@@ -79,6 +79,19 @@ def test_no_build_another_python_or_a_missing_module_runs_pure(tmp_path: Path) -
     assert not read_status(build, root, env_pure=False).compiled
 
 
+def test_a_stale_build_warns_once_and_the_finder_then_loads_the_pure_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build, root = _fake_build(tmp_path)
+    (root / "explorer" / "sim" / "engine.py").write_text("x = 2\n")
+    monkeypatch.setattr(compiled, "_status", None)  # as in a process that has not decided yet
+    monkeypatch.setattr(compiled, "read_status", lambda: read_status(build, root, env_pure=False))
+    with pytest.warns(RuntimeWarning, match="stale: explorer/sim/engine.py changed since; run make setup; running "
+                                            "the pure-Python core"):
+        assert compiled.CompiledFinder().find_spec(MODULES[0]) is None  # the ordinary finders load the .py
+    assert not compiled.status().compiled and "stale" in compiled.status().describe()
+
+
 def test_the_finder_leaves_other_modules_alone() -> None:
     finder = compiled.CompiledFinder()
     assert finder.find_spec("explorer.config") is None
