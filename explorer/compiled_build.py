@@ -165,12 +165,15 @@ def build(out: Path = BUILD_DIR, log: Path | None = None) -> str | None:
             "sources": {rel: source_digest(scratch / "src" / rel) for rel in srcs},
         }
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out.exists():
-            out.rename(old)  # a running process keeps its mapped files; new ones see the new build
-        stage.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        old = Path(tempfile.mkdtemp(prefix="core-old-", dir=out.parent))
+        try:
+            if out.exists():
+                out.rename(old / "core")  # a running process keeps its mapped files; new ones see the new build
+            stage.rename(out)
+        except OSError as exc:  # another build (a second make) swapped at the same moment
+            return f"could not put the build in place ({exc}); run make setup again"
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
         return None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
