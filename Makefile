@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast bench lint setup clean snapshots fuzz
+.PHONY: run test test-fast bench lint setup clean snapshots fuzz core
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -12,12 +12,19 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench,dask,plot]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) core
 
-run: $(STAMP)
+# The optional compiled core (docs/performance.md): mypyc builds of the simulator's hot modules in
+# build/core/, rebuilt when one of their sources changed; without a C compiler (or when the build
+# fails) one line says so and everything runs on the pure-Python core, with the same results.
+# PGTABLE_EXPLORER_PURE=1 forces the pure core at run time.
+core: $(STAMP)
+	@$(BIN)/python -m explorer.compiled_build --if-stale
+
+run: $(STAMP) core
 	$(BIN)/pgtable-explorer
 
-test: $(STAMP)
+test: $(STAMP) core
 	PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 $(BIN)/python -m pytest -q
 
 # The unit layer only (no Pilot, no child processes, no package builds): seconds, while editing.
@@ -36,7 +43,7 @@ fuzz: $(STAMP)
 	PGTABLE_EXPLORER_NO_ENTRYPOINTS=1 PGTABLE_FUZZ_EXAMPLES=$${PGTABLE_FUZZ_EXAMPLES:-25000} \
 		$(BIN)/python -m pytest -q tests/test_fuzz.py --hypothesis-show-statistics $(FUZZ_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) core
 	$(BIN)/python -m tests.benchmarks
 
 lint: $(STAMP)

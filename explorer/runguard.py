@@ -24,7 +24,26 @@ class RunTimeout(BaseException):
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        #: the frame the signal was handled in when that frame had only just been entered or
+        #: resumed: the time went elsewhere (see :func:`_just_entered`), so it is not the culprit
+        self.not_running: object = None
         super().__init__(f"timed out after {seconds:g}s (wall clock)")
+
+
+def _just_entered(frame: Any) -> bool:
+    """Whether ``frame`` has run nothing since it was entered or resumed (it is at ``RESUME``).
+
+    Python handles a signal at the next check of interpreted code: compiled code (the compiled
+    simulator core, see explorer/compiled.py) runs on with it pending, and the first interpreted
+    frame to start or resume, often a plugin's generator, is where it is handled. The time was not
+    spent there."""
+    import dis
+
+    resume = dis.opmap.get("RESUME")
+    if frame is None or resume is None:
+        return False
+    code, i = frame.f_code.co_code, frame.f_lasti
+    return 0 <= i < len(code) and code[i] == resume
 
 
 @contextlib.contextmanager
@@ -39,7 +58,10 @@ def wall_clock_limit(seconds: float | None) -> Iterator[None]:
         return
 
     def expire(signum: int, frame: object) -> None:
-        raise RunTimeout(seconds)
+        exc = RunTimeout(seconds)
+        if _just_entered(frame):
+            exc.not_running = frame
+        raise exc
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
@@ -64,7 +86,10 @@ def culprit(exc: BaseException, registry: Registry, config: Mapping[str, Any] | 
     files = {os.path.realpath(i.location): i for i in registry.plugins if i.origin != "installed package"}
     modules = {m: i for i in registry.plugins if (m := _module_of(i))}
     found: PluginInfo | None = None
+    skip = getattr(exc, "not_running", None)
     for frame, _ in traceback.walk_tb(exc.__traceback__):
+        if frame is skip:
+            continue
         info = files.get(os.path.realpath(frame.f_code.co_filename))
         if info is None:
             name = str(frame.f_globals.get("__name__", ""))

@@ -41,9 +41,13 @@ def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, 
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from explorer.compiled import summary
+
     rc, out, _ = run_main(capsys, "--version")
     assert rc == 0
-    assert out.strip() == f"pgtable-explorer {__version__}"
+    # the second line says which simulator core runs (explorer/compiled.py)
+    assert out.splitlines() == [f"pgtable-explorer {__version__}", f"simulator core: {summary()}"]
+    assert summary().startswith(("compiled (mypyc ", "pure Python ("))
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["run", "--help"], ["compare", "--help"]])
@@ -431,10 +435,13 @@ def test_plugins_lists_origins_and_failures(capsys: pytest.CaptureFixture[str], 
 
 
 def test_plugins_verbose_lists_parameters(capsys: pytest.CaptureFixture[str], registry: Registry) -> None:
+    from explorer.compiled import summary
+
     rc, out, _ = run_main(capsys, "plugins", "-v")
     assert rc == 0
     for p in registry.workloads["vmalloc-huge"].params:
         assert p.name in out
+    assert f"\nSimulator core: {summary()}\n" in out
 
 
 def test_scenarios(capsys: pytest.CaptureFixture[str], registry: Registry) -> None:

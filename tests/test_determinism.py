@@ -140,6 +140,7 @@ def test_stepping_does_not_change_the_numbers(name: str) -> None:
     assert stepped["trace"], "the stepped run keeps a trace"
 
 
+@pytest.mark.pure_core
 @pytest.mark.parametrize("name", QUICK)
 def test_fast_paths_match_the_plain_implementation(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fast = outcome(ALL[name])
@@ -148,6 +149,7 @@ def test_fast_paths_match_the_plain_implementation(name: str, monkeypatch: pytes
     assert canonical(fast) == canonical(slow)
 
 
+@pytest.mark.pure_core
 @pytest.mark.parametrize("name", ["deferred-adversarial-1", "batched-small", "test-buggy"])
 def test_fast_paths_match_when_stepped_and_traced(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Snapshots, trace lines and examples too, with the run advanced in small uneven steps."""
@@ -157,6 +159,7 @@ def test_fast_paths_match_when_stepped_and_traced(name: str, monkeypatch: pytest
     assert canonical(fast) == canonical(slow)
 
 
+@pytest.mark.pure_core
 @pytest.mark.parametrize("name", ["small-machine", "tie-storm"])
 def test_memory_state_matches_the_plain_background_traffic(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Page by page: the allocator after a run, lane against heap events."""

@@ -36,6 +36,16 @@ COMMANDS: dict[str, tuple[Callable[[Any, argparse.ArgumentParser], argparse.Argu
 }
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version, and on a second line which simulator core runs (explorer/compiled.py)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from explorer.compiled import summary
+
+        sys.stdout.write(f"{PROG} {__version__}\nsimulator core: {summary()}\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -54,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `pgtable-explorer COMMAND --help` for a command's options. Exit status: 0 ok, 1 a run "
         "failed (a plugin raised), 2 a usage or config error.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and which simulator "
+                        "core runs (compiled or pure Python), then exit")
     parser.add_argument(
         "--plugins-dir",
         action="append",

@@ -92,6 +92,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                     for line, p in zip(table, obj.params, strict=True):
                         out.append(line)
                         out += textwrap.wrap(p.help, 100, initial_indent=" " * 10, subsequent_indent=" " * 10)
+    if args.verbose:
+        from explorer.compiled import summary
+
+        out += ["", f"Simulator core: {summary()}"]
     if registry.failures:
         out.append("")
         out.append(f"Failed to load ({len(registry.failures)})")

@@ -1,6 +1,6 @@
 """``python -m tests.benchmarks`` (``make bench``): every benchmark, one table, and ``bench.json``.
 
-    python -m tests.benchmarks [--quick] [--only simpy,engine,scale,startup,tui,parallel,hunt] [--output FILE]
+    python -m tests.benchmarks [--quick] [--only simpy,engine,scale,startup,tui,parallel,hunt,short] [--output FILE]
 
 Benchmarks print figures; they never pass or fail (``make test`` does not run them). A figure that
 cannot be measured here (no SimPy, no TUI yet, no pseudo-terminal) is reported as ``n/a (why)``.
@@ -24,6 +24,7 @@ from tests.benchmarks import (
     bench_hunt,
     bench_parallel,
     bench_scale,
+    bench_short,
     bench_simpy,
     bench_startup,
     bench_tui,
@@ -38,6 +39,7 @@ SECTIONS: dict[str, tuple[str, Callable[[bool], list[Figure]], tuple[str, ...]]]
     "tui": ("5. under the TUI", bench_tui.run, ("tui_throughput_ratio", "tui_key_p95_ms")),
     "parallel": ("6. parallel", bench_parallel.run, ("parallel_speedup_2",)),
     "hunt": ("7. hunt", bench_hunt.run, ("hunt_s_before-fix",)),
+    "short": ("8. short runs", bench_short.run, ("short_runs_per_s", "short_setup_share")),
 }
 
 
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     info = machine()
     print(f"pgtable-explorer benchmarks on {info['cpu']} ({info['cpus']} CPUs), Python {info['python']}, "
-          f"load {info['load_before']}", flush=True)
+          f"load {info['load_before']}, simulator core: {info['core']}", flush=True)
     figures: list[tuple[str, Figure]] = []
     timings: dict[str, float] = {}
     for name in chosen:

@@ -125,4 +125,13 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "os": f"{platform.system()} {platform.release()}",
         "load_before": round(load, 2) if load is not None else None,
+        # which simulator core the figures are of (explorer/compiled.py): the child processes the
+        # sections start inherit PGTABLE_EXPLORER_PURE, so they run the same one
+        "core": _core(),
     }
+
+
+def _core() -> str:
+    from explorer import compiled
+
+    return compiled.summary()
