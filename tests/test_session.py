@@ -13,12 +13,9 @@ from explorer.documents import compare_document, dumps_json, flatten_metrics, me
 from explorer.plugins import load_registry
 from explorer.session import Session, run_to_end
 from explorer.sim.build import build_simulation
-from tests.conftest import make_config, strategy_source
+from tests.conftest import SHORT, hanging_strategy_source, make_config
 
-SHORT = ("run.duration=5ms", "run.drain=5ms")
-
-HANG = strategy_source("test-hangs", "Hangs", "while True:\n    pass",
-                       help="Spins forever on the first table (a plugin that hangs).")
+HANG = hanging_strategy_source("test-hangs")
 
 SETUP_RAISES = textwrap.dedent(
     '''

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from explorer.tui.screens.choice import ChoiceModal
 from explorer.tui.screens.config import ConfigScreen
 from explorer.tui.screens.param_info import ParamInfo
 from explorer.tui.widgets.config_tree import ConfigTree
 from explorer.tui.widgets.param_detail import ParamDetail
-from tests.conftest import make_config
-from tests.tui_helpers import SHORT, jump_to, make_app, paste, screen_text, wait_for_text, wait_until
-
-
-@pytest.fixture
-def app(registry):
-    return make_app(registry, make_config(registry, *SHORT), start="config")
+from tests.tui_helpers import jump_to, make_app, paste, screen_text, wait_for_text, wait_until
 
 
 def cursor_key(app) -> str | None:

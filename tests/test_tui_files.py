@@ -12,16 +12,13 @@ from explorer import cli
 from explorer.config import backup_path, load_config
 from explorer.tui.screens.confirm_quit import ConfirmQuit
 from explorer.tui.screens.file_dialog import FileDialog
-from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, paste, run_to_end, wait_for_drawn, wait_for_text, wait_until
+from tests.tui_helpers import SHORT, paste, run_to_end, wait_for_drawn, wait_for_text, wait_until
 
 
 @pytest.fixture
-def app(registry, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    a = make_app(registry, make_config(registry, *SHORT), start="config")
-    yield a
-    a.shutdown_sessions()
+def app(make_tui_app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the file dialogs start in the current directory
+    return make_tui_app()
 
 
 async def save_as(pilot, path) -> None:

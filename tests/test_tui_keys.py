@@ -4,7 +4,6 @@ columns, Compare has its own speed, a stopped run says it starts again from t=0.
 
 from __future__ import annotations
 
-import pytest
 from textual.widgets import Input
 
 from explorer.config import default_config
@@ -14,13 +13,6 @@ from explorer.tui.screens.help import HelpScreen
 from explorer.tui.widgets.config_tree import ConfigTree
 from tests.conftest import make_config
 from tests.tui_helpers import SHORT, make_app, paste, wait_for_drawn, wait_for_screen, wait_for_text, wait_until
-
-
-@pytest.fixture
-def app(registry):
-    a = make_app(registry, make_config(registry, *SHORT), start="config")
-    yield a
-    a.shutdown_sessions()
 
 
 async def test_q_quits_asking_first_but_types_in_a_field(app):

@@ -5,7 +5,6 @@ log and its filter, the queues, export and clipboard; a raising strategy (loaded
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from explorer.tui.widgets.counter import BigCounter
 from explorer.tui.widgets.error_panel import ErrorPanel
 from explorer.tui.widgets.event_log import EventLog
 from explorer.tui.widgets.trace_view import TraceView
-from tests.conftest import make_config
+from tests.conftest import hanging_strategy_source, make_config
 from tests.tui_helpers import (
     SHORT,
     make_app,
@@ -35,32 +34,12 @@ from tests.tui_helpers import (
 #: A user's strategy plugin with a bug (it raises on the third table), shipped as an example.
 RAISES = (Path(__file__).resolve().parent.parent / "docs" / "examples" / "buggy" / "my_buggy.py").read_text()
 
-HANGS = textwrap.dedent(
-    '''
-    from explorer.api import FreeStrategy, hookimpl
-
-
-    class Hangs(FreeStrategy):
-        name = "my-hangs"
-        help = "Spins forever."
-
-        def pagetable_free_kernel(self, k, pt):
-            while True:
-                pass
-
-
-    @hookimpl
-    def register_strategies(register):
-        register(Hangs)
-    '''
-)
+HANGS = hanging_strategy_source("my-hangs")
 
 
 @pytest.fixture
-def app(registry):
-    a = make_app(registry, make_config(registry, *SHORT))
-    yield a
-    a.shutdown_sessions()
+def app(make_tui_app):
+    return make_tui_app(start="run")
 
 
 async def test_space_runs_and_the_counters_and_charts_fill(app, registry):

@@ -12,8 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from explorer.tui.app import ExplorerApp
-
-SHORT = ("run.duration=5ms", "run.drain=5ms")
+from tests.conftest import SHORT as SHORT  # the TUI tests' short run (re-exported: one definition)
 
 
 def make_app(registry: Any = None, config: Any = None, *, start: str = "run", plugins_dirs: Any = (),
