@@ -252,13 +252,14 @@ def test_trace_tail_and_view(registry, session_factory):
     s.step()  # waits for the start in flight, then steps
     assert s.wait_for(lambda s: s.latest is not None and s.latest.now_ns == 2_000_000, 20)
     assert list(s.latest.trace) == direct.trace_lines()[-50:] and len(direct.trace_lines()) > 50
+    # the seq before asking (the answer can arrive before the next line reads it)
+    seq = s.latest.seq
     s.set_view(trace=False)
     s.request_snapshot()
-    seq = s.latest.seq
     assert s.wait_for(lambda s: s.latest.seq > seq, 20)
     assert s.latest.trace == ()
+    seq = s.latest.seq
     s.set_view(trace=True)
     s.request_snapshot()
-    seq = s.latest.seq
     assert s.wait_for(lambda s: s.latest.seq > seq, 20)
     assert list(s.latest.trace) == direct.trace_lines()[-50:]

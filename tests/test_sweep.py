@@ -593,7 +593,7 @@ def test_cli_failed_points_give_status_1(capsys: pytest.CaptureFixture[str], tmp
     rc, stdout, err = sweep_cli(capsys, "--plugins-dir", str(tmp_path / "plugins"), "--duration", "5ms",
                                 "--grid", "strategy.name=deferred,sweep-boom", "--workers", "2", "--no-progress",
                                 "--out", str(tmp_path / "r.csv"))
-    assert rc == 1
+    assert rc == 1, err
     assert "1 ok, 1 failed" in stdout and "boom on purpose" in err
 
 

@@ -1,5 +1,5 @@
 """Compare, Plugins, F1 help, the command palette, themes; and a few snapshot-style checks of the
-main screens at 80x24 and 120x40 (SVG from save_screenshot, text assertions)."""
+main screens at 80x24 and 120x40 (the screen as text: what it says, that it fits)."""
 
 from __future__ import annotations
 
