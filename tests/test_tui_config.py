@@ -10,6 +10,7 @@ from explorer.tui.screens.config import ConfigScreen
 from explorer.tui.screens.param_info import ParamInfo
 from explorer.tui.widgets.config_tree import ConfigTree
 from explorer.tui.widgets.param_detail import ParamDetail
+from tests.conftest import make_config
 from tests.tui_helpers import jump_to, make_app, paste, screen_text, wait_for_text, wait_until
 
 
