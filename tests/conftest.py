@@ -19,6 +19,12 @@ from explorer.plugins import Registry, load_registry
 TESTS = Path(__file__).resolve().parent
 RUNTIME_PLUGINS = TESTS / "plugins" / "runtime"
 
+#: A short run, as config overrides (``make_config(registry, *SHORT)``): 5 ms simulated and a 5 ms
+#: drain, enough for every strategy to free what it unlinked; a TUI session runs it in a moment.
+SHORT = ("run.duration=5ms", "run.drain=5ms")
+#: A short run as the command line's flags (``main(["run", *SHORT_ARGS])``): 5 ms simulated.
+SHORT_ARGS = ("--duration", "5ms")
+
 
 @pytest.fixture(scope="session")
 def registry() -> Registry:
@@ -35,6 +41,22 @@ def test_registry() -> Registry:
 def make_config(registry: Registry, *overrides: str, scenario: str | None = None) -> dict[str, Any]:
     """The default (or a scenario's) config with ``key=value`` overrides applied."""
     return apply_overrides(default_config(registry, scenario=scenario), list(overrides), registry)
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The command line run in this process: its exit status, standard output and error."""
+    from explorer.cli import main
+
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def simulate(registry: Registry, *overrides: str, scenario: str | None = None) -> dict[str, Any]:
+    """The metrics of a run of the default (or a scenario's) config with ``key=value`` overrides."""
+    from explorer.sim.build import build_simulation
+
+    return build_simulation(make_config(registry, *overrides, scenario=scenario), registry).run()
 
 
 def strategy_source(name: str, cls: str, body: str, *, help: str = "", imports: str = "",
@@ -68,6 +90,40 @@ def raising_strategy_source(name: str, cls: str = "Boom") -> str:
     """A plugin file whose strategy ``name`` raises on the first kernel table."""
     return strategy_source(name, cls, 'raise RuntimeError("boom on purpose")',
                            help="Raises on the first kernel table.")
+
+
+def hanging_strategy_source(name: str, cls: str = "Hangs") -> str:
+    """A plugin file whose strategy ``name`` spins forever on the first kernel table (a plugin that
+    hangs: only a timeout, a stop or the end of its process ends it)."""
+    return strategy_source(name, cls, "while True:\n    pass", help="Spins forever on the first table.")
+
+
+@pytest.fixture
+def make_tui_app(registry: Registry) -> Any:
+    """``make_tui_app(*overrides, start="config", **kw)``: an ExplorerApp on a SHORT run of the
+    built-in plugins plus ``overrides`` (or ``config=``/``registry=`` of the test's own; ``kw`` as
+    tests.tui_helpers.make_app takes them). Its sessions are shut down after the test."""
+    from tests.tui_helpers import make_app
+
+    apps: list[Any] = []
+
+    def build(*overrides: str, start: str = "config", registry: Registry = registry,
+              config: dict[str, Any] | None = None, **kw: Any) -> Any:
+        if config is None:
+            config = make_config(registry, *SHORT, *overrides)
+        app = make_app(registry, config, start=start, **kw)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.shutdown_sessions()
+
+
+@pytest.fixture
+def app(make_tui_app: Any) -> Any:
+    """The app on the Config screen with a SHORT run (a TUI module may override it: another screen)."""
+    return make_tui_app()
 
 
 # --------------------------------------------------------------------------- the test layers

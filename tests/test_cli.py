@@ -24,17 +24,9 @@ from explorer import config as C
 from explorer.cli import main
 from explorer.cli.common import Progress
 from explorer.plugins import Registry
-from tests.conftest import make_config, raising_strategy_source, strategy_source
-
-SHORT = ["--duration", "10ms"]
+from tests.conftest import SHORT_ARGS, make_config, raising_strategy_source, run_main, strategy_source
 
 RAISING_STRATEGY = raising_strategy_source("boom", "Boom")
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 # --------------------------------------------------------------------------- start-up
@@ -75,7 +67,7 @@ def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_run_table(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = run_main(capsys, "run", *SHORT)
+    rc, out, err = run_main(capsys, "run", *SHORT_ARGS)
     assert rc == 0, err
     for heading in ("Frees", "Latency", "Violations", "IOMMU flushes", "use_after_free", "stale_walk_queued"):
         assert heading in out
@@ -83,18 +75,18 @@ def test_run_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Expected" in out
     assert "\033[" not in out  # no colour when stdout is not a terminal
     assert "\r" not in err  # no progress bar when stderr is not a terminal
-    rc, out, _ = run_main(capsys, "run", *SHORT, "--set", "strategy.name=batched", "--set",
+    rc, out, _ = run_main(capsys, "run", *SHORT_ARGS, "--set", "strategy.name=batched", "--set",
                           "strategy.params.max_age=2500us")
     assert rc == 0 and "strategy  batched (batch=256, max_age=2500us)" in out  # as written, not in ns
 
 
 def test_run_json_is_byte_identical_for_the_same_seed(capsys: pytest.CaptureFixture[str], registry: Registry) -> None:
-    outs = [run_main(capsys, "run", *SHORT, "--seed", "7", "--format", "json")[1] for _ in range(2)]
+    outs = [run_main(capsys, "run", *SHORT_ARGS, "--seed", "7", "--format", "json")[1] for _ in range(2)]
     assert outs[0] == outs[1]
-    other = run_main(capsys, "run", *SHORT, "--seed", "8", "--format", "json")[1]
+    other = run_main(capsys, "run", *SHORT_ARGS, "--seed", "8", "--format", "json")[1]
     assert other != outs[0]  # the seed matters
     doc = json.loads(outs[0])
-    assert doc["config"]["run"]["seed"] == 7 and doc["config"]["run"]["duration"] == "10ms"
+    assert doc["config"]["run"]["seed"] == 7 and doc["config"]["run"]["duration"] == SHORT_ARGS[1]
     # the config part is the TOML form: it loads back to the config that ran
     config = C.validate(doc["config"], registry)
     assert C.to_toml_dict(config, registry) == doc["config"]
@@ -200,13 +192,13 @@ def test_syntax_error_shows_line_column_and_caret(capsys: pytest.CaptureFixture[
 
 def test_a_plugin_that_raises_fails_the_run_with_exit_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "boom.py").write_text(RAISING_STRATEGY)
-    rc, out, err = run_main(capsys, "--plugins-dir", str(tmp_path), "run", "--set", "strategy.name=boom", *SHORT)
+    rc, out, err = run_main(capsys, "--plugins-dir", str(tmp_path), "run", "--set", "strategy.name=boom", *SHORT_ARGS)
     assert rc == 1
     assert out == ""
     assert err.startswith("error: strategy 'boom' raised: RuntimeError: boom on purpose")
     assert "plugin traceback:" in err and "pagetable_free_kernel" in err
     # --plugins-dir works after the command too
-    rc, _, err = run_main(capsys, "run", "--plugins-dir", str(tmp_path), "--set", "strategy.name=boom", *SHORT)
+    rc, _, err = run_main(capsys, "run", "--plugins-dir", str(tmp_path), "--set", "strategy.name=boom", *SHORT_ARGS)
     assert rc == 1
 
 
@@ -254,12 +246,12 @@ def test_a_failed_run_keeps_its_trace_and_a_bad_trace_path_is_a_user_error(capsy
                                                                             tmp_path: Path) -> None:
     (tmp_path / "boom.py").write_text(RAISING_STRATEGY)
     trace = tmp_path / "boom.trace"
-    rc, _, err = run_main(capsys, "--plugins-dir", str(tmp_path), "run", "--set", "strategy.name=boom", *SHORT,
+    rc, _, err = run_main(capsys, "--plugins-dir", str(tmp_path), "run", "--set", "strategy.name=boom", *SHORT_ARGS,
                           "--trace", str(trace))
     assert rc == 1 and "boom on purpose" in err
     lines = trace.read_text().splitlines()
     assert lines and lines[-1].split(": ", 2)[1] == "pagetable_free_kernel"  # up to the call that raised
-    rc, _, err = run_main(capsys, "run", *SHORT, "--trace", str(tmp_path / "no" / "such" / "dir.trace"))
+    rc, _, err = run_main(capsys, "run", *SHORT_ARGS, "--trace", str(tmp_path / "no" / "such" / "dir.trace"))
     assert rc == 2 and err.startswith("error: --trace ") and "does not exist" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boom.py", "boom.trace"]  # no temporary file left
 
@@ -271,7 +263,7 @@ CHATTY_STRATEGY = strategy_source("chatty", "Chatty", 'print("freeing", pt)\nk.f
 def test_a_plugin_that_prints_does_not_spoil_the_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "chatty.py").write_text(CHATTY_STRATEGY)
     rc, out, err = run_main(capsys, "--plugins-dir", str(tmp_path), "run", "--set", "strategy.name=chatty",
-                            *SHORT, "--format", "json")
+                            *SHORT_ARGS, "--format", "json")
     assert rc == 0, err
     m = json.loads(out)["metrics"]  # stdout is the JSON and nothing else
     assert err.count("freeing") == m["strategy_calls"] > 0  # the prints went to stderr
@@ -309,7 +301,7 @@ def _table_rows(out: str) -> tuple[list[str], dict[str, list[str]]]:
 
 def test_compare_has_one_column_per_strategy(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run_main(capsys, "compare", "--scenario", "linux-6.19", "--strategy", "sync", "--strategy",
-                            "deferred", "--strategy", "batched", *SHORT)
+                            "deferred", "--strategy", "batched", *SHORT_ARGS)
     assert rc == 0, err
     header, rows = _table_rows(out)
     assert header == ["sync", "deferred", "batched"]
@@ -329,7 +321,7 @@ def test_compare_has_one_column_per_strategy(capsys: pytest.CaptureFixture[str])
 
 def test_compare_json_columns_differ_only_in_the_strategy(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run_main(capsys, "compare", "--strategy", "sync", "--strategy", "batched:batch=4", "--seed", "3",
-                          *SHORT, "--format", "json")
+                          *SHORT_ARGS, "--format", "json")
     assert rc == 0
     doc = json.loads(out)
     assert doc["axis"] == "strategy"
@@ -340,7 +332,7 @@ def test_compare_json_columns_differ_only_in_the_strategy(capsys: pytest.Capture
         assert a[key] == b[key]
     assert a["run"]["seed"] == 3
     again = run_main(capsys, "compare", "--strategy", "sync", "--strategy", "batched:batch=4", "--seed", "3",
-                     *SHORT, "--format", "json")[1]
+                     *SHORT_ARGS, "--format", "json")[1]
     assert again == out
 
 
@@ -349,7 +341,7 @@ def test_compare_never_stars_an_unsafe_strategy(capsys: pytest.CaptureFixture[st
     # (the lowest latency): unsafe, it takes no * and says why; deferred and sync (no atomic source
     # here, so no sleep in atomic) are both safe and are ranked against each other only.
     argv = ("compare", "--strategy", "sync-unsafe", "--strategy", "deferred", "--strategy", "sync",
-            "--set", "workload.cpa-collapse.rate=0/s", *SHORT)
+            "--set", "workload.cpa-collapse.rate=0/s", *SHORT_ARGS)
     rc, out, err = run_main(capsys, *argv)
     assert rc == 0, err
     _, rows = _table_rows(out)
@@ -372,7 +364,7 @@ def test_compare_never_stars_an_unsafe_strategy(capsys: pytest.CaptureFixture[st
 def test_compare_says_when_the_columns_did_not_see_the_same_workload(capsys: pytest.CaptureFixture[str]) -> None:
     # 256 SVA mms make each flush long; sync makes the caller wait for it, so vmalloc-huge, which
     # waits for each operation to end, unlinks fewer tables in the same 5 ms.
-    argv = ("compare", "--strategy", "deferred", "--strategy", "sync", "--set", "iommu.sva_mms=256", *SHORT)
+    argv = ("compare", "--strategy", "deferred", "--strategy", "sync", "--set", "iommu.sva_mms=256", *SHORT_ARGS)
     rc, out, _ = run_main(capsys, *argv, "--format", "json")
     assert rc == 0
     doc = json.loads(out)
@@ -386,25 +378,25 @@ def test_compare_says_when_the_columns_did_not_see_the_same_workload(capsys: pyt
 
 
 def test_compare_iommu_models_and_config_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    rc, out, _ = run_main(capsys, "compare", "--iommu", "generic", "--iommu", "none", *SHORT)
+    rc, out, _ = run_main(capsys, "compare", "--iommu", "generic", "--iommu", "none", *SHORT_ARGS)
     assert rc == 0
     assert _table_rows(out)[0] == ["generic", "none"]
     one, two = tmp_path / "one.toml", tmp_path / "two.toml"
     one.write_text('[strategy]\nname = "sync"\n')
     two.write_text('[strategy]\nname = "deferred"\n')
-    rc, out, _ = run_main(capsys, "compare", str(one), str(two), *SHORT, "--format", "json")
+    rc, out, _ = run_main(capsys, "compare", str(one), str(two), *SHORT_ARGS, "--format", "json")
     assert rc == 0
     doc = json.loads(out)
     assert doc["axis"] == "config"
     assert [(c["label"], c["config"]["strategy"]["name"]) for c in doc["columns"]] == [("one", "sync"),
                                                                                         ("two", "deferred")]
-    assert {c["config"]["run"]["duration"] for c in doc["columns"]} == {"10ms"}
+    assert {c["config"]["run"]["duration"] for c in doc["columns"]} == {SHORT_ARGS[1]}
 
 
 def test_compare_fails_with_exit_1_when_a_column_raises(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "boom.py").write_text(RAISING_STRATEGY)
     rc, _, err = run_main(capsys, "--plugins-dir", str(tmp_path), "compare", "--strategy", "sync",
-                          "--strategy", "boom", *SHORT)
+                          "--strategy", "boom", *SHORT_ARGS)
     assert rc == 1
     assert "error: strategy 'boom' raised" in err
 

@@ -212,7 +212,7 @@ def check(argv: list[str], folder: Path, outputs: tuple[str, ...] = ()) -> int:
     return rc
 
 
-@examples(800)
+@examples(400)
 @given(data=st.binary(max_size=400))
 def test_raw_bytes_as_a_config(workdir: Path, data: bytes) -> None:
     _progress()
@@ -220,7 +220,7 @@ def test_raw_bytes_as_a_config(workdir: Path, data: bytes) -> None:
     check(["config", "validate", "c.toml"], workdir)
 
 
-@examples(700)
+@examples(350)
 @given(text=st.text(alphabet=string.printable + "[]{}=\"'.#\u0663\x1b", max_size=300))
 def test_toml_like_text_as_a_config(workdir: Path, text: str) -> None:
     _progress()
@@ -229,7 +229,7 @@ def test_toml_like_text_as_a_config(workdir: Path, text: str) -> None:
         check(["run", "c.toml", *RUN_LIMITS, "--format", "json", "-o", "out.json"], workdir, ("out.json",))
 
 
-@examples(500)
+@examples(250)
 @given(doc=configs())
 def test_structured_configs(workdir: Path, doc: dict[str, Any]) -> None:
     _progress()
@@ -242,7 +242,7 @@ def test_structured_configs(workdir: Path, doc: dict[str, Any]) -> None:
         check(["run", "c.toml", *RUN_LIMITS, "--trace", "t.trace"], workdir, ("t.trace",))
 
 
-@examples(400)
+@examples(200)
 @given(sets=overrides(), extra=st.lists(st.sampled_from([
     ["--seed", "9" * 5000], ["--seed", "-1"], ["--duration", "1e400ms"], ["--duration", "\u0661ms"],
     ["--scenario", ""], ["--scenario", "before-fix"], ["--timeout", "0"], ["--timeout", "1e400"],

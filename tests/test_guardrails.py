@@ -12,9 +12,7 @@ from explorer.cli import main
 from explorer.plugins import load_registry
 from explorer.sim.build import build_simulation
 from explorer.sim.engine import Engine, PluginError
-from tests.conftest import make_config, strategy_source
-
-SHORT = ("--duration", "2ms")
+from tests.conftest import SHORT_ARGS, make_config, strategy_source
 
 WORKER = '''
 from explorer.api import FreeStrategy, hookimpl
@@ -47,7 +45,7 @@ def register_strategies(register):
 
 def run_with(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, text: str) -> tuple[int, str, str]:
     (tmp_path / f"{name.replace('-', '_')}.py").write_text(text)
-    rc = main(["--plugins-dir", str(tmp_path), "run", "--set", f"strategy.name={name}", *SHORT])
+    rc = main(["--plugins-dir", str(tmp_path), "run", "--set", f"strategy.name={name}", *SHORT_ARGS])
     out, err = capsys.readouterr()
     return rc, out, err
 

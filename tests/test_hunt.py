@@ -7,7 +7,11 @@ are ``functional`` (``make test``); the script source's tests are unit tests (``
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -137,14 +141,24 @@ def test_any_is_every_memory_safety_kind_of_the_checker(monkeypatch: pytest.Monk
     assert "unflushed_free" in memory_kinds()
 
 
-@pytest.mark.functional  # hundreds of candidate runs; worker processes
+@pytest.fixture(scope="module")
+def before_fix_hunt(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
+    """``hunt --scenario before-fix --kind use_after_free --seed 1 --max-runs 200`` on one process:
+    its exit status, output and counterexample file. Hunted once (the answer takes ~200 runs and
+    a shrink), read by the CLI test and the Dask test, which must find the same."""
+    out = tmp_path_factory.mktemp("hunt") / "uaf.toml"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        rc = main(["hunt", "--scenario", "before-fix", "--kind", "use_after_free", "--seed", "1", "--max-runs", "200",
+                   "--workers", "1", "--out", str(out)])
+    return rc, stdout.getvalue(), out
+
+
+@pytest.mark.functional  # hundreds of candidate runs
 def test_hunt_finds_shrinks_and_writes_a_replayable_before_fix_counterexample(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    before_fix_hunt: tuple[int, str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / "uaf.toml"
-    rc = main(["hunt", "--scenario", "before-fix", "--kind", "use_after_free", "--max-runs", "300",
-               "--workers", "1", "--out", str(out)])
-    text = capsys.readouterr().out
+    rc, text, out = before_fix_hunt
     assert rc == 1
     assert "found     use_after_free after" in text and f"written to {out}" in text
     assert ": violation: kind=use_after_free" in text  # the story ends with the violation
@@ -191,15 +205,33 @@ def test_hunt_is_deterministic_for_a_seed_and_any_worker_count(
         b.script, b.runs, b.events, b.simulated_ns, b.kind)
 
 
-@pytest.mark.functional  # a local Dask cluster
-def test_hunt_on_a_dask_cluster_gives_the_local_answer(test_registry: Registry) -> None:
+@pytest.mark.functional  # a Dask cluster
+def test_hunt_on_a_dask_cluster_gives_the_local_answer(
+    registry: Registry, before_fix_hunt: tuple[int, str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    # Two workers that are threads of this process (a process cluster costs seconds to start, and
+    # the sweep tests start one): the rounds still go through the scheduler, two at a time.
+    # Rounds in threads swap sys.stdout (a plugin's print is not the hunt's): put it back after.
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
+                                  silence_logs=logging.CRITICAL) as cluster:
+        on_dask = hunt(make_config(registry, scenario="before-fix"), registry, kind="use_after_free",
+                       max_runs=200, seed=1, scheduler=cluster.scheduler_address, budget_s=600)
+    rc, text, out = before_fix_hunt
+    local = out.read_text()
+    assert rc == 1 and on_dask.found and on_dask.kind == "use_after_free"
+    assert f"(seed 1, {on_dask.runs} runs)" in local and f"after {on_dask.runs} runs" in text
+    assert on_dask.script.strip() in local  # the same shrunk events
+
+
+def test_hunt_passes_dask_local_to_the_dask_executor(registry: Registry) -> None:
     pytest.importorskip("distributed")
-    config = make_config(test_registry, scenario="before-fix")
-    local = hunt(config, test_registry, kind="use_after_free", max_runs=200, seed=1, workers=1, budget_s=600)
-    on_dask = hunt(config, test_registry, kind="use_after_free", max_runs=200, seed=1, dask_local=2, budget_s=600)
-    assert local.found and on_dask.found
-    assert (on_dask.script, on_dask.runs, on_dask.simulated_ns, on_dask.kind) == (
-        local.script, local.runs, local.simulated_ns, local.kind)
+    from explorer.sweep.executors import SweepError
+
+    # checked by the executor that starts the LocalCluster (test_sweep starts one): nothing starts here
+    with pytest.raises(SweepError, match="--dask-local must be at least 1, got 0"):
+        hunt(make_config(registry, scenario="before-fix"), registry, max_runs=1, dask_local=0)
 
 
 def test_hunt_workers_and_dask_are_alternatives(capsys: pytest.CaptureFixture[str]) -> None:

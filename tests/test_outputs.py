@@ -20,19 +20,12 @@ from pathlib import Path
 import pytest
 
 from explorer import atomic
-from explorer.cli import main
 from explorer.cli import run as cli_run
 from explorer.outputs import Input, Output, OutputError, check_outputs
+from tests.conftest import SHORT_ARGS, run_main
 
-SHORT = ["--duration", "1ms"]
 CLI = [sys.executable, "-m", "explorer"]
 ENV = {**os.environ, "PGTABLE_EXPLORER_NO_ENTRYPOINTS": "1"}
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def test_devices_fifos_and_dev_paths_are_streams_regular_files_are_not(tmp_path: Path) -> None:
@@ -50,7 +43,7 @@ def test_run_output_into_a_fifo_writes_into_it_and_leaves_it_a_fifo(capsys: pyte
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so opening for writing does not block
     try:
-        rc, _, err = run_main(capsys, "run", *SHORT, "--format", "json", "-o", str(fifo))
+        rc, _, err = run_main(capsys, "run", *SHORT_ARGS, "--format", "json", "-o", str(fifo))
         data = os.read(reader, 1 << 16)
     finally:
         os.close(reader)
@@ -63,7 +56,7 @@ def test_run_output_into_a_fifo_writes_into_it_and_leaves_it_a_fifo(capsys: pyte
 def test_dash_is_standard_output(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    rc, out, err = run_main(capsys, "run", *SHORT, "--format", "json", "-o", "-")
+    rc, out, err = run_main(capsys, "run", *SHORT_ARGS, "--format", "json", "-o", "-")
     assert rc == 0 and out.startswith("{") and "wrote" not in err
     assert list(tmp_path.iterdir()) == []  # not a file called '-'
 
@@ -74,7 +67,7 @@ def test_a_symlink_is_followed_its_target_replaced_and_the_link_kept(capsys: pyt
     target.write_text("old")
     link = tmp_path / "link.json"
     link.symlink_to(target.name)
-    rc, _, _ = run_main(capsys, "run", *SHORT, "--format", "json", "-o", str(link))
+    rc, _, _ = run_main(capsys, "run", *SHORT_ARGS, "--format", "json", "-o", str(link))
     assert rc == 0
     assert link.is_symlink() and os.readlink(link) == "real.json"
     assert target.read_text().startswith("{")
@@ -89,7 +82,7 @@ def test_an_output_that_is_the_config_is_refused_and_nothing_written(capsys: pyt
     alias = tmp_path / "alias.toml"
     os.link(config, alias)  # the same file by another name: compared by inode, not by name
     for out in (config, alias):
-        rc, stdout, err = run_main(capsys, "run", str(config), *SHORT, option, str(out))
+        rc, stdout, err = run_main(capsys, "run", str(config), *SHORT_ARGS, option, str(out))
         assert rc == 2 and stdout == ""
         assert f"{option if option != '-o' else '--output'} {out}: is the config ({config})" in err
         assert config.read_text() == text
@@ -108,7 +101,7 @@ def test_outputs_are_checked_before_the_run(capsys: pytest.CaptureFixture[str], 
         (["--trace", str(tmp_path / "adir")], "is a folder"),
         (["-o", str(tmp_path / "x"), "--trace", str(tmp_path / "x")], "is the same file as"),
     ]:
-        rc, _, err = run_main(capsys, "run", *SHORT, *argv)
+        rc, _, err = run_main(capsys, "run", *SHORT_ARGS, *argv)
         assert rc == 2 and message in err, err
 
 

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.cli import main
-from tests.conftest import strategy_source
-
-SHORT = ["--duration", "5ms"]
+from tests.conftest import SHORT_ARGS, hanging_strategy_source, run_main, strategy_source
 
 NOISY = '''
 print("hello from import")
@@ -79,18 +76,13 @@ def plugins_dir(tmp_path: Path, **files: str) -> str:
     return str(d)
 
 
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def test_a_plugins_prints_at_load_time_stay_out_of_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     d = plugins_dir(tmp_path, noisy=NOISY)
     rc, out, err = run_main(capsys, "--plugins-dir", d, "plugins", "--json")
     assert rc == 0 and "hello from import" in err and "hello from the hook" in err
     assert any(p["name"] == "noisy" for p in json.loads(out)["plugins"])
-    rc, out, _ = run_main(capsys, "--plugins-dir", d, "run", *SHORT, "--set", "strategy.name=noisy", "--format", "json")
+    rc, out, _ = run_main(capsys, "--plugins-dir", d, "run", *SHORT_ARGS, "--set", "strategy.name=noisy",
+                          "--format", "json")
     assert rc == 0 and json.loads(out)["config"]["strategy"]["name"] == "noisy"
 
 
@@ -99,7 +91,7 @@ def test_a_plugins_prints_at_load_time_stay_out_of_json(capsys: pytest.CaptureFi
 def test_a_plugin_ending_the_program_is_a_plugin_failure(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                          body: str, ended: str) -> None:
     d = plugins_dir(tmp_path, quitter=strategy_source("quitter", "Quitter", body))
-    rc, out, err = run_main(capsys, "--plugins-dir", d, "run", *SHORT, "--set", "strategy.name=quitter")
+    rc, out, err = run_main(capsys, "--plugins-dir", d, "run", *SHORT_ARGS, "--set", "strategy.name=quitter")
     assert rc == 1 and out == ""
     assert f"error: strategy 'quitter' {ended} during the run" in err
 
@@ -118,7 +110,7 @@ def test_a_plugin_ending_the_program_is_a_plugin_failure(capsys: pytest.CaptureF
 def test_a_bad_iommu_hook_return_names_the_model(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                  geometry: str, cost: str, message: str) -> None:
     d = plugins_dir(tmp_path, odd=iommu_source("odd", geometry, cost))
-    rc, _, err = run_main(capsys, "--plugins-dir", d, "run", *SHORT, "--set", "iommu.model=odd")
+    rc, _, err = run_main(capsys, "--plugins-dir", d, "run", *SHORT_ARGS, "--set", "iommu.model=odd")
     assert rc == 1, err
     assert err.startswith("error: iommu 'odd' raised: TypeError: ") and message in err, err
 
@@ -139,14 +131,14 @@ def test_multi_line_warnings_keep_the_prefix_on_every_line(capsys: pytest.Captur
 
 
 def test_run_timeout_stops_a_hanging_plugin(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    d = plugins_dir(tmp_path, hangs=strategy_source("hangs", "Hangs", "while True:\n    pass"))
+    d = plugins_dir(tmp_path, hangs=hanging_strategy_source("hangs"))
     trace = tmp_path / "hang.trace"
-    rc, out, err = run_main(capsys, "--plugins-dir", d, "run", *SHORT, "--set", "strategy.name=hangs",
+    rc, out, err = run_main(capsys, "--plugins-dir", d, "run", *SHORT_ARGS, "--set", "strategy.name=hangs",
                             "--timeout", "0.5s", "--trace", str(trace))
     assert rc == 1 and out == ""
     assert "error: the run timed out after 0.5s (wall clock); it was in strategy 'hangs'" in err
     assert trace.read_text()  # kept up to the hang, like any failed run's
-    rc, _, err = run_main(capsys, "run", *SHORT, "--timeout", "soon")
+    rc, _, err = run_main(capsys, "run", *SHORT_ARGS, "--timeout", "soon")
     assert rc == 2 and "--timeout" in err
 
 

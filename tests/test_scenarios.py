@@ -16,7 +16,8 @@ from explorer.sim.build import build_simulation
 from tests.conftest import make_config
 
 SEEDS = (1, 2, 3)
-SHORT = "run.duration=20ms"
+#: Long enough for every scenario's workload to show what it does, and short.
+RUN_20MS = "run.duration=20ms"
 
 #: Section 6 of kernel-model.md, plus the vendor presets and large-sva (issue 4).
 SCENARIOS = (
@@ -38,7 +39,7 @@ KERNEL_SOURCES = {"vmalloc-huge", "cpa-collapse", "hot-remove"}
 
 
 def run(registry: Registry, scenario: str, *overrides: str, trace: int = 0) -> dict[str, Any]:
-    sim = build_simulation(make_config(registry, SHORT, *overrides, scenario=scenario), registry)
+    sim = build_simulation(make_config(registry, RUN_20MS, *overrides, scenario=scenario), registry)
     if trace:
         sim.enable_trace(trace)
     m = sim.run()

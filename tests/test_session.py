@@ -13,12 +13,9 @@ from explorer.documents import compare_document, dumps_json, flatten_metrics, me
 from explorer.plugins import load_registry
 from explorer.session import Session, run_to_end
 from explorer.sim.build import build_simulation
-from tests.conftest import make_config, strategy_source
+from tests.conftest import SHORT, hanging_strategy_source, make_config
 
-SHORT = ("run.duration=5ms", "run.drain=5ms")
-
-HANG = strategy_source("test-hangs", "Hangs", "while True:\n    pass",
-                       help="Spins forever on the first table (a plugin that hangs).")
+HANG = hanging_strategy_source("test-hangs")
 
 SETUP_RAISES = textwrap.dedent(
     '''
@@ -255,13 +252,14 @@ def test_trace_tail_and_view(registry, session_factory):
     s.step()  # waits for the start in flight, then steps
     assert s.wait_for(lambda s: s.latest is not None and s.latest.now_ns == 2_000_000, 20)
     assert list(s.latest.trace) == direct.trace_lines()[-50:] and len(direct.trace_lines()) > 50
+    # the seq before asking (the answer can arrive before the next line reads it)
+    seq = s.latest.seq
     s.set_view(trace=False)
     s.request_snapshot()
-    seq = s.latest.seq
     assert s.wait_for(lambda s: s.latest.seq > seq, 20)
     assert s.latest.trace == ()
+    seq = s.latest.seq
     s.set_view(trace=True)
     s.request_snapshot()
-    seq = s.latest.seq
     assert s.wait_for(lambda s: s.latest.seq > seq, 20)
     assert list(s.latest.trace) == direct.trace_lines()[-50:]

@@ -11,11 +11,7 @@ from hypothesis import strategies as st
 
 from explorer.plugins import Registry, load_registry
 from explorer.sim.build import Simulation, build_simulation
-from tests.conftest import make_config
-
-
-def run(registry: Registry, *overrides: str, scenario: str | None = None) -> dict[str, Any]:
-    return build_simulation(make_config(registry, *overrides, scenario=scenario), registry).run()
+from tests.conftest import make_config, simulate
 
 
 def with_workloads(
@@ -44,13 +40,13 @@ HOT = (
 
 
 def test_before_fix_shows_use_after_free(registry: Registry) -> None:
-    m = run(registry, *HOT, scenario="before-fix")
+    m = simulate(registry, *HOT, scenario="before-fix")
     assert m["violations"]["use_after_free"]["total"] > 0
     assert m["flushes"] == 0
 
 
 def test_linux_6_19_is_safe_and_batches(registry: Registry) -> None:
-    m = run(registry, *HOT, scenario="linux-6.19")
+    m = simulate(registry, *HOT, scenario="linux-6.19")
     assert m["violations"]["use_after_free"]["total"] == 0
     assert m["violations"]["stale_walk_free"]["total"] == 0
     assert 0 < m["flushes"] < m["kernel_tables_freed"]
@@ -59,7 +55,7 @@ def test_linux_6_19_is_safe_and_batches(registry: Registry) -> None:
 
 
 def test_use_after_free_is_attributed_and_reproducible(registry: Registry) -> None:
-    m = run(registry, *HOT, scenario="before-fix")
+    m = simulate(registry, *HOT, scenario="before-fix")
     ex = [e for e in m["examples"] if e["kind"] == "use_after_free"]
     assert ex, "each use-after-free comes with the table, slot, entry and who freed/reused it"
     e = ex[0]
@@ -83,7 +79,7 @@ def test_sync_flushes_once_per_kernel_table(registry: Registry) -> None:
 
 
 def test_deferred_flushes_once_per_worker_run(registry: Registry) -> None:
-    m = run(registry, "strategy.name=deferred", "workload.vmalloc-huge.rate=50000/s")
+    m = simulate(registry, "strategy.name=deferred", "workload.vmalloc-huge.rate=50000/s")
     assert m["flushes"] == m["worker_runs"]
     assert m["worker_runs"] < m["kernel_tables_freed"]  # at this rate, batches hold several tables
 
@@ -109,7 +105,7 @@ def test_deferred_costs_follow_from_the_generic_model(registry: Registry) -> Non
 
 @pytest.mark.parametrize("batch", [4, 7])
 def test_batched_with_huge_age_flushes_per_full_batch(registry: Registry, batch: int) -> None:
-    m = run(registry, "strategy.name=batched", f"strategy.params.batch={batch}", "strategy.params.max_age=1000s")
+    m = simulate(registry, "strategy.name=batched", f"strategy.params.batch={batch}", "strategy.params.max_age=1000s")
     freed = m["kernel_tables_freed"]
     assert freed > 2 * batch
     assert m["flushes"] in (freed // batch, freed // batch + 1)
@@ -119,7 +115,7 @@ def test_batched_with_huge_age_flushes_per_full_batch(registry: Registry, batch:
 
 
 def test_batched_age_bound_frees_everything(registry: Registry) -> None:
-    m = run(registry, "strategy.name=batched", "strategy.params.batch=100000", "strategy.params.max_age=2ms")
+    m = simulate(registry, "strategy.name=batched", "strategy.params.batch=100000", "strategy.params.max_age=2ms")
     assert m["violations"]["leaked"]["total"] == 0
     assert m["kernel_tables_freed"] == m["kernel_tables_unlinked"]
     assert m["latency_ns"]["max"] >= 2_000_000  # waited for the timer
@@ -149,13 +145,13 @@ def test_async_option_off_frees_kernel_tables_at_once(test_registry: Registry) -
 
 
 def test_async_auto_follows_kconfig(registry: Registry) -> None:
-    assert run(registry, "run.duration=5ms")["async_kernel_pgtable_free"] is True
-    assert run(registry, "run.duration=5ms", "kernel.iommu_sva=false")["async_kernel_pgtable_free"] is False
-    assert run(registry, "run.duration=5ms", "kernel.arch=arm64")["async_kernel_pgtable_free"] is False
+    assert simulate(registry, "run.duration=5ms")["async_kernel_pgtable_free"] is True
+    assert simulate(registry, "run.duration=5ms", "kernel.iommu_sva=false")["async_kernel_pgtable_free"] is False
+    assert simulate(registry, "run.duration=5ms", "kernel.arch=arm64")["async_kernel_pgtable_free"] is False
 
 
 def test_iommu_sva_off_means_no_flush_work(registry: Registry) -> None:
-    m = run(registry, "kernel.iommu_sva=false", "kernel.async_kernel_pgtable_free=y")
+    m = simulate(registry, "kernel.iommu_sva=false", "kernel.async_kernel_pgtable_free=y")
     assert m["sva_present"] is False
     assert m["flushes"] == 0  # iommu_sva_invalidate_kva_range returns at once
     assert m["worker_runs"] > 0
@@ -163,7 +159,7 @@ def test_iommu_sva_off_means_no_flush_work(registry: Registry) -> None:
 
 
 def test_arm64_walks_never_reach_kernel_tables(registry: Registry) -> None:
-    m = run(registry, *HOT, "kernel.arch=arm64", "strategy.name=sync-unsafe")
+    m = simulate(registry, *HOT, "kernel.arch=arm64", "strategy.name=sync-unsafe")
     assert m["violations"]["use_after_free"]["total"] == 0
     assert m["stale_walk_queued"]["total"] == 0
     assert m["flushes"] == 0
@@ -205,15 +201,15 @@ def test_freeing_tables_queued_after_the_flush_started_is_caught(test_registry: 
         "iommu.sva_mms=4",
         "workload.vmalloc-huge.rate=20000/s",
     )
-    good = run(test_registry, *settings_, "strategy.name=deferred")
+    good = simulate(test_registry, *settings_, "strategy.name=deferred")
     assert good["violations"]["use_after_free"]["total"] == 0
     assert good["violations"]["stale_walk_free"]["total"] == 0
-    bad = run(test_registry, *settings_, "strategy.name=test-buggy-late-free")
+    bad = simulate(test_registry, *settings_, "strategy.name=test-buggy-late-free")
     assert bad["violations"]["use_after_free"]["total"] + bad["violations"]["stale_walk_free"]["total"] > 0
 
 
 def test_a_strategy_that_never_frees_leaks(test_registry: Registry) -> None:
-    m = run(test_registry, "strategy.name=test-never-frees")
+    m = simulate(test_registry, "strategy.name=test-never-frees")
     unl = m["kernel_tables_unlinked"]
     assert unl > 0
     assert m["violations"]["leaked"]["total"] == unl
@@ -293,16 +289,16 @@ def test_bootmem_tables_bypass_the_strategy(registry: Registry) -> None:
 
 def test_identical_workload_across_strategies(registry: Registry) -> None:
     base = ("run.duration=30ms",)
-    a = run(registry, *base, "strategy.name=deferred")
-    b = run(registry, *base, "strategy.name=sync-unsafe")
-    c = run(registry, *base, "strategy.name=sync")
+    a = simulate(registry, *base, "strategy.name=deferred")
+    b = simulate(registry, *base, "strategy.name=sync-unsafe")
+    c = simulate(registry, *base, "strategy.name=sync")
     assert a["unlinked_by_source"] == b["unlinked_by_source"] == c["unlinked_by_source"]
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(registry: Registry) -> None:
-    a = run(registry, "run.seed=7", "run.duration=30ms")
-    b = run(registry, "run.seed=7", "run.duration=30ms")
-    c = run(registry, "run.seed=8", "run.duration=30ms")
+    a = simulate(registry, "run.seed=7", "run.duration=30ms")
+    b = simulate(registry, "run.seed=7", "run.duration=30ms")
+    c = simulate(registry, "run.seed=8", "run.duration=30ms")
     assert a == b
     assert a["unlinked_by_source"] != c["unlinked_by_source"]
 

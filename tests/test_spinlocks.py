@@ -37,7 +37,7 @@ def register_strategies(register):
 '''
 
 # vmalloc frees on one CPU while CPA collapses free on another: their 2 us sections overlap
-SHORT = ("run.duration=2ms", "kernel.cpus=4", "workload.vmalloc-huge.rate=500000/s",
+CONTENDED = ("run.duration=2ms", "kernel.cpus=4", "workload.vmalloc-huge.rate=500000/s",
          "workload.cpa-collapse.rate=20000/s")
 
 
@@ -64,11 +64,11 @@ def test_overlapping_holders_are_counted_once_each() -> None:
 def test_a_lock_held_across_a_yield_on_several_cpus_is_contended(tmp_path: Path) -> None:
     (tmp_path / "slow_lock.py").write_text(HOLDS_ACROSS_A_YIELD)
     reg = load_registry([tmp_path], entry_points=False)
-    m = build_simulation(make_config(reg, *SHORT, "strategy.name=slow-lock"), reg).run()
+    m = build_simulation(make_config(reg, *CONTENDED, "strategy.name=slow-lock"), reg).run()
     # each free takes the lock once, so at most as many contentions as frees
     assert 0 < m["spinlock_contended"] <= m["kernel_tables_freed"]
 
 
 def test_short_critical_sections_are_never_contended(registry: Registry) -> None:
-    m = build_simulation(make_config(registry, *SHORT, "strategy.name=deferred"), registry).run()
+    m = build_simulation(make_config(registry, *CONTENDED, "strategy.name=deferred"), registry).run()
     assert m["kernel_tables_freed"] > 0 and m["spinlock_contended"] == 0

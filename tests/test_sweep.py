@@ -8,6 +8,7 @@ sweep's own per-point callback.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import io
 import json
@@ -39,9 +40,7 @@ from explorer.sweep import (
 from explorer.sweep.points import param_for_key
 from explorer.sweep.results import ResultsFiles, jsonl_path, read_csv, read_jsonl
 from explorer.sweep.summary import best, stat, summary_json, t975, write_summary_csv
-from tests.conftest import raising_strategy_source, strategy_source
-
-SHORT = ["run.duration=5ms"]
+from tests.conftest import SHORT, hanging_strategy_source, raising_strategy_source, strategy_source
 
 RAISING = raising_strategy_source("sweep-boom", "SweepBoom")
 
@@ -49,8 +48,7 @@ DYING = strategy_source("sweep-dies", "SweepDies", "os.kill(os.getpid(), signal.
                         help="Kills the process it runs in on the first kernel table.",
                         imports="import os\nimport signal")
 
-HANGING = strategy_source("sweep-hangs", "SweepHangs", "while True:\n    pass",
-                          help="Loops forever on the first kernel table.")
+HANGING = hanging_strategy_source("sweep-hangs", "SweepHangs")
 
 
 def base_config(registry: Registry, *overrides: str) -> dict[str, Any]:
@@ -405,6 +403,10 @@ def test_local_and_dask_give_identical_results_files(registry: Registry, tmp_pat
     Sweep(plan, registry, LocalExecutor(2), out=tmp_path / "local.csv").run()
     report = Sweep(plan, registry, DaskExecutor(local_workers=2), out=tmp_path / "dask.csv").run()
     assert (report.ok, report.failed) == (8, 0)
+    # cell by cell first, so that a difference names its point and column
+    local, dask = (list(csv.DictReader(io.StringIO((tmp_path / f"{n}.csv").read_text()))) for n in ("local", "dask"))
+    assert [(r["point"], k, v, d.get(k)) for r, d in zip(local, dask, strict=True) for k, v in r.items()
+            if v != d.get(k)] == []
     assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
     assert (tmp_path / "local.jsonl").read_bytes() == (tmp_path / "dask.jsonl").read_bytes()
 
@@ -591,7 +593,7 @@ def test_cli_failed_points_give_status_1(capsys: pytest.CaptureFixture[str], tmp
     rc, stdout, err = sweep_cli(capsys, "--plugins-dir", str(tmp_path / "plugins"), "--duration", "5ms",
                                 "--grid", "strategy.name=deferred,sweep-boom", "--workers", "2", "--no-progress",
                                 "--out", str(tmp_path / "r.csv"))
-    assert rc == 1
+    assert rc == 1, err
     assert "1 ok, 1 failed" in stdout and "boom on purpose" in err
 
 

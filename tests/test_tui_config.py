@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from explorer.tui.screens.choice import ChoiceModal
 from explorer.tui.screens.config import ConfigScreen
 from explorer.tui.screens.param_info import ParamInfo
 from explorer.tui.widgets.config_tree import ConfigTree
 from explorer.tui.widgets.param_detail import ParamDetail
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, jump_to, make_app, paste, screen_text, wait_until
-
-
-@pytest.fixture
-def app(registry):
-    return make_app(registry, make_config(registry, *SHORT), start="config")
+from tests.tui_helpers import jump_to, make_app, paste, screen_text, wait_for_text, wait_until
 
 
 def cursor_key(app) -> str | None:
@@ -28,13 +21,10 @@ def cursor_key(app) -> str | None:
 
 async def test_tree_shows_every_section_with_values(app):
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        assert isinstance(app.screen, ConfigScreen)
-        text = screen_text(app)
-        for section in ("Kernel", "Strategy", "IOMMU", "Workloads"):
-            assert section in text
-        assert "workqueue_delay" in text and "20us" in text
-        assert "⏎ Edit" in text and "? Info" in text and "/ Search" in text
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfigScreen), what="the Config screen")
+        # the sections, a value, and the footer's keys (drawn last: wait for what is read)
+        await wait_for_text(pilot, "Kernel", "Strategy", "IOMMU", "Workloads", "workqueue_delay", "20us",
+                            "⏎ Edit", "? Info", "/ Search")
 
 
 async def test_search_jumps_to_a_parameter(app):
@@ -54,16 +44,15 @@ async def test_edit_validates_as_you_type_and_explains_in_place(app):
         assert detail.editing
         await pilot.press("ctrl+u")
         await paste(pilot, "fast")
-        assert "✗" in screen_text(app) and "fast" in str(detail.query_one("#edit-error").render())
+        await wait_for_text(pilot, "✗")
+        assert "fast" in str(detail.query_one("#edit-error").render())
         await pilot.press("enter")  # refused: nothing changes
         assert detail.editing and app.config["kernel"]["workqueue_delay"] == 20_000
         await pilot.press("ctrl+u", "4", "0", "u", "s", "enter")
-        await pilot.pause()
-        assert not detail.editing
+        await wait_until(pilot, lambda: not detail.editing, what="the edit to be applied")
         assert app.config["kernel"]["workqueue_delay"] == 40_000
         assert app.dirty and app.origins["kernel.workqueue_delay"] == "edited"
-        text = screen_text(app)
-        assert "● workqueue_delay" in text and "40us" in text and "● modified (not saved)" in text
+        await wait_for_text(pilot, "● workqueue_delay", "40us", "● modified (not saved)")
 
 
 async def test_a_cross_field_problem_is_explained_in_place(app):
@@ -73,7 +62,8 @@ async def test_a_cross_field_problem_is_explained_in_place(app):
         await pilot.press("enter", "ctrl+u", "1", "2", "enter")
         detail = app.screen.query_one(ParamDetail)
         assert detail.editing
-        assert "CPU 12 does not exist" in str(detail.query_one("#edit-error").render())
+        await wait_until(pilot, lambda: "CPU 12 does not exist" in str(detail.query_one("#edit-error").render()),
+                         what="the cross-field error")
         await pilot.press("escape")
         assert not detail.editing and app.config["workload"][0]["cpus"] == "all"
 
@@ -83,31 +73,29 @@ async def test_question_mark_shows_type_default_origin_and_declaring_plugin(app)
         await jump_to(pilot, "iommu.params.invalidate_per_mm")
         await pilot.press("question_mark")
         assert isinstance(app.screen, ParamInfo)
-        text = screen_text(app)
-        for fact in ("type", "duration", "default", "1us", "current", "from", "declared by", "IOMMU model generic",
-                     "plugin generic", "built-in"):
-            assert fact in text, fact
+        await wait_for_text(pilot, "type", "duration", "default", "1us", "current", "from", "declared by",
+                            "IOMMU model generic", "plugin generic", "built-in")
         await pilot.press("escape")
         await jump_to(pilot, "kernel.cpus")
         await pilot.press("question_mark")
-        text = screen_text(app)
-        assert "int" in text and "1 .. 4096" in text and "pgtable-explorer" in text and "core" in text
+        await wait_for_text(pilot, "int", "1 .. 4096", "pgtable-explorer", "core")
 
 
 async def test_show_all_reveals_inactive_parameters_dimmed(app):
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
         tree = app.screen.query_one(ConfigTree)
+        # built (so that what is missing is missing, not yet to come)
+        await wait_until(pilot, lambda: tree.find("kernel.workqueue_delay") is not None, what="the tree")
         assert tree.find("strategy.params.batch@batched") is None
         await pilot.press("a")
         assert app.show_all
         node = tree.find("group:strategy:batched")
         assert node is not None
         node.expand()
-        await pilot.pause()
+        await wait_until(pilot, lambda: tree.find("strategy.params.batch@batched") is not None, what="the leaf")
         leaf = tree.find("strategy.params.batch@batched")
         assert leaf is not None and "dim" in str(leaf.label.spans) + str(leaf.label.style)
-        assert "not selected" in screen_text(app)
+        await wait_for_text(pilot, "not selected")
         await pilot.press("a")
         assert tree.find("strategy.params.batch@batched") is None
 
@@ -119,14 +107,13 @@ async def test_choosing_a_strategy_from_every_loaded_plugin(app):
         assert isinstance(app.screen, ChoiceModal)
         modal = app.screen
         assert [v for v, _, _ in modal.options] == sorted(app.registry.strategies)
-        assert "deferred" in screen_text(app) and "batched" in screen_text(app)
+        await wait_for_text(pilot, "deferred", "batched")
         ids = [v for v, _, _ in modal.options]
         from textual.widgets import OptionList
 
         modal.query_one(OptionList).highlighted = ids.index("batched")
         await pilot.press("enter")
-        await pilot.pause()
-        assert app.config["strategy"]["name"] == "batched"
+        await wait_until(pilot, lambda: app.config["strategy"]["name"] == "batched", what="the choice")
         assert app.screen.query_one(ConfigTree).find("strategy.params.batch") is not None
 
 
@@ -134,10 +121,8 @@ async def test_a_boolean_toggles_and_dependent_sections_go_inactive(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await jump_to(pilot, "kernel.iommu_sva")
         await pilot.press("enter")
-        await pilot.pause()
-        assert app.config["kernel"]["iommu_sva"] is False
-        text = screen_text(app)
-        assert "inactive: IOMMU_SVA=n" in text and "inactive: ASYNC_KERNEL_PGTABLE_FREE=n" in text
+        await wait_until(pilot, lambda: app.config["kernel"]["iommu_sva"] is False, what="the toggle")
+        await wait_for_text(pilot, "inactive: IOMMU_SVA=n", "inactive: ASYNC_KERNEL_PGTABLE_FREE=n")
         await pilot.press("d")  # back to the default
         assert app.config["kernel"]["iommu_sva"] is True
 
@@ -152,12 +137,12 @@ async def test_scenarios_from_the_list_and_the_palette(app):
         assert "before-fix" in ids and "linux-6.19" in ids
         app.screen.query_one(OptionList).highlighted = ids.index("before-fix")
         await pilot.press("enter")
-        await pilot.pause()
-        assert app.config["strategy"]["name"] == "sync-unsafe" and app.scenario == "before-fix"
+        await wait_until(pilot, lambda: app.scenario == "before-fix", what="the scenario")
+        assert app.config["strategy"]["name"] == "sync-unsafe"
         # and from the command palette
         await pilot.press("ctrl+p")
         await paste(pilot, "load scenario: linux-6.19")
-        await wait_until(pilot, lambda: "Load scenario: linux-6.19" in screen_text(app), what="the palette hit")
+        await wait_for_text(pilot, "Load scenario: linux-6.19")
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.config["strategy"]["name"] == "deferred", what="the scenario")
         assert app.scenario == "linux-6.19"
@@ -167,16 +152,15 @@ async def test_workload_sources_can_be_removed_and_added(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await jump_to(pilot, "workload.hot-remove.rate")
         await pilot.press("minus")
-        await pilot.pause()
-        assert "hot-remove" not in [w["name"] for w in app.config["workload"]]
+        await wait_until(pilot, lambda: "hot-remove" not in [w["name"] for w in app.config["workload"]],
+                         what="the removal")
         await pilot.press("plus")
         assert isinstance(app.screen, ChoiceModal)
         # the source not in the config first, then the others (each would be a second instance)
         assert [name for _, name, _ in app.screen.options] == [
             "hot-remove", "kernel-tlb-flush", "script", "cpa-collapse#1", "user-teardown#1", "vmalloc-huge#1"]
         await pilot.press("enter")
-        await pilot.pause()
-        assert app.config["workload"][-1]["name"] == "hot-remove"
+        await wait_until(pilot, lambda: app.config["workload"][-1]["name"] == "hot-remove", what="the new source")
 
 
 async def test_plus_adds_a_second_instance_of_a_source_already_there(app):
@@ -215,10 +199,10 @@ async def test_the_same_workload_source_twice_has_keys_of_its_own(registry, tmp_
     path.write_text(TWICE)
     app = make_app(registry, config_path=str(path), start="config")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
         # search lists both instances (an option id each), and jumps to the second's key
         await pilot.press("slash")
         await paste(pilot, "vmalloc-huge cpus")
+        await wait_until(pilot, lambda: len(getattr(app.screen, "hits", ())) >= 2, what="the search hits")
         hits = [e.key for e in app.screen.hits]
         assert hits[:2] == ["workload.vmalloc-huge.cpus", "workload.vmalloc-huge#1.cpus"]
         await pilot.press("escape")
@@ -232,7 +216,7 @@ async def test_the_same_workload_source_twice_has_keys_of_its_own(registry, tmp_
         assert tree.entries["workload.vmalloc-huge.cpus"].value == "all"
         assert tree.entries["workload.vmalloc-huge#1.cpus"].value == "0-3"
         assert tree.entries["workload.vmalloc-huge#1.cpus"].origin == "file"
-        assert "vmalloc-huge#1" in screen_text(app)
+        await wait_for_text(pilot, "vmalloc-huge#1")
 
         # editing the second changes only config["workload"][1], and its origin only
         await jump_to(pilot, "workload.vmalloc-huge#1.rate")
@@ -250,8 +234,7 @@ async def test_the_same_workload_source_twice_has_keys_of_its_own(registry, tmp_
         # ? says which instance, and where its value came from
         await pilot.press("question_mark")
         assert isinstance(app.screen, ParamInfo)
-        text = screen_text(app)
-        assert "workload.vmalloc-huge#1.rate" in text and "override (edited here)" in text
+        await wait_for_text(pilot, "workload.vmalloc-huge#1.rate", "override (edited here)")
         await pilot.press("escape")
 
         # w sweeps that instance's key
@@ -275,16 +258,15 @@ async def test_d_resets_to_the_default_and_the_origin_says_default(app):
     async with app.run_test(size=(120, 40)) as pilot:
         await jump_to(pilot, "workqueue_delay")
         assert app.apply_edit("kernel.workqueue_delay", "40us") is None
-        await pilot.pause()
         assert app.model().by_key()["kernel.workqueue_delay"].origin == "edited"
         await pilot.press("d")
-        await pilot.pause()
-        assert app.config["kernel"]["workqueue_delay"] == 20_000
+        await wait_until(pilot, lambda: app.config["kernel"]["workqueue_delay"] == 20_000, what="the reset")
         assert app.model().by_key()["kernel.workqueue_delay"].origin == "default"
         await pilot.press("question_mark")
         assert isinstance(app.screen, ParamInfo)
-        text = screen_text(app)
-        assert re.search(r"\bfrom +default\b", text) and "override (edited here)" not in text
+        await wait_until(pilot, lambda: re.search(r"\bfrom +default\b", screen_text(app)) is not None,
+                         what="the origin: default")
+        assert "override (edited here)" not in screen_text(app)
 
 
 def test_an_edit_names_a_workloads_key_as_the_tree_lists_it(registry):

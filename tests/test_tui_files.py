@@ -12,16 +12,13 @@ from explorer import cli
 from explorer.config import backup_path, load_config
 from explorer.tui.screens.confirm_quit import ConfirmQuit
 from explorer.tui.screens.file_dialog import FileDialog
-from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, paste, run_to_end, screen_text, wait_for_drawn, wait_until
+from tests.tui_helpers import SHORT, paste, run_to_end, wait_for_drawn, wait_for_text, wait_until
 
 
 @pytest.fixture
-def app(registry, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    a = make_app(registry, make_config(registry, *SHORT), start="config")
-    yield a
-    a.shutdown_sessions()
+def app(make_tui_app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the file dialogs start in the current directory
+    return make_tui_app()
 
 
 async def save_as(pilot, path) -> None:
@@ -60,13 +57,12 @@ async def test_save_again_keeps_a_backup_and_says_when_nothing_changed(app, tmp_
         await save_as(pilot, path)
         first = path.read_text()
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert any("No change to configuration" in str(n.message) for n in app._notifications)
+        await wait_until(pilot, lambda: any("No change to configuration" in str(n.message) for n in app._notifications),
+                         what="the note that nothing changed")
         assert app.apply_edit("kernel.cpus", "4") is None
         assert app.dirty
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert not app.dirty
+        await wait_until(pilot, lambda: not app.dirty, what="the save")
         assert backup_path(path).read_text() == first
         assert tomllib.loads(path.read_text())["kernel"]["cpus"] == 4
 
@@ -95,7 +91,8 @@ async def test_open_shows_problems_in_place_then_loads(app, registry, tmp_path):
         assert isinstance(app.screen, FileDialog)
         await paste(pilot, str(bad))
         await pilot.press("enter")
-        await pilot.pause()
+        await wait_until(pilot, lambda: "kernel.cpus" in str(app.screen.query_one("#problem").render()),
+                         what="the problem")
         assert isinstance(app.screen, FileDialog)  # still open, explaining
         problem = str(app.screen.query_one("#problem").render())
         assert "kernel.cpus" in problem and "wq_delay" in problem and "did you mean 'workqueue_delay'" in problem
@@ -250,7 +247,7 @@ async def test_save_as_asks_before_replacing_a_file_and_refuses_a_foreign_toml(a
         await pilot.press("ctrl+u")
         await paste(pilot, "pyproject.toml")
         await pilot.press("enter")
-        await pilot.pause()
+        await wait_until(pilot, lambda: "[project]" in str(dialog.query_one("#problem").render()), what="the refusal")
         assert app.screen is dialog
         problem = str(dialog.query_one("#problem").render())
         assert "not a pgtable-explorer config" in problem and "[project]" in problem
@@ -278,10 +275,9 @@ async def test_loading_a_scenario_or_opening_with_unsaved_changes_asks(app, tmp_
         await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the scenario list")
         app.screen.dismiss("before-fix")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="the question")
-        text = screen_text(app)
-        assert "before you load scenario before-fix" in text and "Cancel (esc)" in text
+        await wait_for_text(pilot, "before you load scenario before-fix", "Cancel (esc)")
         await pilot.press("escape")  # cancel: the edit stays
-        await pilot.pause()
+        await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmQuit), what="the question to close")
         assert app.config["kernel"]["cpus"] == 4 and app.dirty and app.scenario != "before-fix"
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="the question before open")
@@ -296,9 +292,8 @@ async def test_loading_a_scenario_or_opening_with_unsaved_changes_asks(app, tmp_
         await pilot.press("escape")
         # a freshly loaded preset is the preset: not modified, and no file of its own
         app.load_scenario("before-fix")
-        await pilot.pause()
         assert not app.dirty and app.path is None
-        assert "modified" not in screen_text(app) and "before-fix" in screen_text(app)
+        await wait_for_text(pilot, "before-fix", absent=("modified",))
         assert app.apply_edit("kernel.cpus", "2") is None
         await pilot.press("ctrl+l")
         await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the scenario list")
@@ -313,10 +308,9 @@ async def test_the_minimal_checkbox_shows_its_state_without_colour(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("ctrl+k")
         await wait_until(pilot, lambda: isinstance(app.screen, FileDialog), what="the dialog")
-        assert "▐✓▌ minimal" in screen_text(app)
+        await wait_for_text(pilot, "▐✓▌ minimal")
         app.screen.query_one("#minimal").toggle()
-        await pilot.pause()
-        assert "▐ ▌ minimal" in screen_text(app)
+        await wait_for_text(pilot, "▐ ▌ minimal")
 
 
 async def test_the_file_list_filters_fuzzy_as_the_name_is_typed(tmp_path):
@@ -340,7 +334,7 @@ async def test_the_file_list_filters_fuzzy_as_the_name_is_typed(tmp_path):
         assert files.option_count == 1
         await pilot.press("z")
         await wait_until(pilot, lambda: dialog.shown == [], what="nothing matching")
-        assert "no file matches 'bfz'" in screen_text(pilot.app)
+        await wait_for_text(pilot, "no file matches 'bfz'")
         await pilot.press("ctrl+u", "o", "o")  # good's two o's together score above before-fix's
         await wait_until(pilot, lambda: dialog.shown == ["good.toml", "before-fix.toml"], what="good first")
         files.focus()

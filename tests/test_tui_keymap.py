@@ -15,7 +15,7 @@ from explorer.tui.actions import ACTIONS
 from explorer.tui.keymap import ENV_VAR, keymap_path, load_keymap
 from explorer.tui.screens.help import HelpScreen
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, paste, screen_text, wait_for_drawn, wait_until
+from tests.tui_helpers import SHORT, make_app, paste, wait_for_drawn, wait_for_screen, wait_for_text, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +102,7 @@ async def test_remapped_run_pause_key_drives_the_run_and_shows_everywhere(regist
             bindings = app.screen.active_bindings
             assert bindings["p"].binding.id == "toggle"
             assert "space" not in bindings  # Textual's keymap replaces the default key, it does not add one
-            assert re.search(r"\bp Run/Pause", screen_text(app))  # the footer
+            await wait_for_screen(pilot, lambda t: re.search(r"\bp Run/Pause", t) is not None, "the footer's p")
             await pilot.press("space")
             await pilot.pause()
             assert calls[0] == 0 and app.session.state == "paused"
@@ -112,8 +112,9 @@ async def test_remapped_run_pause_key_drives_the_run_and_shows_everywhere(regist
 
             await pilot.press("f1")
             assert isinstance(app.screen, HelpScreen)
-            help_text = screen_text(app)
-            assert re.search(r"\bp\s+Run/Pause", help_text) and not re.search(r"space\s+Run/Pause", help_text)
+            help_text = await wait_for_screen(pilot, lambda t: re.search(r"\bp\s+Run/Pause", t) is not None,
+                                              "the help's p")
+            assert not re.search(r"space\s+Run/Pause", help_text)
             await pilot.press("escape")
             commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
             assert "(key: p)" in commands["Run / pause"]
@@ -147,7 +148,7 @@ async def test_a_bad_keymap_is_reported_and_the_defaults_stay(registry, tmp_path
 async def _reload_from_the_palette(pilot: Any) -> None:
     await pilot.press("ctrl+p")
     await paste(pilot, "Reload keymap")
-    await wait_until(pilot, lambda: "Reload keymap" in screen_text(pilot.app), what="the palette's hit")
+    await wait_for_text(pilot, "Reload keymap")
     await pilot.press("enter")
     await wait_until(pilot, lambda: not isinstance(pilot.app.screen, CommandPalette), what="the palette to close")
 
@@ -193,7 +194,7 @@ async def test_help_remapped_to_f2_names_no_other_key(registry, tmp_path):
             assert commands["Help"].endswith("(key: f2)") and "F1" not in commands["Help"]
             await pilot.press("f2")
             await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
-            text = screen_text(app)
-            assert re.search(r"\bf2\s+Help", text) and "F1" not in text
+            text = await wait_for_screen(pilot, lambda t: re.search(r"\bf2\s+Help", t) is not None, "the help's f2")
+            assert "F1" not in text
     finally:
         app.shutdown_sessions()

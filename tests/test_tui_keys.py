@@ -4,7 +4,6 @@ columns, Compare has its own speed, a stopped run says it starts again from t=0.
 
 from __future__ import annotations
 
-import pytest
 from textual.widgets import Input
 
 from explorer.config import default_config
@@ -13,14 +12,7 @@ from explorer.tui.screens.confirm_quit import ConfirmQuit
 from explorer.tui.screens.help import HelpScreen
 from explorer.tui.widgets.config_tree import ConfigTree
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, paste, screen_text, wait_for_drawn, wait_for_text, wait_until
-
-
-@pytest.fixture
-def app(registry):
-    a = make_app(registry, make_config(registry, *SHORT), start="config")
-    yield a
-    a.shutdown_sessions()
+from tests.tui_helpers import SHORT, make_app, paste, wait_for_drawn, wait_for_screen, wait_for_text, wait_until
 
 
 async def test_q_quits_asking_first_but_types_in_a_field(app):
@@ -32,13 +24,13 @@ async def test_q_quits_asking_first_but_types_in_a_field(app):
         await pilot.press("q")
         assert app.is_running and app.screen.focused.value == "q"
         await pilot.press("escape")  # leaves the filter; does not also go back a screen
-        await pilot.pause()
-        assert not isinstance(app.screen.focused, Input) and app.current_mode == "run"
+        await wait_until(pilot, lambda: not isinstance(app.screen.focused, Input), what="the filter to lose the focus")
+        assert app.current_mode == "run"
         assert app.apply_edit("kernel.cpus", "4") is None
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="the unsaved-changes question")
         await pilot.press("escape")
-        await pilot.pause()
+        await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmQuit), what="the question to close")
         assert app.is_running
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmQuit))
@@ -64,7 +56,7 @@ async def test_j_k_g_G_move_in_the_tree_and_tables(app):
     async with app.run_test(size=(100, 30)) as pilot:
         tree = app.screen.query_one(ConfigTree)
         tree.focus()
-        await pilot.pause()
+        await wait_until(pilot, lambda: app.focused is tree and tree.last_line > 0, what="the tree, focused")
         start = tree.cursor_line
         await pilot.press("j", "j")
         assert tree.cursor_line == start + 2
@@ -108,15 +100,19 @@ async def test_the_scenario_picker_filters_as_you_type(app):
 
 
 async def test_the_run_footer_shows_its_keys_at_80_and_120_columns(registry):
+    keys = [f"{key} {word}" for key, word in (("m", "Max"), ("t", "Size"), ("x", "Stop"), ("f", "Filter"),
+                                              ("e", "Export"), ("y", "Copy"), ("space", "Run/Pause"), ("f1", "Help"))]
+
+    def footer_has_every_key(text: str) -> bool:
+        bottom = "\n".join(text.rstrip("\n").split("\n")[-2:])
+        return all(k in bottom for k in keys)
+
     for size in ((80, 24), (120, 40)):
         app = make_app(registry, make_config(registry, *SHORT))
         try:
             async with app.run_test(size=size) as pilot:
                 await wait_for_drawn(pilot, app, ("paused",))
-                bottom = "\n".join(screen_text(app).rstrip("\n").split("\n")[-2:])
-                for key, word in (("m", "Max"), ("t", "Size"), ("x", "Stop"), ("f", "Filter"), ("e", "Export"),
-                                  ("y", "Copy"), ("space", "Run/Pause"), ("f1", "Help")):
-                    assert f"{key} {word}" in bottom, (size, key, bottom)
+                await wait_for_screen(pilot, footer_has_every_key, f"the footer's keys at {size}")
         finally:
             app.shutdown_sessions()
 

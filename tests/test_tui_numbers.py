@@ -8,7 +8,7 @@ from explorer.sim.build import build_simulation
 from explorer.tui.widgets.chart import TimeChart, column_ns, resample
 from explorer.tui.widgets.counter import BigCounter
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, make_app, screen_text, wait_for_drawn, wait_until
+from tests.tui_helpers import SHORT, make_app, wait_for_drawn, wait_for_screen, wait_until
 
 
 def mid_flush(registry):
@@ -31,16 +31,19 @@ async def test_a_flush_counts_once_everywhere_at_the_same_moment(registry):
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for_drawn(pilot, app, ("paused",))
             app.screen._draw(Snapshot(seq=999, state="paused", speed=0.0, data=d))
-            await pilot.pause()
             counter = app.screen.query_one("#c-flushes", BigCounter)
             chart = app.screen.query_one("#chart-flushes", TimeChart)
             assert counter.value == done == round(sum(chart.values))
             assert counter.border_subtitle == "+1 in progress"
-            text = screen_text(app)
-            assert f"total {done:,}" in text  # the chart's head
-            # the percentiles' n of one IOMMU flush
-            line = next(ln for ln in text.splitlines() if "IOMMU flush" in ln)
-            assert line.split("IOMMU flush")[1].split()[0] == f"{done:,}"
+            def flush_n(text: str) -> str | None:
+                """The percentiles' n of one IOMMU flush, as drawn."""
+                line = next((ln for ln in text.splitlines() if "IOMMU flush" in ln), "IOMMU flush -")
+                return line.split("IOMMU flush")[1].split()[0]
+
+            # the chart's head, and the percentiles' n: drawn from this snapshot
+            text = await wait_for_screen(pilot, lambda t: f"total {done:,}" in t and flush_n(t) == f"{done:,}",
+                                         "the snapshot drawn")
+            assert flush_n(text) == f"{done:,}"
     finally:
         app.shutdown_sessions()
 
@@ -85,15 +88,15 @@ async def test_the_side_pane_keeps_freed_by_caller_and_its_count_together():
     async with Side().run_test(size=(60, 12)) as pilot:
         view = pilot.app.query_one(ViolationsView)
         view.set_data(data)
-        await pilot.pause()
-        lines = [ln.strip() for ln in screen_text(pilot.app).splitlines()]
+        text = await wait_for_screen(pilot, lambda t: "freed by caller 1,542" in t, "the violations drawn")
+        lines = [ln.strip() for ln in text.splitlines()]
         assert lines[1].startswith("unflushed free") and lines[1].endswith("1,542  cpa-collapse 440")
         assert lines[2:4] == ["vmalloc-huge 1,102", "freed by caller 1,542"]
         # narrower: "freed by" breaks before the context, not inside it; a source too long for the
         # column keeps its count
         view.styles.width = 44
         await wait_until(pilot, lambda: view.size.width == 44, what="the narrower column")
-        await pilot.pause()
-        lines = [ln.strip() for ln in screen_text(pilot.app).splitlines()]
+        text = await wait_for_screen(pilot, lambda t: "cpa-collap… 440" in t, "the narrower column drawn")
+        lines = [ln.strip() for ln in text.splitlines()]
         assert lines[1].endswith("1,542  cpa-collap… 440")
         assert lines[2:5] == ["vmalloc-… 1,102", "freed by", "caller 1,542"]

@@ -1,9 +1,12 @@
 """Compare, Plugins, F1 help, the command palette, themes; and a few snapshot-style checks of the
-main screens at 80x24 and 120x40 (SVG from save_screenshot, text assertions)."""
+main screens at 80x24 and 120x40 (the screen as text: what it says, that it fits)."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from rich.console import Console
 from textual.widgets import DataTable, SelectionList
 
 from explorer.plugins import load_registry
@@ -78,11 +81,8 @@ async def test_compare_runs_strategies_side_by_side_and_marks_the_best(registry)
             await wait_until(pilot, lambda: all(s.state == "finished" for s in app.compare_sessions),
                              what="every variant to finish")
             app.screen.apply_latest()
-            await pilot.pause()
-            text = screen_text(app)
-            for name in ("sync", "deferred", "batched"):
-                assert name in text
-            assert "flushes" in text and "sleep in atomic" in text and "unflushed free" in text
+            text = await wait_for_text(pilot, "sync", "deferred", "batched", "flushes", "sleep in atomic",
+                                       "unflushed free", "✗ batched is unsafe: leaked")
             # 5 ms is shorter than batched's 10 ms age bound: it leaks every table, so it is unsafe
             # and takes no ★, although it issued no flush at all; sync and deferred are ranked.
             assert text.count("✗ unsafe") == 1 and text.count("✓ safe") == 2
@@ -119,7 +119,7 @@ async def test_choosing_what_to_compare(registry):
             app.screen.query_one(SelectionList).deselect("sync")
             await pilot.click("#ok")
             assert isinstance(app.screen, CompareSetup)  # one is not a comparison
-            assert "pick 2 to 4" in screen_text(app)
+            await wait_for_text(pilot, "pick 2 to 4")
             await pilot.press("escape")
             assert isinstance(app.screen, CompareScreen)
     finally:
@@ -135,7 +135,7 @@ async def test_in_the_chooser_space_ticks_and_enter_compares(registry):
             assert isinstance(app.screen, CompareSetup)
             sl = app.screen.query_one(SelectionList)
             assert app.screen.focused is sl
-            assert "space ticks" in screen_text(app) and "enter compares" in screen_text(app)
+            await wait_for_text(pilot, "space ticks", "enter compares")
             names = [str(sl.get_option_at_index(i).value) for i in range(sl.option_count)]
             assert names[0] == "batched" and sl.highlighted == 0  # space acts on the first at once
             # ticked and unticked are different characters, not only colours
@@ -170,11 +170,8 @@ async def test_plugins_screen_lists_loaded_and_failed(tmp_path):
     reg = load_registry([BROKEN], entry_points=False)
     app = make_app(reg, make_config(reg, *SHORT), start="plugins", plugins_dirs=[BROKEN])
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        text = screen_text(app)
-        for word in ("deferred", "strategy", "built-in", "IOMMU model", "generic", "raises_at_import",
-                     f"Failed to load: {len(reg.failures)}", "RuntimeError", "directory"):
-            assert word in text, word
+        await wait_for_text(pilot, "deferred", "strategy", "built-in", "IOMMU model", "generic", "raises_at_import",
+                            f"Failed to load: {len(reg.failures)}", "RuntimeError", "directory")
         failed = app.screen.query_one("#failed", DataTable)
         failed.focus()
         await pilot.press("enter")
@@ -191,14 +188,11 @@ async def test_f1_help_lists_every_key_of_the_screen_and_themes(registry):
     async with app.run_test(size=(120, 70)) as pilot:
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
-        text = screen_text(app)
-        for a in ACTIONS:
-            if a.screen in ("config", "app"):
-                assert f"{a.display_key} " in text and a.short in text, a.id
+        await wait_for_text(pilot, *(s for a in ACTIONS if a.screen in ("config", "app")
+                                     for s in (f"{a.display_key} ", a.short)))
         await pilot.press("escape")
         await pilot.press("2", "f1")
-        text = screen_text(app)
-        assert "Run/Pause" in text and "Faster" in text and "space" in text
+        await wait_for_text(pilot, "Run/Pause", "Faster", "space")
         await pilot.press("escape")
         # themes: ctrl+t opens the theme picker
         await pilot.press("ctrl+t")
@@ -207,21 +201,25 @@ async def test_f1_help_lists_every_key_of_the_screen_and_themes(registry):
     app.shutdown_sessions()
 
 
-def _here(app) -> tuple[str, str]:
-    """The F1 help's "Here:" title and text (what it says of the focused widget)."""
-    assert isinstance(app.screen, HelpScreen)
-    title = str(app.screen.query_one("#help-here-title").render())
-    return title, screen_text(app)
+async def _here(pilot) -> tuple[str, str]:
+    """The F1 help's "Here:" title and text (what it says of the focused widget), once it is up.
+    (Its widgets, not the whole screen: rendering this one a few times was most of the test's time.)"""
+    app = pilot.app
+    await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen) and bool(app.screen.query("#help-here")),
+                     what="the help")
+    console = Console(width=100, file=io.StringIO(), color_system=None)
+    console.print(app.screen.here.body)
+    return str(app.screen.query_one("#help-here-title").render()), console.file.getvalue()
 
 
 async def test_f1_help_starts_with_what_the_focused_widget_shows(registry):
     app = make_app(registry, make_config(registry, *SHORT, "strategy.name=batched"), start="config")
     try:
-        async with app.run_test(size=(120, 60)) as pilot:
+        async with app.run_test(size=(100, 30)) as pilot:
             # Config: the parameter under the cursor, as ? shows it
             await jump_to(pilot, "strategy.params.batch")
             await pilot.press("f1")
-            title, text = _here(app)
+            title, text = await _here(pilot)
             help_text = app.model().by_key()["strategy.params.batch"].param.help
             assert title == "Here: strategy.params.batch" and help_text.split()[0] in text and "default" in text
             await pilot.press("escape")
@@ -229,12 +227,12 @@ async def test_f1_help_starts_with_what_the_focused_widget_shows(registry):
             await pilot.press("2")
             await wait_for_drawn(pilot, app, ("paused",))
             await pilot.press("f1")
-            title, text = _here(app)
+            title, text = await _here(pilot)
             assert title == "Here: Queues tab" and "pending list" in text
             await pilot.press("escape", "f")
             await wait_until(pilot, lambda: getattr(app.focused, "id", None) == "log-filter", what="the filter")
             await pilot.press("f1")
-            assert _here(app)[0] == "Here: Log tab"
+            assert (await _here(pilot))[0] == "Here: Log tab"
             await pilot.press("escape", "escape")
             # Sweep: the results column under the cursor
             app.sweep_state.set_axis("strategy.params.batch", "16,64")
@@ -246,13 +244,13 @@ async def test_f1_help_starts_with_what_the_focused_widget_shows(registry):
             headers = [str(c.label) for c in table.columns.values()]
             table.move_cursor(column=headers.index("peak queue"))
             await pilot.press("f1")
-            title, text = _here(app)
+            title, text = await _here(pilot)
             assert title == "Here: the column peak queue" and "pending at once" in text
             await pilot.press("escape")
             table.move_cursor(column=headers.index("strategy.params.batch"))
             await pilot.press("f1")
-            assert _here(app)[0] == "Here: the column strategy.params.batch"
-            assert help_text.split()[0] in screen_text(app)
+            title, text = await _here(pilot)
+            assert title == "Here: the column strategy.params.batch" and help_text.split()[0] in text
     finally:
         app.shutdown_sessions()
 
@@ -286,10 +284,10 @@ async def test_main_screens_at_80x24_and_120x40(registry, tmp_path, size):
             await pilot.press("space")
             await wait_for_drawn(pilot, app, ("finished",))
             shots = {}
-            for key, name in (("2", "run"), ("1", "config"), ("4", "plugins")):
+            # each screen drawn whole: its own words and the footer's (the last thing drawn)
+            for key, name, own in (("2", "run", "Run/Pause"), ("1", "config", "Kernel"), ("4", "plugins", "Loaded:")):
                 await pilot.press(key)
-                await pilot.pause()
-                text = screen_text(app)
+                text = await wait_for_text(pilot, own, "Help", "palette")
                 lines = text.rstrip("\n").split("\n")
                 assert len(lines) == size[1]
                 assert all(len(line) <= size[0] for line in lines)
@@ -348,16 +346,16 @@ async def test_at_80_columns_the_top_bar_shows_the_whole_file_label(registry):
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             assert app.file_label() == "scenario linux-6.19 (not saved)"
+            def top() -> str:
+                return screen_text(app).split("\n")[0].rstrip()
+
             for key in ("1", "2", "4", "5"):
                 await pilot.press(key)
-                await pilot.pause()
-                top = screen_text(app).split("\n")[0].rstrip()
-                assert top.endswith("linux-6.19 (not saved)"), top
+                await wait_until(pilot, lambda: top().endswith("linux-6.19 (not saved)"), what=f"the top bar of {key}")
             assert app.apply_edit("kernel.cpus", "4") is None
             await pilot.press("1", "a")  # modified, and show-all on
             await wait_until(pilot, lambda: app.show_all, what="show-all")
-            await pilot.pause()
-            top = screen_text(app).split("\n")[0].rstrip()
-            assert top.endswith("● linux-6.19 * show-all") and len(top) <= 80, top
+            await wait_until(pilot, lambda: top().endswith("● linux-6.19 * show-all"), what="the modified top bar")
+            assert len(top()) <= 80, top()
     finally:
         app.shutdown_sessions()

@@ -54,13 +54,24 @@ async def check(pilot, name: str, tmp_path: Path) -> None:
     app.clear_notifications()
     tables = list(app.screen.query(WideTable))
     await wait_until(pilot, lambda: all(t.border_subtitle == t.cue() for t in tables), what="the tables' cues")
-    svg = await settled(pilot, name)
     path = SNAPSHOTS / f"{name}.svg"
     if UPDATE:
-        path.write_text(svg, encoding="utf-8")
+        path.write_text(await settled(pilot, name), encoding="utf-8")
         return
     assert path.exists(), f"no baseline {path}: run `make snapshots` and look at it before committing"
-    if normal(path.read_text(encoding="utf-8")) != normal(svg):
+    # The screen is drawn by timers after the state it shows: wait (a while) for it to become the
+    # baseline rather than judging the first or a not-yet-final screenshot.
+    want = normal(path.read_text(encoding="utf-8"))
+    svg = ""
+
+    def same() -> bool:
+        nonlocal svg
+        svg = app.export_screenshot(title=name)
+        return normal(svg) == want
+
+    try:
+        await wait_until(pilot, same, timeout=15, what=f"the screen to be {path.name}")
+    except AssertionError:
         new = tmp_path / f"{name}.svg"
         new.write_text(svg, encoding="utf-8")
         pytest.fail(f"{name} differs from {path} (the new screen: {new}; `make snapshots` takes it):\n"
@@ -96,11 +107,9 @@ def config_of(reg):
 async def test_config_and_plugins(reg, size, tmp_path):
     app = still(make_app(reg, config_of(reg), start="config"))
     async with app.run_test(size=size) as pilot:
-        await pilot.pause()
         await check(pilot, f"config-{size[0]}x{size[1]}", tmp_path)
         await pilot.press("4")
         await wait_until(pilot, lambda: app.current_mode == "plugins" and app.screen.query("#loaded"))
-        await pilot.pause()
         await check(pilot, f"plugins-{size[0]}x{size[1]}", tmp_path)
 
 
@@ -130,7 +139,6 @@ async def test_compare_finished(reg, size, tmp_path):
             app.screen.apply_latest()
             await wait_until(pilot, lambda: len(app.screen.query(".cmp-chart")) == 4, what="the charts")
             app.screen.apply_latest()
-            await pilot.pause()
             await check(pilot, f"compare-{size[0]}x{size[1]}", tmp_path)
             heads = [c.title for c in app.screen.query(".cmp-chart")]
             text = screen_text(app)
@@ -154,7 +162,6 @@ async def test_sweep_finished(reg, size, tmp_path):
             assert st.progress is not None
             st.progress.started, st.progress.ended = 0.0, 2.0  # the wall-clock part: fixed
             screen.refresh_all()
-            await pilot.pause()
             await check(pilot, f"sweep-{size[0]}x{size[1]}", tmp_path)
             text = screen_text(app)
             header = next(ln for ln in text.splitlines() if "status" in ln and "seed" in ln)

@@ -10,7 +10,7 @@ from explorer.tui.screens.sweep import SweepScreen
 from explorer.tui.screens.sweep_axis import SweepAxisModal
 from explorer.tui.sweep_model import AxisSpec, SweepState, axis_kind
 from tests.conftest import make_config
-from tests.tui_helpers import SHORT, jump_to, make_app, paste, screen_text, wait_for_text, wait_until
+from tests.tui_helpers import SHORT, jump_to, make_app, paste, wait_for_text, wait_until
 
 
 def preview(app) -> str:
@@ -54,7 +54,7 @@ async def test_sweep_from_the_config_tree_to_a_live_run(registry):
             await pilot.press("5")
             screen = app.screen
             assert isinstance(screen, SweepScreen)
-            assert "--grid strategy.params.batch=8,64" in screen_text(app)
+            await wait_for_text(pilot, "--grid strategy.params.batch=8,64")
             await pilot.press("space")
             state = app.sweep_state
             await wait_until(pilot, lambda: not state.running and len(state.results) == 2 and screen.shown == 2,
@@ -121,8 +121,7 @@ async def test_sweep_stops_and_seeds_and_results_file(registry, tmp_path):
             screen = app.screen
             assert isinstance(screen, SweepScreen)
             screen.refresh_all()
-            text = screen_text(app)
-            assert "× seeds 1..3 = 15 points over the current config" in text and "1 local workers" in text
+            await wait_for_text(pilot, "× seeds 1..3 = 15 points over the current config", "1 local workers")
             await pilot.press("space")
             state = app.sweep_state
             assert state.sweep is not None and state.sweep.executor.workers() == ["local-0"]
@@ -134,7 +133,7 @@ async def test_sweep_stops_and_seeds_and_results_file(registry, tmp_path):
             assert (tmp_path / "tui.csv").exists() and (tmp_path / "tui.jsonl").exists()
             # again: the file exists, so it asks whether to resume
             await pilot.press("space")
-            assert "already exists" in screen_text(app)
+            await wait_for_text(pilot, "already exists")
             await pilot.press("escape")
             assert not state.running
     finally:
@@ -151,7 +150,8 @@ async def test_the_results_file_dialog_offers_csv_files(registry, tmp_path, monk
             await pilot.press("o")
             await wait_until(pilot, lambda: app.screen.query("#files"), what="the file dialog's list")
             listed = [str(o.id) for o in app.screen.query_one("#files").options]
-            assert listed == ["old-sweep.csv"] and "CSV files in" in screen_text(app)
+            assert listed == ["old-sweep.csv"]
+            await wait_for_text(pilot, "CSV files in")
     finally:
         app.shutdown_sessions()
 

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer.cli import main
+from tests.conftest import SHORT_ARGS, run_main
 
-SHORT = ["--duration", "1ms"]
 BIG = "9" * 5000  # over Python's 4300-digit limit for int(str)
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 FILES = {
@@ -38,18 +31,18 @@ FILES = {
         (["run", "--duration", "1e400ms"], "'1e400ms' is too large for a duration"),
         (["run", "--set", "run.duration=1e400ms"], "'1e400ms' is too large for a duration"),
         (["config", "validate", "bigint.toml"], "bigint.toml: a number too long to read"),
-        (["run", *SHORT, "--set", f"run.seed={BIG}"], "run.seed: expected an integer"),
-        (["run", *SHORT, "--set", f"workload[{BIG}].rate=1/s"], "unknown key"),
-        (["run", *SHORT, "--set", f"workload[0].cpus=0-{BIG}"], "workload.vmalloc-huge.cpus: expected 'all'"),
-        (["run", *SHORT, "--set", "strategy.name=[1]", "--set", "strategy.params.batch=4"],
+        (["run", *SHORT_ARGS, "--set", f"run.seed={BIG}"], "run.seed: expected an integer"),
+        (["run", *SHORT_ARGS, "--set", f"workload[{BIG}].rate=1/s"], "unknown key"),
+        (["run", *SHORT_ARGS, "--set", f"workload[0].cpus=0-{BIG}"], "workload.vmalloc-huge.cpus: expected 'all'"),
+        (["run", *SHORT_ARGS, "--set", "strategy.name=[1]", "--set", "strategy.params.batch=4"],
          "strategy.name: expected the name of a strategy (a string), got [1]"),
-        (["run", *SHORT, "--set", "iommu.model={a=1}", "--set", "iommu.params.x=4"],
+        (["run", *SHORT_ARGS, "--set", "iommu.model={a=1}", "--set", "iommu.params.x=4"],
          "iommu.model: expected the name of an IOMMU model (a string)"),
-        (["run", *SHORT, "--set", "workload[0].name=[1]", "--set", "workload[0].rate=4"],
+        (["run", *SHORT_ARGS, "--set", "workload[0].name=[1]", "--set", "workload[0].rate=4"],
          "workload[0].name: expected the name of a workload source (a string)"),
         (["run", "pages.toml"], "kernel.pages: 100000000 is above the maximum 10000000"),
-        (["run", *SHORT, "--scenario", ""], "unknown scenario ''"),
-        (["run", *SHORT, "--set", "workload[0].cpus=\u0663"], "workload.vmalloc-huge.cpus: expected 'all'"),
+        (["run", *SHORT_ARGS, "--scenario", ""], "unknown scenario ''"),
+        (["run", *SHORT_ARGS, "--set", "workload[0].cpus=\u0663"], "workload.vmalloc-huge.cpus: expected 'all'"),
         (["config", "validate", "/dev/zero"], "/dev/zero: is a character device, not a config file"),
         (["config", "validate", "escape.toml"], "escape.toml: '\\x1b]0;title\\x07\\x1b[31mred': unknown key"),
     ],
@@ -79,5 +72,5 @@ def test_error_output_is_capped(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     lines = err.splitlines()
     assert rc == 2 and len(err) < 10_000
     assert lines[-1] == "error: ... and 4981 more problems"  # 5001 problems, 20 shown
-    rc, _, err = run_main(capsys, "run", *SHORT, "--set", "run.seed=" + "y" * 100_000)
+    rc, _, err = run_main(capsys, "run", *SHORT_ARGS, "--set", "run.seed=" + "y" * 100_000)
     assert rc == 2 and len(err) < 1000 and "(99" in err and "more characters)" in err

@@ -12,8 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from explorer.tui.app import ExplorerApp
-
-SHORT = ("run.duration=5ms", "run.drain=5ms")
+from tests.conftest import SHORT as SHORT  # the TUI tests' short run (re-exported: one definition)
 
 
 def make_app(registry: Any = None, config: Any = None, *, start: str = "run", plugins_dirs: Any = (),
@@ -41,17 +40,30 @@ async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float =
         await asyncio.sleep(0.01)
 
 
-async def wait_for_text(pilot: Any, *needles: str, timeout: float = 20.0) -> str:
-    """Wait until the screen shows every one of ``needles`` (what a text assertion reads); the text."""
+async def wait_for_screen(pilot: Any, holds: Callable[[str], bool], what: str, timeout: float = 20.0) -> str:
+    """Wait until ``holds(text)`` is true of the screen's text and return that text.
+
+    What a text assertion reads is drawn by a timer after the state it shows has changed (and later
+    still on a busy machine): wait on the text itself, never on a fixed number of pauses."""
     text = ""
 
     def shown() -> bool:
         nonlocal text
         text = screen_text(pilot.app)
-        return all(n in text for n in needles)
+        return holds(text)
 
-    await wait_until(pilot, shown, timeout, f"the screen to show {needles!r}")
+    try:
+        await wait_until(pilot, shown, timeout, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the screen shows:\n{text}") from None
     return text
+
+
+async def wait_for_text(pilot: Any, *needles: str, absent: tuple[str, ...] = (), timeout: float = 20.0) -> str:
+    """Wait until the screen shows every one of ``needles`` and none of ``absent``; the text."""
+    what = f"the screen to show {needles!r}" + (f" and not {absent!r}" if absent else "")
+    return await wait_for_screen(
+        pilot, lambda text: all(n in text for n in needles) and not any(n in text for n in absent), what, timeout)
 
 
 async def run_to_end(pilot: Any, app: ExplorerApp, timeout: float = 30.0) -> None:
