@@ -212,12 +212,14 @@ def test_hunt_on_a_dask_cluster_gives_the_local_answer(
     distributed = pytest.importorskip("distributed")
     # Two workers that are threads of this process (a process cluster costs seconds to start, and
     # the sweep tests start one): the rounds still go through the scheduler, two at a time.
-    # Rounds in threads swap sys.stdout (a plugin's print is not the hunt's): put it back after.
-    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    # Rounds in threads of one process take turns to hide plugins' prints: sys.stdout is ours after.
+    stdout = sys.stdout
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # if not, the rest of the session still prints
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
                                   silence_logs=logging.CRITICAL) as cluster:
         on_dask = hunt(make_config(registry, scenario="before-fix"), registry, kind="use_after_free",
                        max_runs=200, seed=1, scheduler=cluster.scheduler_address, budget_s=600)
+    assert sys.stdout is stdout
     rc, text, out = before_fix_hunt
     local = out.read_text()
     assert rc == 1 and on_dask.found and on_dask.kind == "use_after_free"

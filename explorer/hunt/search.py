@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import random
+import threading
 import time
 import traceback
 import warnings
@@ -24,6 +25,8 @@ from typing import Any
 from explorer.failures import classify_failure
 from explorer.sim.build import build_simulation
 from explorer.sim.engine import PluginError, SimulatorError
+
+_STDOUT_SWAP = threading.Lock()
 
 
 class BudgetSpent(Exception):
@@ -107,7 +110,11 @@ def run_round(
         if not stats["found"] and deadline is not None and time.monotonic() > deadline:
             raise BudgetSpent
         cfg = candidate_config(space, cand, version)
-        with contextlib.redirect_stdout(io.StringIO()):  # a plugin's print() is not the hunt's output
+        # A plugin's print() is not the hunt's output. redirect_stdout swaps sys.stdout for the whole
+        # process, so rounds in threads of one process (a Dask worker with several threads) take
+        # turns: interleaved, one thread's restore could leave sys.stdout at another's buffer. The
+        # GIL runs their candidates one at a time anyway, so the lock costs no parallelism.
+        with _STDOUT_SWAP, contextlib.redirect_stdout(io.StringIO()):
             sim = build_simulation(cfg, registry)
             metrics = sim.run()
         stats["runs"] += 1
