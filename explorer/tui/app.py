@@ -8,6 +8,10 @@ the document changes, and asks the user before anything would lose unsaved edits
 from their reader threads with :class:`SessionUpdated` messages (at most one outstanding per
 session, so they never pile up); the screen on show draws the newest snapshot, a hidden one catches
 up when shown.
+
+Why ~600 lines: what is left here is what only the App can do (sessions and their messages, the
+dialogs that guard unsaved edits, screen switching, the palette); the document, the screens'
+shared base and each screen already live in their own modules.
 """
 
 from __future__ import annotations
