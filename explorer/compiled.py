@@ -58,6 +58,9 @@ MODULES = (
     "explorer.sim.stats",
     "explorer.sim.iommu",
     "explorer.sim.sva",
+    "explorer.sim.kernel",
+    "explorer.sim.contexts",
+    "explorer.sim.build",
 )
 
 #: The checkout (or site-packages) folder that holds the ``explorer`` package.
