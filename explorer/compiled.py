@@ -42,9 +42,9 @@ PURE_ENV = "PGTABLE_EXPLORER_PURE"
 
 #: The modules the compiled build holds: the simulator's hot paths (the engine loop and its
 #: background lane, the allocator, the address space, the random streams, the device probes and
-#: caches, the metrics and the kernel's statistics). Not ``kernel``, ``contexts`` and ``build``: they
-#: look inside the generators a plugin's code runs through (which kernel service was made and never
-#: started, which line yielded a wrong value), and a compiled generator has no frame to look at.
+#: caches, the metrics, the kernel's statistics, the kernel itself, its contexts and the build).
+#: Nothing in them looks inside a generator's frame (a compiled generator has none): a service
+#: marks itself started, and a bad yield's line is where its mistake is raised.
 #: Not ``errors`` (other modules subclass its exceptions) nor ``hookcheck`` (once per run).
 #: Nothing here is subclassed by plugins: they subclass ``explorer.contract``.
 MODULES = (
@@ -58,6 +58,9 @@ MODULES = (
     "explorer.sim.stats",
     "explorer.sim.iommu",
     "explorer.sim.sva",
+    "explorer.sim.kernel",
+    "explorer.sim.contexts",
+    "explorer.sim.build",
 )
 
 #: The checkout (or site-packages) folder that holds the ``explorer`` package.

@@ -157,7 +157,8 @@ def test_the_tests_that_patch_the_simulator_run_on_the_pure_core() -> None:
     """The tests marked ``pure_core`` (fast paths against the plain code they replaced, patched in)
     are skipped in a process running the compiled core: here they run in a pure child."""
     env = {**os.environ, PURE_ENV: "1"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "pure_core", "tests/test_determinism.py"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "pure_core", "tests/test_determinism.py",
+                           "tests/test_failures.py"],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     summary = proc.stdout.strip().splitlines()[-1]

@@ -106,6 +106,7 @@ def test_the_cli_the_session_and_a_sweep_row_agree(case: str, source: str | None
         assert "test-boom" in err["name"] or "strategy 'test-exits' called sys.exit(3)" in err["error"], err
 
 
+@pytest.mark.pure_core  # patches Simulation, which the compiled core compiles
 def test_a_simulator_bug_is_one_everywhere(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                            registry: Any) -> None:
     from explorer.sim.build import Simulation

@@ -4,8 +4,6 @@ it (the model does not spin: a section that yields while holding its lock is wha
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 from explorer.plugins import Registry, load_registry
 from explorer.sim.build import build_simulation
@@ -41,8 +39,11 @@ CONTENDED = ("run.duration=2ms", "kernel.cpus=4", "workload.vmalloc-huge.rate=50
          "workload.cpa-collapse.rate=20000/s")
 
 
-def test_overlapping_holders_are_counted_once_each() -> None:
-    kernel: Any = SimpleNamespace(spinlock_ns=50, spinlocks=[])
+def test_overlapping_holders_are_counted_once_each(registry: Registry) -> None:
+    # a real kernel, not a stub: the compiled core's KernelContext only takes its own Kernel
+    kernel = build_simulation(make_config(registry, "run.duration=1ms"), registry).kernel
+    kernel.spinlock_ns = 50
+    kernel.spinlocks.clear()
     a, b, c = (KernelContext(kernel, cpu, False, "test") for cpu in range(3))
     lock = a.spinlock("l")
     assert kernel.spinlocks == [lock]

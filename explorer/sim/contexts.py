@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Generator, Sequence
-from types import GeneratorType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from explorer.sim.engine import PluginError, PluginMistake, SimulatorError, source_location
+from explorer.sim.engine import PluginError, PluginMistake, SimulatorError, name_service, source_location
 from explorer.sim.memory import PageTable
 from explorer.sim.streams import WorkloadStreams, exp_gap
 from explorer.sim.workqueue import Timer, WorkItem
@@ -24,6 +23,9 @@ if TYPE_CHECKING:
     from explorer.sim.kernel import Kernel
 
 KWORKER = "kworker"
+
+#: this module's source file: where the interpreted :meth:`KernelContext.iommu_sva_invalidate_kva_range` runs
+_THIS_FILE = __file__
 
 #: The freeing context (``free ... by=``, ``unflushed_free.by_context``) of a table that
 #: ``pagetable_free()`` sent straight to the allocator (unmarked, a user table, or the async option
@@ -41,6 +43,22 @@ def guard(gen: Generator[Any, Any, Any], kind: str, name: str) -> Generator[Any,
         raise
     except Exception as exc:
         raise PluginError(kind, name, exc) from exc
+
+
+class ServiceCall:
+    """A kernel service handed to a strategy (``k.iommu_sva_invalidate_kva_range()``), named and
+    located where it was asked for. The service's generator sets ``started`` when it begins to run:
+    one still unstarted when the step ends was called without ``yield from``. A flag rather than the
+    generator's ``gi_frame``: a generator compiled by mypyc (the compiled core) has no frame."""
+
+    __slots__ = ("filename", "gen", "line", "name", "started")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = False
+        self.gen: Generator[Any, Any, None] | None = None
+        self.filename = "?"
+        self.line = 0
 
 
 class SpinLock:
@@ -95,7 +113,7 @@ class KernelContext:
         self.debt = 0  # CPU time owed (lock/free costs), paid when the kernel call returns
         #: kernel services handed out in this step, with where they were asked for: one never
         #: started when the step ends was called without ``yield from`` (see check_services)
-        self.made: list[tuple[Generator[Any, Any, None], str, int]] | None = None
+        self.made: list[ServiceCall] | None = None
 
     @property
     def now(self) -> int:
@@ -143,25 +161,33 @@ class KernelContext:
             self.kernel.preemption_point(self.cpu)
 
     def iommu_sva_invalidate_kva_range(self) -> Generator[Any, Any, None]:
-        gen = self.kernel.iommu_sva_invalidate_kva_range(self)
-        caller = sys._getframe(1)  # where it was asked for, formatted only if it is never run
+        call = ServiceCall("iommu_sva_invalidate_kva_range")
+        gen = call.gen = self.kernel.iommu_sva_invalidate_kva_range(self, call)
+        name_service(gen, call.name)
+        # where it was asked for: the first interpreted frame (this one's caller when this module
+        # runs interpreted; the caller itself when compiled, which pushes no frame of its own)
+        caller = sys._getframe(0)
+        if caller.f_code.co_filename == _THIS_FILE:
+            caller = caller.f_back or caller
+        call.filename, call.line = caller.f_code.co_filename, caller.f_lineno
         made = self.made
         if made is None:
-            self.made = [(gen, caller.f_code.co_filename, caller.f_lineno)]
+            self.made = [call]
         else:
-            made.append((gen, caller.f_code.co_filename, caller.f_lineno))
+            made.append(call)
         return gen
 
     def check_services(self) -> None:
         """At the end of a step: a kernel service asked for and never started was called without
         ``yield from`` (the generator was made and dropped: the flush silently never ran)."""
         made, self.made = self.made, None
-        for made_gen, filename, line in made or ():
-            gen = cast(GeneratorType, made_gen)  # type: ignore[type-arg]
-            if gen.gi_frame is not None and not gen.gi_suspended and not gen.gi_running:  # never started
-                gen.close()
-                name = gen.gi_code.co_name
-                raise PluginMistake(source_location(filename, line),
+        for call in made or ():
+            if not call.started:
+                call.started = True
+                if call.gen is not None:
+                    call.gen.close()
+                name = call.name
+                raise PluginMistake(source_location(call.filename, call.line),
                                     f"called k.{name}() without `yield from`: the call only makes a generator, so the "
                                     f"{name} never ran; write `yield from k.{name}()`")
 

@@ -46,37 +46,42 @@ from explorer.sim.streams import exp_gap
 #: a time later than any event
 NEVER = 1 << 100
 
-__all__ = ["NEVER", "BackgroundLane", "DeadlineProcess", "Engine", "Mutex", "PluginError", "PluginMistake",
-           "Process", "SimulatorError", "bad_yield_mistake", "source_location"]
+__all__ = ["NEVER", "SERVICE_NAMES", "BackgroundLane", "DeadlineProcess", "Engine", "Mutex", "PluginError",
+           "PluginMistake", "Process", "SimulatorError", "bad_yield_mistake", "name_service", "source_location"]
 
 
-def _innermost(gen: Any) -> Any:
-    """The generator that actually yielded: follow ``yield from`` down from ``gen``."""
-    while True:
-        sub = getattr(gen, "gi_yieldfrom", None)
-        if sub is None or getattr(sub, "gi_frame", None) is None:
-            return gen
-        gen = sub
+#: The names of kernel services whose generators are not Python generators (compiled by mypyc, whose
+#: generator objects have no ``gi_code``), by their type: the service registers itself
+#: (:func:`name_service`), so a plugin that yields one instead of running it is told which.
+SERVICE_NAMES: dict[type, str] = {}
+
+
+def name_service(gen: Any, name: str) -> None:
+    """Record that generators of ``gen``'s type are the kernel service ``name`` (compiled ones only:
+    a Python generator names itself through ``gi_code``)."""
+    if type(gen) is not GeneratorType and type(gen) not in SERVICE_NAMES:
+        SERVICE_NAMES[type(gen)] = name
 
 
 def bad_yield_mistake(gen: Generator[Any, Any, Any], y: Any) -> PluginMistake:
-    """What to tell the author of the generator (somewhere under ``gen``) that yielded ``y``."""
-    inner = _innermost(gen)
-    frame = getattr(inner, "gi_frame", None)
-    where = source_location(frame.f_code.co_filename, frame.f_lineno) if frame is not None else "?"
-    if isinstance(y, GeneratorType):
-        name = y.gi_code.co_name
+    """What to tell the author of the generator (somewhere under ``gen``) that yielded ``y``.
+
+    The location is left to the mistake (:meth:`PluginMistake.raised_at`): it is thrown into
+    ``gen``, so it is raised at the ``yield`` that yielded ``y``, however deep under ``gen`` and
+    whatever compiled generators are between."""
+    name = y.gi_code.co_name if isinstance(y, GeneratorType) else SERVICE_NAMES.get(type(y))
+    if name is not None:
         y.close()  # never started: closing it runs nothing
-        return PluginMistake(where, f"yielded the generator {name}() instead of running it; write "
-                                    f"`yield from k.{name}()` (a plain `yield` hands the kernel a generator that "
-                                    "never runs: the work it stands for, such as the IOMMU flush, never happens)")
+        return PluginMistake(None, f"yielded the generator {name}() instead of running it; write "
+                                   f"`yield from k.{name}()` (a plain `yield` hands the kernel a generator that "
+                                   "never runs: the work it stands for, such as the IOMMU flush, never happens)")
     shown = repr(y)
     if len(shown) > 60:
         shown = shown[:57] + "..."
     hint = f"; write `yield int({shown})`" if isinstance(y, float) and y == y and abs(y) != float("inf") else ""
-    return PluginMistake(where, f"yielded {shown} (a {type(y).__name__}), which the kernel cannot wait on: yield "
-                                "an int, the nanoseconds of CPU time to spend (`yield 1000`), or run a kernel "
-                                f"service with `yield from` (`yield from k.iommu_sva_invalidate_kva_range()`){hint}")
+    return PluginMistake(None, f"yielded {shown} (a {type(y).__name__}), which the kernel cannot wait on: yield "
+                               "an int, the nanoseconds of CPU time to spend (`yield 1000`), or run a kernel "
+                               f"service with `yield from` (`yield from k.iommu_sva_invalidate_kva_range()`){hint}")
 
 
 class BackgroundLane:

@@ -23,8 +23,31 @@ class PluginMistake(Exception):
 
     PREFIX = "plugin mistake: "
 
-    def __init__(self, where: str, what: str) -> None:
-        super().__init__(f"{self.PREFIX}{where}: {what}")
+    def __init__(self, where: str | None, what: str) -> None:
+        #: ``FILE:LINE``; ``None``: the line the mistake is raised at (see :meth:`raised_at`)
+        self.where = where
+        self.what = what
+        super().__init__(f"{self.PREFIX}{where or '?'}: {what}")
+
+    def raised_at(self) -> str:
+        """Where this exception was raised: the innermost entry of its traceback outside the
+        simulator's own modules (``?`` before it is raised). The engine throws a bad yield's mistake
+        into the generator that yielded, so this is the plugin's ``yield`` line, found without
+        walking the generators' ``gi_yieldfrom`` chain: a generator compiled by mypyc (the compiled
+        core's kernel) has none, and the traceback entries mypyc adds for its compiled functions
+        (relative file names of ``explorer/sim``) may come after the plugin's, so they are skipped."""
+        tb = self.__traceback__
+        innermost = outside = None
+        while tb is not None:
+            innermost = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+            if not _in_simulator(innermost[0]):
+                outside = innermost
+            tb = tb.tb_next
+        found = outside or innermost
+        return "?" if found is None else source_location(*found)
+
+    def __str__(self) -> str:
+        return f"{self.PREFIX}{self.where or self.raised_at()}: {self.what}"
 
 
 class PluginError(SimulatorError):
@@ -50,6 +73,17 @@ class PluginError(SimulatorError):
 class OutOfMemory(SimulatorError):
     """The simulated machine has no free page left: the config's ``kernel.pages`` is too small for
     what it runs. Never a plugin's fault, so the plugin wrappers let it through unwrapped."""
+
+
+#: this package's folder (the simulator's modules) and the checkout's, which mypyc's traceback
+#: entries are relative to
+_SIM_DIR = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(os.path.dirname(_SIM_DIR))
+
+
+def _in_simulator(filename: str) -> bool:
+    path = filename if os.path.isabs(filename) else os.path.join(_ROOT, filename)
+    return os.path.dirname(os.path.abspath(path)) == _SIM_DIR
 
 
 def source_location(filename: str, line: int) -> str:

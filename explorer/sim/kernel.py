@@ -23,7 +23,7 @@ from typing import Any, Protocol, cast
 
 from explorer.contract import FlushBatch, FlushCost, FreeStrategy, IommuModel, KernelServices, SvaTopology
 from explorer.sim.checker import Checker
-from explorer.sim.contexts import BY_PAGETABLE_FREE, KWORKER, KernelContext, SpinLock, guard
+from explorer.sim.contexts import BY_PAGETABLE_FREE, KWORKER, KernelContext, ServiceCall, SpinLock, guard
 from explorer.sim.engine import Engine, Mutex, PluginError, PluginMistake, SimulatorError
 from explorer.sim.hookcheck import check_flush_cost
 from explorer.sim.iommu import IommuUnit
@@ -418,8 +418,12 @@ class Kernel:
             raise PluginError("strategy", self.strategy_name, exc) from None
 
     # -- the IOMMU flush -----------------------------------------------------------------------
-    def iommu_sva_invalidate_kva_range(self, ctx: KernelContext) -> Generator[Any, Any, None]:
-        """The kernel's iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL)."""
+    def iommu_sva_invalidate_kva_range(self, ctx: KernelContext,
+                                       call: ServiceCall | None = None) -> Generator[Any, Any, None]:
+        """The kernel's iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL); ``call`` is
+        the strategy's request, marked started here (see :meth:`KernelContext.check_services`)."""
+        if call is not None:
+            call.started = True
         st = self.stats
         if ctx.base_atomic or ctx.atomic_depth > 0:  # ctx.might_sleep(), inlined: mutex_lock(&iommu_sva_lock)
             self.checker.sleep_in_atomic(ctx.source, ctx.cpu, "might_sleep")

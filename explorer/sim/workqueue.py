@@ -13,10 +13,28 @@ second wake-up and no second scheduling delay.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from explorer.sim.kernel import Kernel
+    from explorer.sim.engine import Engine
+
+
+class Kernel(Protocol):
+    """What work items and timers use of :class:`explorer.sim.kernel.Kernel`. A protocol, not the
+    class: with the kernel compiled (the compiled core) an attribute typed with the class would
+    check its type at run time, and the workqueue is tested against a stub kernel."""
+
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def workqueue_delay(self) -> int: ...
+    @property
+    def tracer(self) -> Any: ...
+    def trace(self, event: str, /, **fields: Any) -> None: ...
+    def wait_for_cpu(self, work: WorkItem) -> bool: ...
+    def run_work(self, work: WorkItem) -> None: ...
+    def work_done(self, work: WorkItem) -> None: ...
+    def run_timer(self, timer: Timer) -> None: ...
 
 
 class WorkItem:
