@@ -51,6 +51,7 @@ MODULES = (
     "explorer.sim.engine",
     "explorer.sim.memory",
     "explorer.sim.space",
+    "explorer.sim.machine",
     "explorer.sim.streams",
     "explorer.sim.workqueue",
     "explorer.sim.checker",

@@ -169,8 +169,8 @@ def test_memory_state_matches_the_plain_background_traffic(name: str, monkeypatc
         sim = Simulation(cfg, registry())
         sim.run()
         mem = sim.kernel.memory
-        return (bytes(mem.state), [list(f) for f in mem.free_lists], list(mem.zone), list(mem.data_pages),
-                mem.free_count, list(mem.allocated_by), [id(o) if o is None else o.page for o in mem.owner])
+        return (bytes(mem.state), [list(f) for f in mem.free_lists], mem.zone_next, list(mem.data_pages),
+                mem.free_count, [mem.allocated_by(p) for p in range(mem.pages)], sorted(mem.owner))
 
     fast = memory_after()
     monkeypatch.setattr(kernel_mod.Kernel, "start_background", _reference_background)
@@ -308,7 +308,8 @@ def test_fill_data_is_alloc_data_in_turn(freed_first: bool) -> None:
         loop.alloc_data(i % 3)
 
     def seen(m: Memory) -> tuple[Any, ...]:
-        return (bytes(m.state), list(m.data_pages), m.allocated_by, m.zone, m.free_lists, m.free_count, m.check())
+        return (bytes(m.state), list(m.data_pages), [m.allocated_by(p) for p in range(m.pages)], m.zone_next,
+                m.free_lists, m.free_count, m.check())
 
     assert seen(bulk) == seen(loop)
     assert bulk.check() == []

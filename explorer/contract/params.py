@@ -107,7 +107,16 @@ class Param:
 
     def canonical_default(self) -> Any:
         """The default in canonical form (nanoseconds, per second, ...)."""
-        return self.parse(self.default)
+        # Parsed once per declaration: every validation and every build asks for it (a sweep's or
+        # a hunt's thousands of runs), and a declaration is frozen. A default that does not parse
+        # is not kept, so it raises every time; nor is a value a check made mutable.
+        try:
+            return self.__dict__["_canonical_default"]
+        except KeyError:
+            value = self.parse(self.default)
+            if type(value) in (int, float, str, bool):
+                self.__dict__["_canonical_default"] = value
+            return value
 
     def to_toml(self, value: Any) -> Any:
         """The canonical ``value`` as it is written to a TOML file (parses back identically)."""

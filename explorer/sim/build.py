@@ -177,7 +177,8 @@ class Simulation:
 
     def _kernel(self, kcfg: Mapping[str, Any], icfg: Mapping[str, Any], scfg: Mapping[str, Any],
                 strategy: FreeStrategy, model: IommuModel, walks_kernel_half: bool) -> Kernel:
-        """The kernel with its page tables linked and half the memory handed out as data."""
+        """The kernel with its page tables linked and half the memory handed out as data
+        (:func:`explorer.sim.machine.boot_machine`)."""
         k = Kernel(
             engine=self.engine,
             seed=self.seed,
@@ -201,8 +202,6 @@ class Simulation:
             sva_mms=int(icfg["sva_mms"]),
             pasids_per_mm=int(icfg["pasids_per_mm"]),
         )
-        # Half the memory starts out as other people's data, so background frees have work.
-        k.memory.fill_data(int(kcfg["pages"]) // 2)
         return k
 
     # -- running ------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ class Checker:
         mem = self.kernel.memory
         page = entry.page
         state = mem.state[page]
-        if state == UNLINKED and mem.owner[page] is entry:
+        if state == UNLINKED and mem.owner.get(page) is entry:
             self.stale_walk_queued.add(entry.source)
             if self.kernel.tracer is not None:  # harmless, but every stale walk is in the trace
                 self.kernel.trace("stale_walk", verdict="queued", source=entry.source, iommu=iommu.index,
@@ -89,7 +89,7 @@ class Checker:
             slot=slot,
             pfn=page,
             page_state=STATE_NAMES[state],
-            reused_by=mem.allocated_by[page],
+            reused_by=mem.allocated_by(page),
             unlinked_at_ns=entry.unlinked_at,
         )
 

@@ -194,9 +194,8 @@ class Engine:
         lane = self._lane
         mem = lane.memory
         state = mem.state
-        allocated_by = mem.allocated_by
         free_lists = mem.free_lists
-        zone = mem.zone
+        npages = mem.pages
         data_pages = mem.data_pages
         popleft = data_pages.popleft
         push_data = data_pages.append
@@ -242,8 +241,9 @@ class Engine:
                             fl = free_lists[int(rnd() * cpus)]
                             if fl:
                                 page = fl.pop()
-                            elif zone:
-                                page = zone.pop()
+                            elif mem.zone_next < npages:  # the zone's next page
+                                page = mem.zone_next
+                                mem.zone_next = page + 1
                             else:
                                 donor = max(free_lists, key=len)
                                 if not donor:
@@ -252,7 +252,6 @@ class Engine:
                                     raise OutOfMemory("no free page left in the simulated machine")
                                 page = donor.pop()
                             state[page] = DATA
-                            allocated_by[page] = "data"
                             push_data(page)
                             lta += int(-log(1.0 - rnd()) / rate * 1e9) + 1  # exp_gap, inlined
                             ln += 1

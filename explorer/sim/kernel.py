@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import weakref
 from collections.abc import Callable, Generator
 from types import GeneratorType
 from typing import Any, Protocol, cast
@@ -27,9 +28,9 @@ from explorer.sim.contexts import BY_PAGETABLE_FREE, KWORKER, KernelContext, Ser
 from explorer.sim.engine import Engine, Mutex, PluginError, PluginMistake, SimulatorError
 from explorer.sim.hookcheck import check_flush_cost
 from explorer.sim.iommu import IommuUnit
-from explorer.sim.memory import UNLINKED, Memory, PageTable
+from explorer.sim.machine import boot_machine
+from explorer.sim.memory import UNLINKED, PageTable
 from explorer.sim.metrics import LogHistogram
-from explorer.sim.space import AddressSpace
 from explorer.sim.stats import KernelStats
 from explorer.sim.streams import named_stream
 from explorer.sim.workqueue import Timer, WorkItem
@@ -41,9 +42,24 @@ class TraceSink(Protocol):
     def append(self, record: tuple[int, str, dict[str, Any]], /) -> None: ...
 
 
+#: takes_batch's answer per function: inspect.signature costs more than the rest of a short
+#: run's kernel set-up (a hunt builds thousands); weak, so reloaded plugins do not pile up
+_takes_batch: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
 def takes_batch(invalidate: Callable[..., Any]) -> bool:
     """Whether a model's ``invalidate_kernel_range`` takes the flush's batch (a third argument
     or a ``batch`` keyword); models written before the batch existed take ``(now, topo)``."""
+    func = getattr(invalidate, "__func__", None)  # a bound method: the function is what decides
+    if func is None:
+        return _takes_batch_uncached(invalidate)
+    known = _takes_batch.get(func)
+    if known is None:
+        known = _takes_batch[func] = _takes_batch_uncached(invalidate)
+    return known
+
+
+def _takes_batch_uncached(invalidate: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(invalidate).parameters.values()
     except (TypeError, ValueError):
@@ -82,7 +98,9 @@ class Kernel:
         self.engine = engine
         self.seed = seed
         self.cpus = cpus
-        self.memory = Memory(pages, cpus)
+        # The machine as it boots: every kernel slot mapped, half the memory handed out as data.
+        self.memory, self.space = boot_machine(pages, cpus, kernel_slots, engine, slot_refill_ns,
+                                               named_stream(seed, "kernel/refill"))
         self.kernel_slots = kernel_slots
         self.slot_refill_ns = slot_refill_ns
         self.async_free = async_free
@@ -123,10 +141,6 @@ class Kernel:
         self.rng_bg = named_stream(seed, "kernel/background")
         # where trace records go: a bounded deque (the TUI's log) or a file writer (run --trace)
         self.tracer: TraceSink | None = None
-
-        # Kernel address space: one table per slot, linked now (and refilled after each unlink).
-        self.space = AddressSpace(self.memory, engine, kernel_slots, cpus, slot_refill_ns,
-                                  named_stream(seed, "kernel/refill"))
 
         #: what the kernel counts (explorer.sim.stats)
         self.stats = KernelStats()

@@ -27,11 +27,13 @@ STATE_NAMES = ("free", "table", "unlinked", "data")
 class PageTable:
     """A page-table page: the kernel's ``struct ptdesc`` with the facts the checker needs."""
 
-    __slots__ = ("cpu", "freed", "kernel", "level", "linked", "marked", "page", "slot", "source", "unlink_no",
-                 "unlinked_at")
+    __slots__ = ("allocated_by", "cpu", "freed", "kernel", "level", "linked", "marked", "page", "slot", "source",
+                 "unlink_no", "unlinked_at")
 
-    def __init__(self, page: int, level: int, kernel: bool, slot: int) -> None:
+    def __init__(self, page: int, level: int, kernel: bool, slot: int, allocated_by: str = "") -> None:
         self.page = page
+        #: who allocated it: ``kernel`` or the workload source's label (use-after-free reports)
+        self.allocated_by = allocated_by
         self.level = level
         self.kernel = kernel  # maps kernel addresses: reachable from every SVA-bound mm on x86
         self.marked = kernel  # ptdesc_set_kernel() at allocation
@@ -42,6 +44,18 @@ class PageTable:
         self.unlinked_at = -1
         self.unlink_no = 0  # the kernel's unlink count just after this table's unlink (0: never unlinked)
         self.cpu = 0
+
+    def clone(self) -> PageTable:
+        """A table with the same facts (a boot image's table, copied for a run)."""
+        out = PageTable(self.page, self.level, self.kernel, self.slot, self.allocated_by)
+        out.marked = self.marked
+        out.linked = self.linked
+        out.freed = self.freed
+        out.source = self.source
+        out.unlinked_at = self.unlinked_at
+        out.unlink_no = self.unlink_no
+        out.cpu = self.cpu
+        return out
 
     def __repr__(self) -> str:
         kind = "kernel" if self.kernel else "user"
@@ -55,23 +69,40 @@ class Memory:
         self.pages = pages
         self.cpus = cpus
         self.state = bytearray(pages)  # all FREE
-        #: the table a page currently backs (or last backed, while unlinked); None for data/free
-        self.owner: list[PageTable | None] = [None] * pages
-        #: who last allocated the page: "data" / a table's source; for use-after-free reports
-        self.allocated_by: list[str] = [""] * pages
+        #: page -> the table it backs now (or backed, while unlinked); a free or data page has none.
+        #: A dict of the few table pages rather than a list of every page: the cyclic garbage
+        #: collector walks a list of every page each time it looks at a run (docs/performance.md).
+        self.owner: dict[int, PageTable] = {}
         self.free_lists: list[list[int]] = [[] for _ in range(cpus)]
-        # Pages not on a per-CPU list: the zone's free area (refills empty per-CPU lists).
-        self.zone: list[int] = list(range(pages - 1, -1, -1))
+        #: The zone's free area, pages ``zone_next`` to ``pages - 1``, handed out lowest first when a
+        #: CPU's own list is empty; a freed page goes to a CPU's list, never back here, so a counter
+        #: holds it (a list of every page cost a run's set-up and the garbage collector's walks).
+        self.zone_next = 0
         self.data_pages: deque[int] = deque()
         self.free_count = pages
+
+    def copy(self) -> Memory:
+        """An independent copy of the allocator's state, built at C speed (a machine's boot image
+        copied for each run, :mod:`explorer.sim.machine`). Its ``owner`` entries still name this
+        memory's tables: whoever copies the tables puts the copies there."""
+        out = Memory(0, self.cpus)
+        out.pages = self.pages
+        out.state = bytearray(self.state)
+        out.owner = self.owner.copy()
+        out.free_lists = [fl.copy() for fl in self.free_lists]
+        out.zone_next = self.zone_next
+        out.data_pages = self.data_pages.copy()
+        out.free_count = self.free_count
+        return out
 
     def alloc(self, cpu: int) -> int:
         """Take a page on ``cpu``: its own list first (LIFO), then the zone, then other CPUs."""
         fl = self.free_lists[cpu]
         if fl:
             page = fl.pop()
-        elif self.zone:
-            page = self.zone.pop()
+        elif self.zone_next < self.pages:
+            page = self.zone_next
+            self.zone_next = page + 1
         else:
             donor = max(self.free_lists, key=len)
             if not donor:
@@ -82,31 +113,25 @@ class Memory:
 
     def alloc_data(self, cpu: int) -> int:
         """A data page for the rest of the kernel on ``cpu`` (inlined in the engine's lane: keep in step)."""
-        page = self.alloc(cpu)
+        page = self.alloc(cpu)  # a free page has no owner
         self.state[page] = DATA
-        self.owner[page] = None
-        self.allocated_by[page] = "data"
         self.data_pages.append(page)
         return page
 
     def fill_data(self, count: int) -> None:
         """``count`` data pages, exactly as ``alloc_data`` on CPUs 0, 1, 2, ... in turn gives them
         (the machine's data at boot), in one go while no CPU has a page on its own list: then each
-        is the zone's next page, whatever the CPU. A short run's set-up is mostly this loop."""
-        zone = self.zone
-        if count > len(zone) or any(self.free_lists):
+        is the zone's next page, whatever the CPU."""
+        first = self.zone_next
+        if count > self.pages - first or any(self.free_lists):
             for i in range(count):  # the general case (and its OutOfMemory)
                 self.alloc_data(i % self.cpus)
             return
-        cut = len(zone) - count
-        pages = zone[cut:]
-        pages.reverse()  # zone.pop() order
-        del zone[cut:]
-        state, allocated_by = self.state, self.allocated_by
-        for page in pages:  # a zone page has no owner (Memory.check)
-            state[page] = DATA
-            allocated_by[page] = "data"
-        self.data_pages.extend(pages)
+        end = first + count
+        # zone pages have no owner (Memory.check)
+        self.state[first:end] = bytes([DATA]) * count
+        self.data_pages.extend(range(first, end))
+        self.zone_next = end
         self.free_count -= count
 
     def free_oldest_data(self, cpu: int) -> None:
@@ -116,22 +141,30 @@ class Memory:
 
     def free(self, page: int, cpu: int) -> None:
         self.state[page] = FREE
-        self.owner[page] = None
+        self.owner.pop(page, None)
         self.free_lists[cpu].append(page)
         self.free_count += 1
 
     def alloc_table(self, cpu: int, level: int, kernel: bool, slot: int, source: str) -> PageTable:
         page = self.alloc(cpu)
-        table = PageTable(page, level, kernel, slot)
+        table = PageTable(page, level, kernel, slot, source)
         self.state[page] = TABLE
         self.owner[page] = table
-        self.allocated_by[page] = source
         return table
+
+    def allocated_by(self, page: int) -> str:
+        """Who allocated ``page`` last, for use-after-free reports: ``data``, or the source that
+        allocated the table it backs (``kernel``, a workload's label); ``""`` for a free page."""
+        state = self.state[page]
+        if state == DATA:
+            return "data"
+        table = self.owner.get(page)
+        return table.allocated_by if table is not None else ""
 
     def check(self) -> list[str]:
         """Consistency of the allocator: every free page on exactly one list, states agree."""
         problems = []
-        listed = [p for fl in self.free_lists for p in fl] + self.zone
+        listed = [p for fl in self.free_lists for p in fl] + list(range(self.zone_next, self.pages))
         if len(listed) != len(set(listed)):
             problems.append("a page is on two free lists (double free reached the allocator)")
         if len(listed) != self.free_count:
@@ -142,7 +175,9 @@ class Memory:
                 break
         if self.state.count(FREE) != len(listed):
             problems.append("a page in state free is on no free list (leaked by the allocator)")
-        state, owner = self.state, self.owner
-        if any(owner[p] is not None for p in range(self.pages) if state[p] in (FREE, DATA)):
+        state = self.state
+        if any(state[p] in (FREE, DATA) for p in self.owner):
             problems.append("a free or data page still names a table as its owner")
+        if any(table.page != page for page, table in self.owner.items()):
+            problems.append("a page names as its owner a table of another page")
         return problems

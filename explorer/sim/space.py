@@ -50,6 +50,27 @@ class AddressSpace:
         for s in range(kernel_slots):
             self.populate(s, s % cpus)
 
+    def copy(self, memory: Memory, engine: Engine, slot_refill_ns: int, rng_refill: Random) -> AddressSpace:
+        """This address space on ``memory`` (a :meth:`Memory.copy` of this one's), with a new table
+        for every linked slot, in ``memory.owner`` too: a machine's boot image copied for a run."""
+        out = AddressSpace(memory, engine, 0, self.cpus, slot_refill_ns, rng_refill)
+        out.kernel_slots = self.kernel_slots
+        out.slot_level = self.slot_level  # never changes after boot
+        owner = memory.owner
+        tables: list[PageTable | None] = []
+        for old in self.slot_table:
+            if old is None:
+                tables.append(None)
+                continue
+            table = old.clone()
+            owner[old.page] = table
+            tables.append(table)
+        out.slot_table = tables
+        out.linked_slots = self.linked_slots.copy()
+        out.slot_pos = self.slot_pos.copy()
+        out.recent_unlinked.extend(self.recent_unlinked)
+        return out
+
     def populate(self, slot: int, cpu: int) -> None:
         """Map ``slot`` through a new table allocated on ``cpu``."""
         table = self.memory.alloc_table(cpu, self.slot_level[slot], True, slot, "kernel")

@@ -1,0 +1,114 @@
+"""The machine's boot image (explorer.sim.machine): a run copies the machine as it boots instead of
+booting it table by table, and must not be able to tell the difference."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from explorer.sim.build import BuildError, Simulation
+from explorer.sim.engine import Engine
+from explorer.sim.machine import IMAGE_MAX_PAGES, IMAGES_KEPT, boot_machine, forget_images, kept_shapes
+from explorer.sim.memory import DATA, TABLE, Memory
+from explorer.sim.space import AddressSpace
+from tests.benchmarks.cases import canonical, cases, outcome, registry
+
+
+@pytest.fixture(autouse=True)
+def no_images() -> Iterator[None]:
+    forget_images()
+    yield
+    forget_images()
+
+
+def _long_boot(pages: int, cpus: int, slots: int) -> tuple[Memory, AddressSpace]:
+    """The boot as the kernel did it before the image: every slot populated, then half the memory as data."""
+    memory = Memory(pages, cpus)
+    space = AddressSpace(memory, Engine(), slots, cpus, 1000, random.Random(1))
+    memory.fill_data(pages // 2)
+    return memory, space
+
+
+def _seen(memory: Memory, space: AddressSpace) -> tuple[Any, ...]:
+    tables = [(t.page, t.level, t.kernel, t.marked, t.slot, t.linked, t.freed, t.allocated_by) if t else None
+              for t in space.slot_table]
+    return (bytes(memory.state), [list(fl) for fl in memory.free_lists], memory.zone_next, list(memory.data_pages),
+            memory.free_count, sorted((p, t.page, t.slot) for p, t in memory.owner.items()),
+            [memory.allocated_by(p) for p in range(memory.pages)], tables, list(space.linked_slots),
+            list(space.slot_pos), list(space.slot_level), list(space.recent_unlinked), memory.check())
+
+
+@pytest.mark.parametrize(("pages", "cpus", "slots"), [(16384, 8, 512), (300, 3, 40), (64, 1, 31), (4096, 128, 64)])
+def test_a_copied_machine_is_the_machine_booted_the_long_way(pages: int, cpus: int, slots: int) -> None:
+    long = _seen(*_long_boot(pages, cpus, slots))
+    first = boot_machine(pages, cpus, slots, Engine(), 1000, random.Random(1))  # makes the image
+    second = boot_machine(pages, cpus, slots, Engine(), 1000, random.Random(1))  # copies it
+    assert _seen(*first) == long
+    assert _seen(*second) == long
+    assert kept_shapes() == [(pages, cpus, slots)]
+    # numbers worked out by hand: slot s is page s, then pages // 2 data pages follow
+    memory, space = second
+    assert memory.zone_next == slots + pages // 2
+    assert bytes(memory.state[:slots]) == bytes([TABLE]) * slots
+    assert bytes(memory.state[slots:slots + pages // 2]) == bytes([DATA]) * (pages // 2)
+    assert [t.page for t in space.slot_table if t is not None] == list(range(slots))
+
+
+def test_copies_share_no_table_and_no_list() -> None:
+    a_mem, a_space = boot_machine(300, 3, 40, Engine(), 1000, random.Random(1))
+    b_mem, b_space = boot_machine(300, 3, 40, Engine(), 1000, random.Random(1))
+    for a, b in zip(a_space.slot_table, b_space.slot_table, strict=True):
+        assert a is not None and b is not None
+        assert a is not b and a_mem.owner[a.page] is a and b_mem.owner[b.page] is b
+    pristine = _seen(b_mem, b_space)
+    # a run's worth of changes to the first copy: an unlink, a free, data traffic
+    table = a_space.slot_table[5]
+    assert table is not None
+    table.linked = False
+    a_space.take(table)
+    a_mem.free(table.page, 2)
+    for cpu in range(3):
+        a_mem.alloc_data(cpu)
+    a_mem.free_oldest_data(1)
+    assert a_mem.check() == []
+    assert _seen(b_mem, b_space) == pristine
+    c_mem, c_space = boot_machine(300, 3, 40, Engine(), 1000, random.Random(1))
+    assert _seen(c_mem, c_space) == pristine
+
+
+def test_the_run_is_handed_its_own_engine_and_refill_stream() -> None:
+    boot_machine(300, 3, 40, Engine(), 1000, random.Random(1))
+    engine, rng = Engine(), random.Random(7)
+    _memory, space = boot_machine(300, 3, 40, engine, 2500, rng)
+    assert space.engine is engine and space.rng_refill is rng and space.slot_refill_ns == 2500
+
+
+def test_the_process_keeps_a_few_images_and_none_of_a_huge_machine() -> None:
+    shapes = [(64 * (i + 1), 2, 16) for i in range(IMAGES_KEPT + 1)]
+    for pages, cpus, slots in shapes:
+        boot_machine(pages, cpus, slots, Engine(), 1000, random.Random(1))
+    assert kept_shapes() == shapes[1:]  # the oldest went
+    huge = IMAGE_MAX_PAGES + 2
+    memory, _space = boot_machine(huge, 2, 16, Engine(), 1000, random.Random(1))
+    assert memory.zone_next == 16 + huge // 2 and memory.check() == []
+    assert (huge, 2, 16) not in kept_shapes()
+
+
+def test_a_machine_too_small_to_boot_fails_every_time() -> None:
+    cfg = cases()["small-machine"]
+    tiny = {**cfg, "kernel": {**cfg["kernel"], "pages": 64, "kernel_slots": 60}}
+    for _ in range(2):
+        with pytest.raises(BuildError, match=r"kernel\.pages = 64 is too small"):
+            Simulation(tiny, registry())
+    assert (64, tiny["kernel"]["cpus"], 60) not in kept_shapes()
+
+
+@pytest.mark.parametrize("name", ["deferred-adversarial-1", "small-machine", "tie-storm", "test-buggy"])
+def test_a_run_on_a_copied_machine_gives_the_same_results(name: str) -> None:
+    cfg = cases()[name]
+    booted = canonical(outcome(cfg))  # the first run of the shape boots the long way
+    assert kept_shapes()
+    assert canonical(outcome(cfg)) == booted  # the second copies the image
