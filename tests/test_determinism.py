@@ -169,7 +169,7 @@ def test_memory_state_matches_the_plain_background_traffic(name: str, monkeypatc
         sim = Simulation(cfg, registry())
         sim.run()
         mem = sim.kernel.memory
-        return (bytes(mem.state), [list(f) for f in mem.free_lists], mem.zone_next, list(mem.data_pages),
+        return (bytes(mem.state), [list(f) for f in mem.free_lists], mem.zone_next, mem.data_pages(),
                 mem.free_count, [mem.allocated_by(p) for p in range(mem.pages)], sorted(mem.owner))
 
     fast = memory_after()
@@ -218,7 +218,7 @@ def _lane_against_heap(seed: int, as_lane: bool, stop_after: int = 0) -> list[An
 
     def chain(i: int, ts: list[int]) -> Any:
         def fire(j: int) -> None:
-            log.append((i, eng.now, mem.free_count, len(mem.data_pages), bytes(mem.state)))
+            log.append((i, eng.now, mem.free_count, mem.data_count, bytes(mem.state)))
             if j + 1 < len(ts):
                 eng.call_at(ts[j + 1], fire, j + 1)
 
@@ -241,7 +241,7 @@ def _lane_against_heap(seed: int, as_lane: bool, stop_after: int = 0) -> list[An
                 break
         else:
             eng.run(t)
-    log.append(("end", eng.now, mem.free_count, list(mem.data_pages), [list(f) for f in mem.free_lists]))
+    log.append(("end", eng.now, mem.free_count, mem.data_pages(), [list(f) for f in mem.free_lists]))
     return log
 
 
@@ -308,7 +308,7 @@ def test_fill_data_is_alloc_data_in_turn(freed_first: bool) -> None:
         loop.alloc_data(i % 3)
 
     def seen(m: Memory) -> tuple[Any, ...]:
-        return (bytes(m.state), list(m.data_pages), [m.allocated_by(p) for p in range(m.pages)], m.zone_next,
+        return (bytes(m.state), m.data_pages(), [m.allocated_by(p) for p in range(m.pages)], m.zone_next,
                 m.free_lists, m.free_count, m.check())
 
     assert seen(bulk) == seen(loop)

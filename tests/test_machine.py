@@ -35,7 +35,7 @@ def _long_boot(pages: int, cpus: int, slots: int) -> tuple[Memory, AddressSpace]
 def _seen(memory: Memory, space: AddressSpace) -> tuple[Any, ...]:
     tables = [(t.page, t.level, t.kernel, t.marked, t.slot, t.linked, t.freed, t.allocated_by) if t else None
               for t in space.slot_table]
-    return (bytes(memory.state), [list(fl) for fl in memory.free_lists], memory.zone_next, list(memory.data_pages),
+    return (bytes(memory.state), [list(fl) for fl in memory.free_lists], memory.zone_next, memory.data_pages(),
             memory.free_count, sorted((p, t.page, t.slot) for p, t in memory.owner.items()),
             [memory.allocated_by(p) for p in range(memory.pages)], tables, list(space.linked_slots),
             list(space.slot_pos), list(space.slot_level), list(space.recent_unlinked), memory.check())
@@ -112,3 +112,30 @@ def test_a_run_on_a_copied_machine_gives_the_same_results(name: str) -> None:
     booted = canonical(outcome(cfg))  # the first run of the shape boots the long way
     assert kept_shapes()
     assert canonical(outcome(cfg)) == booted  # the second copies the image
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_data_pages_ring_is_the_fifo_it_replaced(seed: int) -> None:
+    """Memory's data pages (a ring in an array as long as the memory) against a deque, through
+    many wrap-arounds: allocations, frees of the oldest, table traffic and a copy half-way."""
+    from collections import deque
+
+    rng = random.Random(seed)
+    mem = Memory(24, 3)
+    fifo: deque[int] = deque()
+    for step in range(3000):
+        op = rng.random()
+        if op < 0.45 and mem.free_count:
+            fifo.append(mem.alloc_data(rng.randrange(3)))
+        elif op < 0.9:
+            if fifo:
+                fifo.popleft()
+            mem.free_oldest_data(rng.randrange(3))
+        elif mem.free_count:
+            table = mem.alloc_table(rng.randrange(3), 1, False, -1, "t")
+            mem.free(table.page, rng.randrange(3))
+        if step == 1500:
+            mem = mem.copy()
+        assert mem.data_pages() == list(fifo)
+        assert mem.data_count == len(fifo)
+    assert mem.check() == []

@@ -196,9 +196,7 @@ class Engine:
         state = mem.state
         free_lists = mem.free_lists
         npages = mem.pages
-        data_pages = mem.data_pages
-        popleft = data_pages.popleft
-        push_data = data_pages.append
+        ring = mem.data_ring
         rnd = lane.rng.random
         rate = lane.rate
         cpus = lane.cpus
@@ -230,7 +228,10 @@ class Engine:
                 # heap event ended (counter c). The free count moves with the data pages: +1 for
                 # each one freed, -1 for each one allocated.
                 c = self._seq
-                d0 = len(data_pages)
+                # the data pages' ring in locals for the batch (heap events change it between batches)
+                head = mem.data_head
+                count = mem.data_count
+                d0 = count
                 while True:
                     if lta < ltf or (lta == ltf and af):
                         if lta >= t and (lta > t or lca >= s):
@@ -248,11 +249,17 @@ class Engine:
                                 donor = max(free_lists, key=len)
                                 if not donor:
                                     self.now = lta
-                                    mem.free_count -= len(data_pages) - d0
+                                    mem.free_count -= count - d0
+                                    mem.data_head = head
+                                    mem.data_count = count
                                     raise OutOfMemory("no free page left in the simulated machine")
                                 page = donor.pop()
                             state[page] = DATA
-                            push_data(page)
+                            tail = head + count
+                            if tail >= npages:
+                                tail -= npages
+                            ring[tail] = page
+                            count += 1
                             lta += int(-log(1.0 - rnd()) / rate * 1e9) + 1  # exp_gap, inlined
                             ln += 1
                             if lta >= lim:
@@ -266,8 +273,12 @@ class Engine:
                         while True:
                             # Memory.free_oldest_data(cpu), inlined; a data page has no owner
                             cpu = int(rnd() * cpus)
-                            if data_pages:
-                                page = popleft()
+                            if count:
+                                page = ring[head]
+                                head += 1
+                                if head == npages:
+                                    head = 0
+                                count -= 1
                                 state[page] = FREE
                                 free_lists[cpu].append(page)
                             ltf += int(-log(1.0 - rnd()) / rate * 1e9) + 1  # exp_gap, inlined
@@ -276,7 +287,9 @@ class Engine:
                                 break
                         lcf = c
                         af = True
-                mem.free_count -= len(data_pages) - d0
+                mem.free_count -= count - d0
+                mem.data_head = head
+                mem.data_count = count
                 lane_t = lta if lta < ltf else ltf
                 if last:
                     break

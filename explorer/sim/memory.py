@@ -9,7 +9,7 @@ which inlines :meth:`Memory.alloc_data` and :meth:`Memory.free_oldest_data`.
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 
 from explorer.sim.errors import OutOfMemory
 
@@ -78,7 +78,13 @@ class Memory:
         #: CPU's own list is empty; a freed page goes to a CPU's list, never back here, so a counter
         #: holds it (a list of every page cost a run's set-up and the garbage collector's walks).
         self.zone_next = 0
-        self.data_pages: deque[int] = deque()
+        #: The data pages, oldest first (the background freer gives back the oldest): a ring of
+        #: ``data_count`` pages from ``data_head`` in an array as long as the memory (a page is in
+        #: it at most once). An array of ints, not a deque: the cyclic garbage collector walks
+        #: every entry of a deque each time it looks at a run, and a run's set-up copies it.
+        self.data_ring = array("i", [0]) * pages
+        self.data_head = 0
+        self.data_count = 0
         self.free_count = pages
 
     def copy(self) -> Memory:
@@ -91,7 +97,9 @@ class Memory:
         out.owner = self.owner.copy()
         out.free_lists = [fl.copy() for fl in self.free_lists]
         out.zone_next = self.zone_next
-        out.data_pages = self.data_pages.copy()
+        out.data_ring = array("i", self.data_ring)
+        out.data_head = self.data_head
+        out.data_count = self.data_count
         out.free_count = self.free_count
         return out
 
@@ -115,7 +123,11 @@ class Memory:
         """A data page for the rest of the kernel on ``cpu`` (inlined in the engine's lane: keep in step)."""
         page = self.alloc(cpu)  # a free page has no owner
         self.state[page] = DATA
-        self.data_pages.append(page)
+        tail = self.data_head + self.data_count
+        if tail >= self.pages:
+            tail -= self.pages
+        self.data_ring[tail] = page
+        self.data_count += 1
         return page
 
     def fill_data(self, count: int) -> None:
@@ -130,14 +142,37 @@ class Memory:
         end = first + count
         # zone pages have no owner (Memory.check)
         self.state[first:end] = bytes([DATA]) * count
-        self.data_pages.extend(range(first, end))
+        if self.data_count == 0:
+            self.data_head = 0
+            self.data_ring[0:count] = array("i", range(first, end))
+            self.data_count = count
+        else:
+            for page in range(first, end):
+                tail = self.data_head + self.data_count
+                if tail >= self.pages:
+                    tail -= self.pages
+                self.data_ring[tail] = page
+                self.data_count += 1
         self.zone_next = end
         self.free_count -= count
 
     def free_oldest_data(self, cpu: int) -> None:
         """The oldest data page back to ``cpu``'s list (inlined in the engine's lane: keep in step)."""
-        if self.data_pages:
-            self.free(self.data_pages.popleft(), cpu)
+        if self.data_count:
+            page = self.data_ring[self.data_head]
+            self.data_head += 1
+            if self.data_head == self.pages:
+                self.data_head = 0
+            self.data_count -= 1
+            self.free(page, cpu)
+
+    def data_pages(self) -> list[int]:
+        """The data pages, oldest first (the next the background freer gives back comes first)."""
+        ring, head, count = self.data_ring, self.data_head, self.data_count
+        end = head + count
+        if end <= self.pages:
+            return ring[head:end].tolist()
+        return ring[head:].tolist() + ring[:end - self.pages].tolist()
 
     def free(self, page: int, cpu: int) -> None:
         self.state[page] = FREE
