@@ -744,3 +744,22 @@ def test_docs_describe_every_core_key_and_the_example_loads(registry: Registry) 
     found: list[Problem] = []
     config = C.loads_config(example, registry, "docs/config.md", warnings=found)
     assert config["strategy"]["name"] == "batched"
+
+
+def test_a_value_equal_to_the_base_but_of_another_type_is_still_checked(reg: Registry) -> None:
+    """Validation takes a [run]/[kernel]/[iommu] value equal to the base's, type and all, as it is
+    (a sweep re-validates a whole config per point); 1 == True and 4.0 == 4 are not such values."""
+    base = C.default_config(reg)
+    assert base["kernel"]["iommu_sva"] is True and base["kernel"]["cpus"] == 4
+    raw = C.to_toml_dict(base, reg)
+    raw["kernel"]["iommu_sva"] = 1
+    with pytest.raises(ConfigError, match=r"kernel\.iommu_sva: expected true or false, got 1"):
+        C.validate(raw, reg, base=base)
+    raw["kernel"]["iommu_sva"] = True
+    raw["kernel"]["cpus"] = 4.0
+    out = C.validate(raw, reg, base=base)
+    assert out["kernel"]["cpus"] == 4 and type(out["kernel"]["cpus"]) is int
+    assert out == base
+    # the base's own values, unparsed: canonical in, canonical out
+    canonical = C.validate(json.loads(json.dumps(base)), reg, base=base)
+    assert canonical == base

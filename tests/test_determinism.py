@@ -342,3 +342,25 @@ def test_a_snapshot_at_every_step_does_not_change_the_numbers() -> None:
         sim.advance(sim.now + step)
         sim.snapshot()
     assert canonical(sim.metrics()) == canonical(whole)
+
+
+def _reference_trace_line(record: tuple[int, str, dict[str, Any]]) -> str:
+    """trace_line as it was, before it kept a %-format per trace site."""
+    t, what, fields = record
+    cpu = fields.get("cpu", 0)
+    rest = " ".join(f"{k}={v}" for k, v in fields.items() if k != "cpu")
+    return f"[{cpu:03d}] {t / 1e9:12.6f}: {what}: {rest}"
+
+
+@pytest.mark.parametrize("record", [
+    (0, "flush_start", {"cpu": 3, "mms": 16, "source": "kworker"}),
+    (1_234_567_891_500, "free", {"pfn": 7, "source": "script#1", "age_ns": 0, "by": "caller"}),
+    (999_999_999_999_500, "violation", {"kind": "use_after_free", "ok": True, "x": 1.5, "none": None, "cpu": 127}),
+    (5, "odd%event", {"cpu": 1, "a%": "100%", "weird key": "v", "s": "%(cpu)s"}),
+    (7, "empty", {}),
+])
+def test_trace_lines_are_what_they_were(record: tuple[int, str, dict[str, Any]]) -> None:
+    from explorer.sim.build import trace_line
+
+    for _ in range(2):  # the first makes the site's format, the second uses it
+        assert trace_line(record) == _reference_trace_line(record)

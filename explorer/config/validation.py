@@ -78,8 +78,16 @@ def _check_params(
     col: Collector,
     reserved: Sequence[str] = (),
     hints: Mapping[str, str] | None = None,
+    static: bool = False,
 ) -> dict[str, Any]:
-    """Validate one table of parameters; missing ones come from ``base``, else the declared default."""
+    """Validate one table of parameters; missing ones come from ``base``, else the declared default.
+
+    ``static``: the declarations are the machine's own (``[run]``, ``[kernel]``, the core of
+    ``[iommu]``), which no plugin reload changes; then a value equal to the base's, type and all,
+    is the base's canonical value and is not parsed again. Base values are canonical (they are
+    taken as they are when a key is missing), and parsing a canonical value gives it back; a
+    sweep's points and an edit re-validate a whole config to change one value.
+    """
     known = {p.name: p for p in params}
     valid = [*reserved, *known]
     for key in table:
@@ -88,8 +96,14 @@ def _check_params(
     out: dict[str, Any] = {}
     for p in params:
         if p.name in table:
+            given = table[p.name]
+            if static and p.name in base:
+                had = base[p.name]
+                if type(given) is type(had) and given == had:
+                    out[p.name] = had
+                    continue
             try:
-                value = p.parse(table[p.name])
+                value = p.parse(given)
             except ParamError as exc:
                 col.add(join_key(prefix, p.name), str(exc))
                 continue
@@ -191,7 +205,7 @@ def _plugin_section(raw: Mapping[str, Any], sec: PluginSection, base: Mapping[st
                  for p in cls.params}
     core = _check_params(
         {k: v for k, v in table.items() if k not in (sec.key, "params")},
-        sec.core, base[sec.table], sec.table, col, reserved=(sec.key, "params"), hints=hints,
+        sec.core, base[sec.table], sec.table, col, reserved=(sec.key, "params"), hints=hints, static=True,
     )
     params_raw = _table(table, "params", sec.table, col)
     params: dict[str, Any] = {}
@@ -231,8 +245,9 @@ def _validate(
         )
 
     out: dict[str, Any] = {"schema": SCHEMA_VERSION, "plugins": {}}
-    out["run"] = _check_params(_table(raw, "run", "", col), RUN_PARAMS, base["run"], "run", col)
-    out["kernel"] = _check_params(_table(raw, "kernel", "", col), KERNEL_PARAMS, base["kernel"], "kernel", col)
+    out["run"] = _check_params(_table(raw, "run", "", col), RUN_PARAMS, base["run"], "run", col, static=True)
+    out["kernel"] = _check_params(_table(raw, "kernel", "", col), KERNEL_PARAMS, base["kernel"], "kernel", col,
+                                  static=True)
 
     # [strategy], [iommu]
     out["strategy"] = _plugin_section(raw, STRATEGY_SECTION, base, registry, col)
