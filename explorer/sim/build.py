@@ -82,7 +82,7 @@ def trace_line(record: tuple[int, str, dict[str, Any]]) -> str:
         rest = " ".join(f"{k}={v}" for k, v in fields.items() if k != "cpu")
         return f"[{fields.get('cpu', 0):03d}] {t / 1e9:12.6f}: {what}: {rest}"
     # "%s" is str(), as "{}" is for every value a trace holds
-    return "[%03d] %12.6f: " % (fields.get("cpu", 0), t / 1e9) + fmt % fields
+    return f"[{fields.get('cpu', 0):03d}] {t / 1e9:12.6f}: " + fmt % fields
 
 
 class _LineWriter:
