@@ -63,6 +63,11 @@ def _type_name(value: object) -> str:
 
 def plain_data(obj: Any) -> Any:
     """Deep copy of mappings/sequences as plain dicts and lists (scenario configs may be mappings)."""
+    kind = type(obj)
+    if kind is str or kind is int or kind is float or kind is bool:  # most leaves: no ABC check
+        return obj
+    if kind is dict:
+        return {str(k): plain_data(v) for k, v in obj.items()}
     if isinstance(obj, Mapping):
         return {str(k): plain_data(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
