@@ -398,7 +398,7 @@ def test_compare_fails_with_exit_1_when_a_column_raises(capsys: pytest.CaptureFi
     rc, _, err = run_main(capsys, "--plugins-dir", str(tmp_path), "compare", "--strategy", "sync",
                           "--strategy", "boom", *SHORT_ARGS)
     assert rc == 1
-    assert "error: strategy 'boom' raised" in err
+    assert err.startswith("error: column 'boom': strategy 'boom' raised: RuntimeError: boom on purpose")
 
 
 # --------------------------------------------------------------------------- plugins, scenarios

@@ -148,3 +148,13 @@ def test_run_timeout_in_the_simulators_own_work_blames_no_plugin(capsys: pytest.
                           "--set", "iommu.walk_rate=1e9/s", "--timeout", "0.3s")
     assert rc == 1 and "error: the run timed out after 0.3s (wall clock); it was still simulating" in err
     assert "traceback" not in err.lower()
+
+
+def test_compare_timeout_names_the_column_and_the_plugin(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    d = plugins_dir(tmp_path, hangs=hanging_strategy_source("hangs"))
+    rc, out, err = run_main(capsys, "--plugins-dir", d, "compare", *SHORT_ARGS, "--strategy", "deferred",
+                            "--strategy", "hangs", "--timeout", "0.5s")
+    assert rc == 1 and out == ""
+    assert "error: column 'hangs': the run timed out after 0.5s (wall clock); it was in strategy 'hangs'" in err
+    rc, _, err = run_main(capsys, "compare", "--strategy", "sync", "--strategy", "deferred", "--timeout", "-1s")
+    assert rc == 2 and "--timeout" in err

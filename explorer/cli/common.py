@@ -262,7 +262,7 @@ def variant(spec: str, kind: str) -> tuple[str, list[str]]:
 
 
 def parse_timeout(text: str | None) -> float | None:
-    """``--timeout`` (of ``run`` and ``sweep``): seconds, or None."""
+    """``--timeout`` (of ``run``, ``compare`` and ``sweep``): seconds, or None."""
     if text is None:
         return None
     import math

@@ -15,12 +15,13 @@ from explorer.cli.common import (
     check_outputs,
     load_registry,
     overrides_of,
+    parse_timeout,
     print_warnings,
     simulate,
     variant,
     write_output,
 )
-from explorer.cli.errors import EXIT_OK, UserError
+from explorer.cli.errors import EXIT_OK, RunFailed, UserError
 from explorer.cli.tables import format_compare_table, scenario_line, use_color
 from explorer.documents import compare_document, dumps_json
 
@@ -45,6 +46,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                    help="an IOMMU model to compare, optionally with parameters (repeatable)")
     add_config_source(p, positional=False)
     add_output(p)
+    p.add_argument("--timeout", metavar="TIME",
+                   help="wall-clock limit for each column's run: 60s, 2m, or a number of seconds (default: "
+                   "none); a run over it fails (exit 1) naming the column and the plugin it was in")
 
     return p
 
@@ -54,6 +58,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.strategies and args.iommus:
         raise UserError("compare either strategies (--strategy) or IOMMU models (--iommu), not both at once")
+    timeout = parse_timeout(args.timeout)
     check_outputs(args, [("--output", args.output)], args.configs)
     registry = load_registry(args)
     overrides = overrides_of(args)
@@ -98,7 +103,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for i, (label, cfg) in enumerate(zip(labels, (c for _, c in variants), strict=True)):
         progress = Progress(f"[{i + 1}/{len(variants)}] {label}")
         try:
-            metrics = simulate(cfg, registry, progress)
+            metrics = simulate(cfg, registry, progress, timeout=timeout)
+        except RunFailed as exc:  # which column failed: two may run the same plugin
+            raise RunFailed(f"column {label!r}: {exc}", exc.traceback_text, exc.failure) from None
         finally:
             progress.close()
         columns.append((label, cfg, metrics))
