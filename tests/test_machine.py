@@ -4,6 +4,7 @@ booting it table by table, and must not be able to tell the difference."""
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -139,3 +140,23 @@ def test_the_data_pages_ring_is_the_fifo_it_replaced(seed: int) -> None:
         assert mem.data_pages() == list(fifo)
         assert mem.data_count == len(fifo)
     assert mem.check() == []
+
+
+def test_threads_booting_many_shapes_at_once_get_correct_machines() -> None:
+    """Runs in threads of one process (a Dask worker, a hunt's rounds) share the images."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shapes = [(64 * (i % 7 + 1), 1 + i % 3, 8 + i % 5) for i in range(60)]
+    expected = {shape: _seen(*_long_boot(*shape)) for shape in set(shapes)}
+
+    def boot(shape: tuple[int, int, int]) -> bool:
+        return _seen(*boot_machine(*shape, Engine(), 1000, random.Random(1))) == expected[shape]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(boot, shapes * 3))
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(kept_shapes()) <= IMAGES_KEPT

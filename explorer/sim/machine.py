@@ -13,6 +13,7 @@ which gives the same pages, lists and tables, hence the same results bit for bit
 
 from __future__ import annotations
 
+import threading
 from random import Random
 
 from explorer.sim.engine import Engine
@@ -26,6 +27,7 @@ IMAGES_KEPT = 4
 IMAGE_MAX_PAGES = 1 << 20
 
 _images: dict[tuple[int, int, int], tuple[Memory, AddressSpace]] = {}
+_lock = threading.Lock()
 
 
 def _boot(pages: int, cpus: int, kernel_slots: int, engine: Engine, slot_refill_ns: int,
@@ -45,22 +47,26 @@ def boot_machine(pages: int, cpus: int, kernel_slots: int, engine: Engine, slot_
     if pages > IMAGE_MAX_PAGES:
         return _boot(pages, cpus, kernel_slots, engine, slot_refill_ns, rng_refill)
     key = (pages, cpus, kernel_slots)
-    image = _images.get(key)
-    if image is None:
-        # the image's own engine and stream are never used: each copy gets the run's
-        image = _boot(pages, cpus, kernel_slots, Engine(), 0, Random(0))
-        if len(_images) >= IMAGES_KEPT:
-            del _images[next(iter(_images))]
-        _images[key] = image
+    with _lock:  # runs in threads of one process (a Dask worker, a hunt's rounds) share the images
+        image = _images.get(key)
+        if image is None:
+            # the image's own engine and stream are never used: each copy gets the run's
+            image = _boot(pages, cpus, kernel_slots, Engine(), 0, Random(0))
+            if len(_images) >= IMAGES_KEPT:
+                del _images[next(iter(_images))]
+            _images[key] = image
+    # an image is never changed once kept, so copies need no lock
     memory = image[0].copy()
     return memory, image[1].copy(memory, engine, slot_refill_ns, rng_refill)
 
 
 def kept_shapes() -> list[tuple[int, int, int]]:
     """The ``(pages, cpus, kernel_slots)`` of the boot images this process keeps, oldest first."""
-    return list(_images)
+    with _lock:
+        return list(_images)
 
 
 def forget_images() -> None:
     """Drop every boot image this process keeps (tests; a long-lived process that wants the memory)."""
-    _images.clear()
+    with _lock:
+        _images.clear()
