@@ -197,6 +197,47 @@ def test_plugin_prints_do_not_reach_the_terminal(tmp_path, session_factory, capf
     assert "freeing" not in capfd.readouterr().out
 
 
+def test_the_trace_file_is_the_whole_runs_trace_with_the_prints_in_place(tmp_path, session_factory, capsys):
+    """Session(trace_file=True): the child writes the raw records; read through the Log's index,
+    they are line for line what ``run --trace`` writes, with a plugin's prints where they happened."""
+    from explorer.tui.widgets.trace_view import TraceIndex
+
+    (tmp_path / "chatty.py").write_text(textwrap.dedent(
+        '''
+        from explorer.api import FreeStrategy, hookimpl
+
+        class Chatty(FreeStrategy):
+            name = "test-chatty"
+            def pagetable_free_kernel(self, k, pt):
+                print("freeing", pt.page)
+                k.free_now(pt)
+
+        @hookimpl
+        def register_strategies(register):
+            register(Chatty)
+        '''))
+    reg = load_registry([tmp_path], entry_points=False)
+    config = make_config(reg, *SHORT, "strategy.name=test-chatty")
+    s = session_factory(config, [tmp_path], speed=0.0, trace_file=True)
+    s.start(run=True)
+    snap = s.wait(30)
+    assert snap.finished and snap.trace_file is not None and not snap.trace_file.capped
+    idx = TraceIndex(snap.trace_file.path, ())
+    assert idx.extend(snap.trace_file.size) and idx.damaged == 0
+    lines = [line for b in range(len(idx.starts)) for line in idx.read_block(b)]
+    assert len(lines) == idx.count == snap.trace_file.lines
+    direct = build_simulation(config, reg)
+    written: list[str] = []
+    direct.trace_to(written.append)
+    direct.run()
+    assert [ln for ln in lines if not ln.startswith("[stdout] ")] == "".join(written).splitlines()
+    prints = [i for i, ln in enumerate(lines) if ln.startswith("[stdout] freeing ")]
+    assert len(prints) > 10
+    for i in prints:  # each print just before the free it announced
+        page = lines[i].split()[-1]
+        assert lines[i + 1].split(": ", 2)[1] == "free" and f"={page} " in lines[i + 1] + " "
+
+
 def test_export_helpers(registry):
     metrics = build_simulation(make_config(registry, *SHORT), registry).run()
     rows = flatten_metrics(metrics)

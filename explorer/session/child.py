@@ -84,7 +84,7 @@ class Child:
         tracer = getattr(getattr(self.sim, "kernel", None), "tracer", None)
         if not isinstance(tracer, deque):
             return list(self.sim.trace_lines()[-self.trace_tail :])
-        from explorer.sim.build import trace_line
+        from explorer.tracelines import trace_line
 
         n = len(tracer)
         return [trace_line(rec) for rec in itertools.islice(tracer, max(0, n - self.trace_tail), n)]

@@ -51,10 +51,12 @@ class RunError:
 
 @dataclass(frozen=True)
 class TraceFile:
-    """The whole run's kernel trace, one line each, in a private temporary file: its first
-    ``size`` bytes are ``lines`` whole lines, written when the snapshot was taken (the file only
-    grows while the run goes; a reset starts another). ``capped``: it stopped growing at
-    ``explorer.session.tracefile.TRACE_FILE_LIMIT`` bytes, at simulated time ``capped_at_ns``."""
+    """The whole run's kernel trace in a private temporary file, as raw records in blocks (the
+    format: :mod:`explorer.tracelines`; a reader formats the lines): its first ``size`` bytes are
+    whole blocks of ``lines`` items, a line each, written when the snapshot was taken (the file only
+    grows while the run goes; a reset starts another). ``capped``: it stopped growing before
+    ``explorer.session.tracefile.TRACE_FILE_LIMIT`` bytes, at simulated time ``capped_at_ns`` (the
+    first record of the block that did not fit)."""
 
     path: str
     lines: int

@@ -23,6 +23,7 @@ from explorer.sim.memory import STATE_NAMES, OutOfMemory
 from explorer.sim.metrics import LogHistogram
 from explorer.sim.streams import named_stream, workload_streams
 from explorer.sim.sva import BindTraffic, bound_counts
+from explorer.tracelines import trace_line  # here too: tests, the testing kit and hunts import it from build
 
 
 class PluginTables(Protocol):
@@ -53,36 +54,6 @@ def _instantiate(kind: str, name: str, cls: type[Any], params: Mapping[str, Any]
         return cls(_params(cls, params))
     except Exception as exc:
         raise PluginError(kind, name, exc) from exc
-
-
-#: trace_line's format per (event, field names): a trace site writes the same fields in the same
-#: order every time, so one %-format of the fields dict makes the line (a run under the TUI writes
-#: every line to its trace file: the f-strings were a third of the run's time)
-_LINE_FORMATS: dict[tuple[str, tuple[str, ...]], str] = {}
-_LINE_FORMATS_KEPT = 4096
-
-
-def _line_format(what: str, keys: tuple[str, ...]) -> str:
-    if not all(k.isidentifier() for k in keys):  # keyword names always are; a format would not parse
-        return ""
-    fmt = what.replace("%", "%%") + ": " + " ".join(f"{k}=%({k})s" for k in keys if k != "cpu")
-    if len(_LINE_FORMATS) < _LINE_FORMATS_KEPT:
-        _LINE_FORMATS[(what, keys)] = fmt
-    return fmt
-
-
-def trace_line(record: tuple[int, str, dict[str, Any]]) -> str:
-    """One trace record as a kernel trace line: ``[003]     0.001234: flush_start: mms=16 source=...``."""
-    t, what, fields = record
-    keys = tuple(fields)
-    fmt = _LINE_FORMATS.get((what, keys))
-    if fmt is None:
-        fmt = _line_format(what, keys)
-    if not fmt:
-        rest = " ".join(f"{k}={v}" for k, v in fields.items() if k != "cpu")
-        return f"[{fields.get('cpu', 0):03d}] {t / 1e9:12.6f}: {what}: {rest}"
-    # "%s" is str(), as "{}" is for every value a trace holds
-    return f"[{fields.get('cpu', 0):03d}] {t / 1e9:12.6f}: " + fmt % fields
 
 
 class _LineWriter:
@@ -403,4 +374,4 @@ def build_simulation(config: Mapping[str, Any], registry: PluginTables) -> Simul
     return Simulation(config, registry)
 
 
-__all__ = ["STATE_NAMES", "BuildError", "Simulation", "build_simulation"]
+__all__ = ["STATE_NAMES", "BuildError", "Simulation", "build_simulation", "trace_line"]

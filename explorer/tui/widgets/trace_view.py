@@ -1,12 +1,13 @@
 """The whole run's trace, paged in from its file: a scrollable view of the lines a filter keeps.
 
 The file (``Session(trace_file=True)``, see :class:`explorer.session.TraceFile`) only grows while
-the run goes. A :class:`TraceIndex` is a sparse index of the lines a filter keeps: one entry per
-block of up to :data:`BLOCK_LINES` kept lines or :data:`BLOCK_BYTES` bytes of file, so its memory
-stays small however long the run (24 bytes a block), and a line is shown by reading its block
-again (a few hundred kilobytes at most, the last few blocks cached). Scanning, for a new filter
-or for what the run wrote since, is done in a thread worker: the screen stays live, and a scan
-that a newer filter makes pointless is cancelled.
+the run goes; it holds the raw records in blocks (:mod:`explorer.tracelines`), and the lines are
+formatted here, as they are read. A :class:`TraceIndex` is a sparse index of the lines a filter
+keeps: one entry per run of whole file blocks holding up to about :data:`BLOCK_LINES` kept lines or
+:data:`BLOCK_BYTES` bytes of file, so its memory stays small however long the run (24 bytes an
+entry), and a line is shown by reading its entry's blocks again (the last few entries cached).
+Scanning, for a new filter or for what the run wrote since, is done in a thread worker: the screen
+stays live, and a scan that a newer filter makes pointless is cancelled.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from rich.segment import Segment
 from rich.style import Style
@@ -23,9 +25,11 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from explorer.tracelines import BLOCK_HEADER, decode_block
+
 BLOCK_LINES = 256
 BLOCK_BYTES = 256 * 1024
-CHUNK = 1 << 20  # bytes read at a time while scanning
+CHUNK = 1 << 20  # bytes scanned between two progress reports
 
 
 def matches(line: str, words: Sequence[str]) -> bool:
@@ -40,27 +44,48 @@ def matches(line: str, words: Sequence[str]) -> bool:
     return True
 
 
+def _read_block(f: BinaryIO, pos: int, upto: int) -> tuple[int, list[str] | None]:
+    """The file block at ``pos`` (``f`` is there): where the next one starts and its lines, None
+    if it does not decode. A block that would pass ``upto`` (the file's length as the snapshot
+    said: whole blocks) or a file shorter than that is damage: the rest up to ``upto`` is given up."""
+    head = f.read(BLOCK_HEADER.size)
+    if len(head) < BLOCK_HEADER.size:
+        return upto, None
+    length, _ = BLOCK_HEADER.unpack(head)
+    end = pos + BLOCK_HEADER.size + length
+    if end > upto:
+        return upto, None
+    payload = f.read(length)
+    if len(payload) < length:
+        return upto, None
+    try:
+        return end, decode_block(payload)
+    except ValueError:
+        return end, None
+
+
 @dataclass
 class TraceIndex:
-    """Where the kept lines of ``path`` (those ``words`` match) are: block ``b`` is the bytes
-    ``starts[b]`` to ``ends[b]`` (the last one, still open, to ``scanned``) and its first kept line
-    is number ``firsts[b]``; ``scanned`` bytes have been read."""
+    """Where the kept lines of ``path`` (those ``words`` match) are: entry ``b`` is the file blocks
+    from byte ``starts[b]`` to ``ends[b]`` (the last one, still open, to ``scanned``) and its first
+    kept line is number ``firsts[b]``; ``scanned`` bytes (whole blocks) have been read."""
 
     path: str
     words: tuple[str, ...]
     starts: array = field(default_factory=lambda: array("Q"))
-    ends: array = field(default_factory=lambda: array("Q"))  # of the blocks closed so far
+    ends: array = field(default_factory=lambda: array("Q"))  # of the entries closed so far
     firsts: array = field(default_factory=lambda: array("Q"))
     count: int = 0  # kept lines in the scanned part
     scanned: int = 0
     widest: int = 0  # the longest kept line (in characters: the view's horizontal extent)
     total: int = 0  # every line in the scanned part, kept or not
+    damaged: int = 0  # blocks skipped: they did not decode (or the file was shorter than said)
     _block_lines: int = 0
     _block_start: int = 0
 
     def extend(self, upto: int, cancelled: Callable[[], bool] = lambda: False,
                progress: Callable[[], None] | None = None) -> bool:
-        """Scan the file from ``scanned`` up to byte ``upto`` (whole lines only); False if
+        """Scan the file from ``scanned`` up to byte ``upto`` (whole blocks only); False if
         ``cancelled()`` said stop on the way or the file is gone (the run was reset)."""
         if upto <= self.scanned:
             return True
@@ -70,39 +95,33 @@ class TraceIndex:
             return False
         with f:
             f.seek(self.scanned)
-            pos = self.scanned
+            pos = reported = self.scanned
             words = self.words
             while pos < upto:
                 if cancelled():
                     return False
-                data = f.read(min(CHUNK, upto - pos))
-                if not data:
-                    break
-                end = data.rfind(b"\n")
-                if end < 0:  # a line longer than a chunk: read on to its end
-                    more = f.readline()
-                    data += more
-                    end = data.rfind(b"\n")
-                    if end < 0:
-                        break
-                f.seek(pos + end + 1)
-                for raw in data[: end + 1].splitlines(keepends=True):
-                    if not words or matches(raw.decode("utf-8", "replace"), words):
+                end, lines = _read_block(f, pos, upto)
+                if lines is None:
+                    self.damaged += 1
+                    f.seek(end)
+                elif lines:
+                    kept = [ln for ln in lines if matches(ln, words)] if words else lines
+                    if kept:
                         if self._block_lines == 0:
                             self.starts.append(pos)
                             self.firsts.append(self.count)
                             self._block_start = pos
-                        self._block_lines += 1
-                        self.count += 1
-                        self.widest = max(self.widest, len(raw) - 1)
-                    pos += len(raw)
-                    self.total += 1
-                    if self._block_lines and (self._block_lines >= BLOCK_LINES
-                                              or pos - self._block_start >= BLOCK_BYTES):
-                        self.ends.append(pos)  # a block is at most BLOCK_BYTES (and a line) to read
-                        self._block_lines = 0
+                        self._block_lines += len(kept)
+                        self.count += len(kept)
+                        self.widest = max(self.widest, max(map(len, kept)))
+                    self.total += len(lines)
+                pos = end
+                if self._block_lines and (self._block_lines >= BLOCK_LINES or pos - self._block_start >= BLOCK_BYTES):
+                    self.ends.append(pos)  # an entry is a few blocks to read again, at most
+                    self._block_lines = 0
                 self.scanned = pos
-                if progress is not None:
+                if progress is not None and pos - reported >= CHUNK:
+                    reported = pos
                     progress()
         return True
 
@@ -110,24 +129,24 @@ class TraceIndex:
         return bisect.bisect_right(self.firsts, line) - 1
 
     def read_block(self, b: int) -> list[str]:
-        """The kept lines of block ``b`` (read from the file again)."""
+        """The kept lines of entry ``b`` (read from the file again)."""
         start = self.starts[b]
         end = self.ends[b] if b < len(self.ends) else self.scanned
         want = (self.firsts[b + 1] if b + 1 < len(self.firsts) else self.count) - self.firsts[b]
+        out: list[str] = []
         try:
             with open(self.path, "rb") as f:
                 f.seek(start)
-                data = f.read(end - start)
+                pos = start
+                while pos < end and len(out) < want:
+                    pos, lines = _read_block(f, pos, end)
+                    if lines is None:
+                        f.seek(pos)
+                        continue
+                    out += [ln for ln in lines if matches(ln, self.words)] if self.words else lines
         except OSError:
             return []
-        out: list[str] = []
-        for raw in data.splitlines():
-            line = raw.decode("utf-8", "replace")
-            if not self.words or matches(line, self.words):
-                out.append(line)
-                if len(out) == want:
-                    break
-        return out
+        return out[:want]
 
 
 class TraceView(ScrollView, can_focus=True):
