@@ -168,8 +168,9 @@ KERNEL_PARAMS: tuple[Param, ...] = (
         min=0.0,
         max=1e9,
     ),
-    # max: a page costs the simulator about 62 bytes and 0.35 us to set up, so 10**7 pages take
-    # about 620 MB and a few seconds before the first event (10**8 ran out of memory).
+    # max: a page costs the simulator about 5 bytes (its state and its slot in the data pages'
+    # ring) and a few ns to set up, so 10**7 pages take about 100 MB of RSS and under a second
+    # before the first event (660 MB and 1.8 s before the machine held no per-page lists).
     Param("pages", "int", 16384, help="Pages of memory in the simulated machine.", min=64, max=10**7),
     Param(
         "kernel_slots",
