@@ -173,21 +173,25 @@ def test_run_to_end_and_snapshots_iterator(registry, session_factory):
     assert [x.seq for x in seen] == sorted(x.seq for x in seen)
 
 
+#: a strategy that prints as it frees (a plugin's print goes to the Log, never the terminal)
+CHATTY_STRATEGY = textwrap.dedent(
+    '''
+    from explorer.api import FreeStrategy, hookimpl
+
+    class Chatty(FreeStrategy):
+        name = "test-chatty"
+        def pagetable_free_kernel(self, k, pt):
+            print("freeing", pt.page)
+            k.free_now(pt)
+
+    @hookimpl
+    def register_strategies(register):
+        register(Chatty)
+    ''')
+
+
 def test_plugin_prints_do_not_reach_the_terminal(tmp_path, session_factory, capfd):
-    (tmp_path / "chatty.py").write_text(textwrap.dedent(
-        '''
-        from explorer.api import FreeStrategy, hookimpl
-
-        class Chatty(FreeStrategy):
-            name = "test-chatty"
-            def pagetable_free_kernel(self, k, pt):
-                print("freeing", pt.page)
-                k.free_now(pt)
-
-        @hookimpl
-        def register_strategies(register):
-            register(Chatty)
-        '''))
+    (tmp_path / "chatty.py").write_text(CHATTY_STRATEGY)
     reg = load_registry([tmp_path], entry_points=False)
     s = session_factory(make_config(reg, *SHORT, "strategy.name=test-chatty"), [tmp_path], speed=0.0)
     s.start(run=True)
@@ -202,20 +206,7 @@ def test_the_trace_file_is_the_whole_runs_trace_with_the_prints_in_place(tmp_pat
     they are line for line what ``run --trace`` writes, with a plugin's prints where they happened."""
     from explorer.tui.widgets.trace_view import TraceIndex
 
-    (tmp_path / "chatty.py").write_text(textwrap.dedent(
-        '''
-        from explorer.api import FreeStrategy, hookimpl
-
-        class Chatty(FreeStrategy):
-            name = "test-chatty"
-            def pagetable_free_kernel(self, k, pt):
-                print("freeing", pt.page)
-                k.free_now(pt)
-
-        @hookimpl
-        def register_strategies(register):
-            register(Chatty)
-        '''))
+    (tmp_path / "chatty.py").write_text(CHATTY_STRATEGY)
     reg = load_registry([tmp_path], entry_points=False)
     config = make_config(reg, *SHORT, "strategy.name=test-chatty")
     s = session_factory(config, [tmp_path], speed=0.0, trace_file=True)
