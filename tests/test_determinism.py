@@ -290,16 +290,22 @@ def test_heap_reference_is_plain_heapq() -> None:
     assert [heapq.heappop(heap)[2] for _ in range(4)] == ["b", "d", "a", "c"]
 
 
-@pytest.mark.parametrize("freed_first", [False, True])
-def test_fill_data_is_alloc_data_in_turn(freed_first: bool) -> None:
+@pytest.mark.parametrize("before", ["nothing", "a table freed", "data pages"])
+def test_fill_data_is_alloc_data_in_turn(before: str) -> None:
     """The boot-time bulk fill gives exactly the pages, order and states of alloc_data on each CPU in
-    turn (and falls back to it once a CPU has pages of its own to hand out first)."""
+    turn (and falls back to it once a CPU has pages of its own to hand out first, or data pages are
+    in the ring already)."""
 
     def memory() -> Memory:
         mem = Memory(300, 3)
         tables = [mem.alloc_table(i % 3, 1, True, i, "kernel") for i in range(7)]
-        if freed_first:
+        if before == "a table freed":
             mem.free(tables[2].page, 1)
+        elif before == "data pages":
+            for cpu in (2, 0, 1):
+                mem.alloc_data(cpu)
+            mem.free_oldest_data(0)
+            mem.alloc_data(0)  # takes back the page just freed: CPU 0's list is empty again
         return mem
 
     bulk, loop = memory(), memory()

@@ -66,9 +66,7 @@ def plain_data(obj: Any) -> Any:
     kind = type(obj)
     if kind is str or kind is int or kind is float or kind is bool:  # most leaves: no ABC check
         return obj
-    if kind is dict:
-        return {str(k): plain_data(v) for k, v in obj.items()}
-    if isinstance(obj, Mapping):
+    if kind is dict or isinstance(obj, Mapping):  # a dict first: the ABC check costs more
         return {str(k): plain_data(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [plain_data(v) for v in obj]

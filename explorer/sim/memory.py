@@ -135,24 +135,16 @@ class Memory:
         (the machine's data at boot), in one go while no CPU has a page on its own list: then each
         is the zone's next page, whatever the CPU."""
         first = self.zone_next
-        if count > self.pages - first or any(self.free_lists):
+        if count > self.pages - first or any(self.free_lists) or self.data_count:
             for i in range(count):  # the general case (and its OutOfMemory)
                 self.alloc_data(i % self.cpus)
             return
         end = first + count
-        # zone pages have no owner (Memory.check)
+        # zone pages have no owner (Memory.check); the ring is empty, so it starts at 0
         self.state[first:end] = bytes([DATA]) * count
-        if self.data_count == 0:
-            self.data_head = 0
-            self.data_ring[0:count] = array("i", range(first, end))
-            self.data_count = count
-        else:
-            for page in range(first, end):
-                tail = self.data_head + self.data_count
-                if tail >= self.pages:
-                    tail -= self.pages
-                self.data_ring[tail] = page
-                self.data_count += 1
+        self.data_head = 0
+        self.data_ring[0:count] = array("i", range(first, end))
+        self.data_count = count
         self.zone_next = end
         self.free_count -= count
 
