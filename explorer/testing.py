@@ -151,11 +151,11 @@ def run_config(config: Mapping[str, Any], registry: Registry, *, trace: bool = F
     violation's story as ``metrics["trace"]``: see :func:`violation_trace`)."""
     from explorer.sim.build import build_simulation
 
-    sim = build_simulation(config, registry)
-    sink = _FirstViolation() if trace else None
-    if sink is not None:
-        sim.kernel.tracer = sink
-    metrics = sim.run()
+    with build_simulation(config, registry) as sim:
+        sink = _FirstViolation() if trace else None
+        if sink is not None:
+            sim.kernel.tracer = sink
+        metrics = sim.run()
     if sink is not None:
         metrics["trace"] = sink.lines()
     return metrics

@@ -605,6 +605,32 @@ def test_override_values_parse_like_toml(reg: Registry) -> None:
     assert C.parse_override_value("1000/s") == "1000/s"
     assert C.parse_override_value("arm64") == "arm64"
     assert C.parse_override_value("1\nx = 2") == "1\nx = 2"
+    # plain decimal integers skip the TOML parser: each of these must read as TOML reads it
+    for text in ("0", "7", "42", "007", "00", "1_000", "+5", "-5", "٣", "123456789012345678",
+                 "1234567890123456789012", "0x10", "1e3", "9" * 4400):
+        try:
+            want = tomllib.loads(f"v = {text}")["v"]
+        except (tomllib.TOMLDecodeError, ValueError):
+            want = text
+        got = C.parse_override_value(text)
+        assert (type(got), got) == (type(want), want), text
+
+
+def test_run_overrides_on_a_valid_base_check_only_run_with_the_same_outcome(reg: Registry) -> None:
+    base = C.apply_overrides(C.default_config(reg), ["strategy.name=batched"], reg)
+    for sets in (["run.seed=9"], ["run.seed=9", "run.duration=3ms"], ["run.duration=250us", "run.drain=0"],
+                 ["run.seed=-1"], ["run.duration=fast"], ["run.sed=1"], ["run.seed=1", "kernel.cpus=0"],
+                 ["run.seed=true"], ["run.speed=0"]):
+        outcomes = []
+        for trusted in (False, True):
+            try:
+                outcomes.append(C.apply_overrides(base, sets, reg, source="sweep", base_valid=trusted))
+            except ConfigError as exc:
+                outcomes.append([str(p) for p in exc.problems])
+        assert outcomes[0] == outcomes[1], sets
+    out = C.apply_overrides(base, ["run.seed=9"], reg, base_valid=True)
+    out["strategy"]["params"]["batch"] = 1
+    assert base["strategy"]["params"]["batch"] != 1  # a copy, not the base's tables
 
 
 def test_override_problems_are_all_reported_with_the_keys_as_typed(reg: Registry) -> None:

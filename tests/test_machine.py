@@ -160,3 +160,32 @@ def test_threads_booting_many_shapes_at_once_get_correct_machines() -> None:
     finally:
         sys.setswitchinterval(interval)
     assert len(kept_shapes()) <= IMAGES_KEPT
+
+
+def test_a_closed_run_is_freed_without_the_cyclic_collector() -> None:
+    """A worker closes each run after its metrics: its page tables and finished processes must then
+    be freed by reference counting, not left as cyclic garbage that every collection walks again."""
+    import gc
+
+    from explorer.config import apply_overrides, default_config
+
+    cfg = apply_overrides(default_config(registry(), "linux-6.19"), ["run.duration=10ms"], registry())
+    gc.collect()
+    gc.disable()
+    try:
+        with Simulation(cfg, registry()) as sim:
+            metrics = sim.run()
+        assert metrics["kernel_tables_freed"] > 0 and sim.closed
+        with pytest.raises(RuntimeError, match="closed"):
+            sim.metrics()
+        sim.advance(sim.end_ns)  # a closed run stays where it is
+        del sim
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert "PageTable" not in left and not any(n.endswith("Process") for n in left), sorted(set(left))
+    assert len(left) < 300, len(left)  # the kernel's own parts (they refer to one another), not its tables

@@ -161,8 +161,11 @@ def test_a_plot_that_fails_halfway_keeps_the_old_plot(tmp_path: Path, monkeypatc
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_clean_up_like_ctrl_c(tmp_path: Path, sig: signal.Signals) -> None:
     trace = tmp_path / "run.trace"
+    # The child starts with the signal's default action even when this test runs under nohup (an
+    # ignored SIGHUP is inherited, and the CLI rightly leaves an ignored signal ignored).
     proc = subprocess.Popen([*CLI, "run", "--duration", "10s", "--trace", str(trace)], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not glob.glob(str(tmp_path / ".run.trace.*.tmp")):  # the trace is streaming

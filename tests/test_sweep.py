@@ -124,6 +124,31 @@ def test_points_are_the_product_with_seeds_fastest(registry: Registry) -> None:
     assert p.label() == "strategy.params.batch=16 iommu.sva_mms=100 seed=8"
 
 
+def test_points_of_a_run_axis_are_checked_alone_and_own_their_configs(registry: Registry) -> None:
+    base = base_config(registry, "strategy.name=batched")
+    plan = plan_sweep(base, registry, [("grid", "run.seed=3,4"), ("grid", "run.duration=1ms,2ms")])
+    for p in plan.points:  # what a whole validation of each point gives
+        assert p.config == apply_overrides(base, list(p.overrides()), registry)
+    plan.points[0].config["run"]["drain"] = 1
+    plan.points[0].config["strategy"]["params"]["batch"] = 1
+    assert all(p.config["run"]["drain"] == base["run"]["drain"] for p in plan.points[1:])
+    assert all(p.config["strategy"]["params"] == base["strategy"]["params"] for p in plan.points[1:])
+    seeds = plan_sweep(base, registry, [("grid", "run.duration=1ms,2ms")], seeds=3)
+    assert [p.seed for p in seeds.points] == [base["run"]["seed"] + i for i in range(3)] * 2
+    seeds.points[2].config["run"]["drain"] = 1  # the last seed of a point holds the config itself
+    assert [p.config["run"]["drain"] for p in seeds.points] == [base["run"]["drain"]] * 2 + [1] + [
+        base["run"]["drain"]] * 3
+    with pytest.raises(SweepError, match=r"run\.duration.*is not a valid config"):
+        plan_sweep(base, registry, [("grid", "run.duration=1ms,-5ms")])
+
+
+def test_an_invalid_base_is_refused_before_any_point(registry: Registry) -> None:
+    base = base_config(registry, "strategy.name=batched")
+    base["strategy"]["params"]["batch"] = 0  # changed after validation: the sweep checks it again
+    with pytest.raises(SweepError, match=r"base config is not valid:\n.*strategy\.params\.batch"):
+        plan_sweep(base, registry, [("grid", "run.seed=3,4")])
+
+
 def test_grid_values_are_read_like_set(registry: Registry) -> None:
     plan = plan_sweep(base_config(registry), registry,
                       [("grid", "kernel.workqueue_delay=20us,1ms"), ("grid", "workload.vmalloc-huge.rate=1000/s")])

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from explorer.config.model import IOMMU_SECTION, STRATEGY_SECTION
 from explorer.config.problems import Collector, ConfigError, Problem, did_you_mean, join_key
 from explorer.config.tomlio import MAX_DEPTH, nesting_depth
-from explorer.config.validation import plain_data, validate
+from explorer.config.validation import plain_data, validate, with_run_table
 from explorer.core_params import KERNEL_PARAMS, RUN_PARAMS
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ def parse_override_value(text: str) -> Any:
     text itself (``1000/s``, ``20us``, ``arm64``)."""
     if "\n" in text or "\r" in text:
         return text
+    if text.isdigit() and text.isascii() and len(text) < 19 and (text[0] != "0" or text == "0"):
+        return int(text)  # a plain decimal integer, as TOML reads it (a sweep's seeds and sizes)
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except (tomllib.TOMLDecodeError, ValueError, RecursionError):  # ValueError: an int over 4300 digits
@@ -102,6 +104,7 @@ def apply_overrides(
     source: str = "--set",
     *,
     warnings: list[Problem] | None = None,
+    base_valid: bool = False,
 ) -> dict[str, Any]:
     """Apply ``KEY=VALUE`` overrides and re-validate; raise :class:`ConfigError` with every problem.
 
@@ -109,10 +112,13 @@ def apply_overrides(
     ``iommu.K``, ``iommu.params.K``, ``workload[I].K``, ``workload.NAME.K`` (``K`` may be ``name``
     to swap a source). Changing ``strategy.name``/``iommu.model``/a workload's name starts that
     plugin from its own defaults, then applies the other overrides.
+
+    ``base_valid``: ``config`` is what validation returned for ``registry``, unchanged since (a
+    sweep validates its base once, then each point); overrides of ``run.*`` keys alone then check
+    only ``[run]`` (:func:`~explorer.config.validation.with_run_table`), with the same result.
     """
     # The canonical config itself, not its TOML form: validation takes either, and skipping the
     # round trip through unit strings halves the time of a sweep's per-point validation.
-    raw = plain_data(config)
     col = Collector(source)
     parsed: list[tuple[str, list[str | int], Any]] = []
     for item in overrides:
@@ -121,11 +127,16 @@ def apply_overrides(
             col.add(item, "expected KEY=VALUE, such as kernel.cpus=4 or strategy.params.batch=64")
             continue
         key, text = kv
-        path, err = _resolve_key(key, raw["workload"])
+        path, err = _resolve_key(key, config["workload"])
         if err:
             col.add(key, err)
             continue
         parsed.append((key, path, parse_override_value(text)))
+
+    if base_valid and parsed and not col.problems and all(
+            len(path) == 2 and path[0] == "run" for _key, path, _value in parsed):
+        return _override_run(config, parsed, registry, col)
+    raw = plain_data(config)
 
     # Plugin names first: a new plugin starts from its own defaults.
     for _key, path, value in parsed:
@@ -163,6 +174,28 @@ def apply_overrides(
     if col.problems:
         raise ConfigError(col.problems)
     return result
+
+
+def _override_run(config: Mapping[str, Any], parsed: Sequence[tuple[str, list[str | int], Any]],
+                  registry: Registry, col: Collector) -> dict[str, Any]:
+    """:func:`apply_overrides` of ``run.*`` keys alone on a valid config: only ``[run]`` is checked."""
+    run = dict(config["run"])
+    user_key: dict[str, str] = {}
+    for key, path, value in parsed:
+        err = _settable(path, config, registry)
+        if err:
+            col.add(key, err)
+            continue
+        run[str(path[1])] = value
+        user_key[_path_key(path)] = key
+    try:
+        if not col.problems:
+            return with_run_table(config, run, col.source)
+    except ConfigError as exc:
+        col.problems.extend(
+            Problem(p.file, user_key.get(p.key, p.key), p.message, p.line, p.col, p.source_line) for p in exc.problems
+        )
+    raise ConfigError(col.problems)
 
 
 def _toml_defaults(registry: Registry, kind: str, name: Any) -> dict[str, Any]:

@@ -121,6 +121,24 @@ def _check_params(
     return out
 
 
+def with_run_table(config: Mapping[str, Any], run: Mapping[str, Any], source: str = "<config>") -> dict[str, Any]:
+    """A copy of ``config`` with its ``[run]`` table replaced by ``run`` (TOML form or canonical),
+    checked; raise :class:`ConfigError` naming ``run.K`` for a bad value.
+
+    ``config`` must be what :func:`validate` returned for the loaded plugins: no other table's check
+    reads ``[run]`` (the machine, the plugins and the workloads are checked without it), so the rest
+    stays valid as it is. A sweep's points over ``run.*`` keys take this path instead of a whole
+    validation each.
+    """
+    col = Collector(source)
+    checked = _check_params(run, RUN_PARAMS, config["run"], "run", col, static=True)
+    if col.problems:
+        raise ConfigError(col.problems)
+    out = plain_data(config)
+    out["run"] = checked
+    return out
+
+
 def _check_together(cls: Any, values: Mapping[str, Any], prefix: str, col: Collector) -> None:
     """The plugin's own check of its parameter values together (``check_values``), as problems."""
     check = getattr(cls, "check_values", None)

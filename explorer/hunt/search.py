@@ -114,8 +114,7 @@ def run_round(
         # process, so rounds in threads of one process (a Dask worker with several threads) take
         # turns: interleaved, one thread's restore could leave sys.stdout at another's buffer. The
         # GIL runs their candidates one at a time anyway, so the lock costs no parallelism.
-        with _STDOUT_SWAP, contextlib.redirect_stdout(io.StringIO()):
-            sim = build_simulation(cfg, registry)
+        with _STDOUT_SWAP, contextlib.redirect_stdout(io.StringIO()), build_simulation(cfg, registry) as sim:
             metrics = sim.run()
         stats["runs"] += 1
         stats["simulated_ns"] += int(metrics.get("sim_time_ns", 0))

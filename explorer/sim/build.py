@@ -82,6 +82,7 @@ class Simulation:
         self.drain = int(run["drain"])
         self.end_ns = self.duration + self.drain
         self.finished = False
+        self.closed = False
         self.failed: PluginError | None = None
 
         for kind, name, table in (
@@ -254,8 +255,27 @@ class Simulation:
                 progress(1.0 if self.finished else min(1.0, self.engine.now / self.end_ns))
         return self.metrics()
 
+    def close(self) -> None:
+        """Free the run's memory now (read its metrics first): a run's kernel, engine and IOMMUs
+        refer to one another, so a dropped simulation waits for Python's cyclic collector, and a
+        sweep's or a hunt's worker, running thousands of short runs, spends a tenth of a run's
+        set-up in it. After this the simulation can be neither advanced nor read."""
+        self.closed = True
+        self.finished = True
+        self.engine.clear()
+        self.kernel.release()
+        self.workloads.clear()
+
+    def __enter__(self) -> Simulation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- reading ------------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
+        if self.closed:
+            raise RuntimeError("the simulation was closed: read its metrics before close()")
         k = self.kernel
         st = k.stats
         # Device walks of user addresses are replayed lazily; bring them up to now first, so the

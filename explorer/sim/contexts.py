@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Generator, Sequence
+from random import Random
 from typing import TYPE_CHECKING, Any
 
 from explorer.sim.engine import PluginError, PluginMistake, SimulatorError, name_service, source_location
@@ -212,15 +213,30 @@ class WorkloadContext:
     def __init__(self, kernel: Kernel, name: str, streams: WorkloadStreams) -> None:
         self.kernel = kernel
         self.name = name
-        self.rng = streams.own
         # Arrival times, CPUs and table picks each draw from their own stream, and arrivals are
         # open-loop (measured from the previous arrival, not from when the last operation ended):
-        # the same seed gives the same workload whatever the strategy does with it.
-        self._rng_time = streams.time
-        self._rng_cpu = streams.cpu
-        self._rng_pick = streams.pick
+        # the same seed gives the same workload whatever the strategy does with it. Each stream
+        # is made on its first draw (WorkloadStreams).
+        self._streams = streams
+        self._rng: Random | None = None
+        self._rng_time: Random | None = None
+        self._rng_cpu: Random | None = None
+        self._rng_pick: Random | None = None
         self._next_arrival = 0
         self.in_op = 0
+
+    @property
+    def rng(self) -> Random:
+        rng = self._rng
+        if rng is None:
+            rng = self._rng = self._streams.own()
+        return rng
+
+    def _pick_stream(self) -> Random:
+        rng = self._rng_pick
+        if rng is None:
+            rng = self._rng_pick = self._streams.pick()
+        return rng
 
     @property
     def now(self) -> int:
@@ -233,11 +249,17 @@ class WorkloadContext:
     def interarrival(self, rate_per_s: float) -> int:
         if rate_per_s <= 0:
             return 1 << 62
-        self._next_arrival += exp_gap(self._rng_time, rate_per_s)
+        rng = self._rng_time
+        if rng is None:
+            rng = self._rng_time = self._streams.time()
+        self._next_arrival += exp_gap(rng, rate_per_s)
         return max(0, self._next_arrival - self.kernel.engine.now)
 
     def pick_cpu(self, spec: str) -> int:
-        return self.kernel.pick_cpu(self._rng_cpu, spec)
+        rng = self._rng_cpu
+        if rng is None:
+            rng = self._rng_cpu = self._streams.cpu()
+        return self.kernel.pick_cpu(rng, spec)
 
     def free_kernel_tables(
         self,
@@ -265,7 +287,7 @@ class WorkloadContext:
         done = 0
         for i in range(count):
             if slot is None:
-                pt = k.space.pick_linked_table(self._rng_pick, level)
+                pt = k.space.pick_linked_table(self._pick_stream(), level)
             else:  # a scripted event names its tables
                 s = slot + i
                 pt = k.space.slot_table[s] if 0 <= s < k.kernel_slots else None
@@ -349,7 +371,7 @@ class WorkloadContext:
         k = self.kernel
         group = []
         for level in levels:  # clear every parent entry first ...
-            pt = k.space.pick_linked_table(self._rng_pick, level)
+            pt = k.space.pick_linked_table(self._pick_stream(), level)
             if pt is None:
                 k.stats.starved.add(self.name)
                 break

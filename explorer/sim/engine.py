@@ -116,6 +116,9 @@ class BackgroundLane:
         return self.ta if self.ta < self.tf else self.tf
 
 
+_IDLE_STREAM = Random(0)
+
+
 class Engine:
     """Heap of ``(time, seq, callback, argument)``; ``run(until)`` dispatches in order (module doc)."""
 
@@ -126,7 +129,9 @@ class Engine:
         self._events = 0
         self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._seq = 0
-        self._lane = BackgroundLane(Memory(0, 1), Random(0), 0.0, 1, 0, 0)  # idle until add_background
+        # idle until add_background; an idle lane never draws, so all share one stream (seeding
+        # one is a few microseconds, a sizeable part of a short run's set-up)
+        self._lane = BackgroundLane(Memory(0, 1), _IDLE_STREAM, 0.0, 1, 0, 0)
 
     def call_at(self, t: int, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` at simulated time ``t`` (not before ``now``)."""
@@ -137,6 +142,10 @@ class Engine:
         """Call ``fn(arg)`` ``dt`` nanoseconds from now."""
         self._seq += 1
         heappush(self._heap, (self.now + dt, self._seq, fn, arg))
+
+    def clear(self) -> None:
+        """Drop every queued event (a finished run's :meth:`~explorer.sim.build.Simulation.close`)."""
+        self._heap.clear()
 
     @property
     def events(self) -> int:
@@ -311,13 +320,16 @@ class Engine:
 class Process:
     """Drives one generator: ints are delays, other yielded objects are waited on."""
 
-    __slots__ = ("_wake", "engine", "gen", "on_done")
+    __slots__ = ("_step", "engine", "gen", "on_done")
 
     def __init__(self, engine: Engine, gen: Generator[Any, Any, Any], on_done: Callable[[Any], None] | None) -> None:
         self.engine = engine
         self.gen = gen
         self.on_done = on_done
-        self._wake = self.resume  # one bound method, not a new one per step
+        # A delay is queued as (this class's resume, the process): the heap calls step(process).
+        # A bound method kept on the process would be a reference cycle, and every finished
+        # process (a kworker run, a workload) would then wait for the cyclic collector.
+        self._step: Callable[[Any], None] = type(self).resume  # type: ignore[assignment]
 
     def resume(self, value: Any = None) -> None:
         try:
@@ -329,13 +341,13 @@ class Process:
         if type(y) is int:
             eng = self.engine
             eng._seq += 1
-            heappush(eng._heap, (eng.now + y, eng._seq, self._wake, None))
+            heappush(eng._heap, (eng.now + y, eng._seq, self._step, self))
         else:
             add = getattr(y, "add_waiter", None)  # checked only here, off the int fast path
             if add is None:
                 self.bad_yield(y)
             else:
-                add(self._wake)
+                add(self.resume)
 
     def bad_yield(self, y: Any) -> None:
         """``y`` is neither a delay nor a waitable: raise a :class:`PluginMistake` at the plugin's
@@ -349,13 +361,13 @@ class Process:
                 self.on_done(stop.value)
             return
         if type(y) is int:
-            self.engine.call_in(y, self._wake)
+            self.engine.call_in(y, self._step, self)
         else:
             add = getattr(y, "add_waiter", None)
             if add is None:
                 self.bad_yield(y)
             else:
-                add(self._wake)
+                add(self.resume)
 
 
 class _InOperation(Protocol):
@@ -398,11 +410,11 @@ class DeadlineProcess(Process):
                 self.gen.close()
                 return
             eng._seq += 1
-            heappush(eng._heap, (eng.now + y, eng._seq, self._wake, None))
+            heappush(eng._heap, (eng.now + y, eng._seq, self._step, self))
         else:
             add = getattr(y, "add_waiter", None)
             if add is not None:
-                add(self._wake)
+                add(self.resume)
                 return
             try:  # a strategy's mistake reaches here through `yield from`: its wrapper names it
                 self.bad_yield(y)

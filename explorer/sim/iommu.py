@@ -186,6 +186,12 @@ class IommuUnit:
                            self.probe_rate, self.engine, self.engine.call_at, self.probe, self.checker)
 
     # -- device traffic -----------------------------------------------------------------------
+    def release(self) -> None:
+        """Empty the caches (a finished run's :meth:`Kernel.release`): their entries hold page tables."""
+        for cache in self._unique:
+            for s in cache.sets:
+                s.clear()
+
     def start(self) -> None:
         self._contexts()
         if self.walk_rate > 0:

@@ -567,6 +567,19 @@ class Kernel:
         for pt in self.pending.values():
             self.checker.leaked(pt)
 
+    def release(self) -> None:
+        """Let go of the page tables, the IOMMUs and the work items (:meth:`Simulation.close`): the
+        kernel and its parts refer to one another, so without this a finished run waits for the
+        cyclic collector, and every collection until then walks its tables again."""
+        self.pending.clear()
+        for unit in self.iommus:  # a unit refers to itself (its probe's context): its caches go now
+            unit.release()
+        self.iommus.clear()
+        self._flush_units_cache.clear()
+        self.work_items.clear()
+        self.space.slot_table.clear()
+        self.memory.owner.clear()
+
     def conservation_problems(self) -> list[str]:
         problems = []
         st = self.stats

@@ -56,15 +56,8 @@ class AddressSpace:
         out = AddressSpace(memory, engine, 0, self.cpus, slot_refill_ns, rng_refill)
         out.kernel_slots = self.kernel_slots
         out.slot_level = self.slot_level  # never changes after boot
-        owner = memory.owner
-        tables: list[PageTable | None] = []
-        for old in self.slot_table:
-            if old is None:
-                tables.append(None)
-                continue
-            table = old.clone()
-            owner[old.page] = table
-            tables.append(table)
+        tables: list[PageTable | None] = [None if old is None else old.clone() for old in self.slot_table]
+        memory.owner.update({table.page: table for table in tables if table is not None})
         out.slot_table = tables
         out.linked_slots = self.linked_slots.copy()
         out.slot_pos = self.slot_pos.copy()

@@ -52,15 +52,33 @@ def named_stream(seed: int, name: str) -> random.Random:
 class WorkloadStreams:
     """A workload source's streams: its own (handed to the plugin) and three the kernel draws from
     for it. Arrival times, CPUs and table picks each have their own stream, so an operation that
-    draws more tables does not move the next arrival."""
+    draws more tables does not move the next arrival.
 
-    __slots__ = ("cpu", "own", "pick", "time")
+    Each is made when first asked for (and kept by the caller): seeding a Mersenne Twister costs
+    about as much as a thousand draws, and a short run (a sweep's or a hunt's) never draws from
+    several of them. A stream's draws depend only on its seed, so when it is made changes nothing.
+    """
+
+    __slots__ = ("seed",)
 
     def __init__(self, seed: int) -> None:
-        self.own = random.Random(seed)
-        self.time = random.Random(seed ^ _SUB_TIME)
-        self.cpu = random.Random(seed ^ _SUB_CPU)
-        self.pick = random.Random(seed ^ _SUB_PICK)
+        self.seed = seed
+
+    def own(self) -> random.Random:
+        """The source's own stream (``w.rng``)."""
+        return random.Random(self.seed)
+
+    def time(self) -> random.Random:
+        """Arrival times."""
+        return random.Random(self.seed ^ _SUB_TIME)
+
+    def cpu(self) -> random.Random:
+        """The CPU of each operation."""
+        return random.Random(self.seed ^ _SUB_CPU)
+
+    def pick(self) -> random.Random:
+        """Which linked tables an operation takes."""
+        return random.Random(self.seed ^ _SUB_PICK)
 
 
 def workload_streams(seed: int, label: str) -> WorkloadStreams:

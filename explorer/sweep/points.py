@@ -28,7 +28,6 @@ Every point is a complete, validated config (plain data): what crosses to a work
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -39,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from explorer.api import Param, ParamError
-from explorer.config import ConfigError, apply_overrides, parse_override_value, workload_labels
+from explorer.config import ConfigError, apply_overrides, parse_override_value, plain_data, validate, workload_labels
 from explorer.core_params import IOMMU_PARAMS, KERNEL_PARAMS, RUN_PARAMS
 from explorer.documents import at_path
 
@@ -438,6 +437,11 @@ def expand(
     """
     if seeds < 1:
         raise SweepError(f"--seeds must be at least 1, got {seeds}")
+    # The base checked once against these plugins; each point then checks what its overrides change.
+    try:
+        base = validate(base, registry, "sweep", base=base, warnings=[])
+    except ConfigError as exc:
+        raise SweepError(f"the base config is not valid:\n{exc}") from None
     if seeds > 1 and any(a.key == "run.seed" for a in axes):
         raise SweepError("run.seed is swept by an axis: drop --seeds, or the run.seed axis")
     if sample is not None and sample < 1:
@@ -479,17 +483,19 @@ def expand(
             overrides.append(f"{key}={text}")
         sig = tuple(overrides)
         config = cache.get(sig)
+        fresh = config is None
         if config is None:
             try:
-                config = apply_overrides(base, overrides, registry, source="sweep", warnings=[])
+                config = apply_overrides(base, overrides, registry, source="sweep", warnings=[], base_valid=True)
             except ConfigError as exc:
                 where = " ".join(overrides) or "(the base config)"
                 raise SweepError(f"the point {where} is not a valid config:\n{exc}") from None
             cache[sig] = config
         applied = {o.split("=", 1)[0] for o in overrides}
         seed_values: list[int | None] = [None] if "run.seed" in applied else list(seed_list)
-        for seed in seed_values:
-            cfg = copy.deepcopy(config)
+        for j, seed in enumerate(seed_values):
+            # a config made for this point alone goes to its last seed as it is; the others copy it
+            cfg = config if fresh and j == len(seed_values) - 1 else plain_data(config)
             if seed is not None:
                 cfg["run"]["seed"] = seed
             pid = point_id(cfg)

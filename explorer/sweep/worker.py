@@ -181,7 +181,8 @@ class WorkerSetupError(RuntimeError):
 
 def run_config(config: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
     """Run one config to the end and return its metrics: what ``run`` does, and so what a sweep does."""
-    return build_simulation(config, registry).run()
+    with build_simulation(config, registry) as sim:
+        return sim.run()
 
 
 def _check_plugins(config: Mapping[str, Any], registry: Registry) -> None:

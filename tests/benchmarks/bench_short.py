@@ -8,14 +8,18 @@ each part (CPU time, median of the batches); validation, build and run are timed
 another for each point, as a worker meets them, the simulation dropped before the next is built:
 
 - *task*: ``run_point``'s own work (the cached registry, the plugin check, the result record);
-- *validation*: the point's config, as a sweep plans it (:func:`explorer.config.apply_overrides`
-  of the point's value on the base config: once per point, in the sweep's parent);
+- *planning*: the point's config as ``sweep`` makes it, in the sweep's parent, once per point:
+  :func:`explorer.sweep.plan_sweep` of a ``run.seed`` axis of as many values as points, divided
+  by them (each point's overrides applied and checked, its config copied, its id hashed);
 - *build*: :func:`explorer.sim.build.build_simulation` (the kernel, its page tables, half the
   memory handed out, the IOMMUs, the workload processes);
-- *run*: ``Simulation.run()`` to the end, metrics included.
+- *run*: ``Simulation.run()`` to the end, metrics included;
+- *close*: ``Simulation.close()``, which a worker calls after each run, so that the run is freed at
+  once rather than by the cyclic collector.
 
-``short_setup_share`` = (task + validation + build) / run; target < 0.1. Loading the registry is
-once per worker process (``short_registry_cold_s``, a fresh interpreter), so it is not in the share.
+``short_setup_share`` = (task + planning + build + close) / run; target < 0.1. Loading the
+registry is once per worker process (``short_registry_cold_s``, a fresh interpreter), so it is not
+in the share.
 
 The hunt's candidates are shorter still (a few scripted events, no background traffic): ``hunt_
 candidate_ms`` splits one round of the before-fix hunt into Hypothesis's own work, making the
@@ -72,6 +76,14 @@ def _hunt_candidates(registry: Any, quick: bool) -> dict[str, Any]:
             finally:
                 parts["run"] += time.process_time() - t
 
+        def __enter__(self) -> Any:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            t = time.process_time()
+            self.sim.close()
+            parts["build"] += time.process_time() - t  # the set-up's other end
+
     def build(c: Any, r: Any) -> Any:
         t = time.process_time()
         sim = real_build(c, r)
@@ -103,7 +115,7 @@ def run(quick: bool = False) -> list[Figure]:
     from explorer.config import apply_overrides, default_config
     from explorer.plugins import load_registry
     from explorer.sim.build import build_simulation
-    from explorer.sweep import worker
+    from explorer.sweep import plan_sweep, worker
     from explorer.sweep.runner import bundle_for
 
     registry = load_registry(entry_points=False)
@@ -111,7 +123,7 @@ def run(quick: bool = False) -> list[Figure]:
     task = {"index": 0, "id": "short", "config": cfg, "bundle": bundle_for(registry), "explorer": worker.__version__}
     worker.run_point(task)  # the registry cache, first imports: not measured
     n = 10 if quick else 40
-    per_run, task_ms, valid_ms, build_ms, run_ms, gc_share = [], [], [], [], [], []
+    per_run, task_ms, plan_ms, build_ms, run_ms, close_ms, gc_share = [], [], [], [], [], [], []
     gc_time = [0.0, 0.0]
 
     def on_gc(phase: str, _info: dict[str, Any]) -> None:  # time inside the cyclic garbage collector
@@ -137,22 +149,25 @@ def run(quick: bool = False) -> list[Figure]:
         # before the next is built: the collector's work on a dropped run then falls where it
         # falls in a real sweep (building 40 and keeping them would charge it to the build).
         reg = worker.registry_for(task["bundle"])
-        parts = {"validation": 0.0, "build": 0.0, "run": 0.0}
-        for i in range(n):
-            t0 = time.process_time()
-            point = apply_overrides(cfg, [f"run.seed={i + 1}"], registry, source="sweep", warnings=[])
+        t0 = time.process_time()
+        plan = plan_sweep(cfg, registry, [("range", f"run.seed=1:{n}:{n}")])
+        plan_ms.append((time.process_time() - t0) / n)
+        parts = {"build": 0.0, "run": 0.0, "close": 0.0}
+        for point in plan.points:
             t1 = time.process_time()
-            sim = build_simulation(point, reg)
+            sim = build_simulation(point.config, reg)
             t2 = time.process_time()
             sim.run()
             t3 = time.process_time()
+            sim.close()
+            t4 = time.process_time()
             del sim
-            parts["validation"] += t1 - t0
             parts["build"] += t2 - t1
             parts["run"] += t3 - t2
-        valid_ms.append(parts["validation"] / n)
+            parts["close"] += t4 - t3
         build_ms.append(parts["build"] / n)
         run_ms.append(parts["run"] / n)
+        close_ms.append(parts["close"] / n)
 
         def task_only(reg: Any = reg) -> None:
             worker.registry_for(task["bundle"])
@@ -161,8 +176,8 @@ def run(quick: bool = False) -> list[Figure]:
 
         task_ms.append(_cpu(task_only, n))
     med = {k: statistics.median(v) * 1e3 for k, v in
-           (("task", task_ms), ("validation", valid_ms), ("build", build_ms), ("run", run_ms))}
-    share = (med["task"] + med["validation"] + med["build"]) / med["run"]
+           (("task", task_ms), ("planning", plan_ms), ("build", build_ms), ("run", run_ms), ("close", close_ms))}
+    share = (med["task"] + med["planning"] + med["build"] + med["close"]) / med["run"]
     runs_per_s = 1 / statistics.median(per_run)
     cold = json.loads(run_python(REGISTRY_COLD))
     hunt = _hunt_candidates(registry, quick)
@@ -173,9 +188,9 @@ def run(quick: bool = False) -> list[Figure]:
         Figure("short_runs_per_s", "10 ms scenario through a sweep worker, runs/s (1 worker)", round(runs_per_s, 1),
                "/s", note=f"{core}; per run: {parts}; cyclic GC {statistics.median(gc_share):.0%} of the wall time",
                extra={"short_gc_share": round(statistics.median(gc_share), 3)}),
-        Figure("short_setup_share", "set-up (task + validation + build) / run, 10 ms scenario", round(share, 3), "",
-               "< 0.1", note=f"registry loaded once per worker: {cold['registry_s']:.3f} s (imports "
-                             f"{cold['imports_s']:.3f} s)",
+        Figure("short_setup_share", "set-up (task + planning + build + close) / run, 10 ms scenario",
+               round(share, 3), "", "< 0.1",
+               note=f"registry loaded once per worker: {cold['registry_s']:.3f} s (imports {cold['imports_s']:.3f} s)",
                extra={"short_ms": {k: round(v, 3) for k, v in med.items()}, "short_registry_cold_s":
                       round(cold["registry_s"], 3), "short_imports_cold_s": round(cold["imports_s"], 3),
                       "short_core": core}),
