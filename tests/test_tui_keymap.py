@@ -183,6 +183,30 @@ async def test_the_keymap_reloads_from_the_palette(registry, tmp_path):
         app.shutdown_sessions()
 
 
+async def test_the_footer_is_rebuilt_when_its_keys_change_and_only_then(registry, tmp_path):
+    from textual.widgets._footer import FooterKey
+
+    path = _keymap(tmp_path, "[keymap]\n")
+    app = make_app(registry, make_config(registry, *SHORT), keymap_path=path)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            run = app.screen
+            before = list(run.query(FooterKey))
+            assert any(k.key == "space" for k in before)
+            for key, screen in (("1", "config"), ("2", "run"), ("1", "config"), ("2", "run")):
+                await pilot.press(key)
+                await wait_until(pilot, lambda screen=screen: app.current_mode == screen, what=screen)
+            await pilot.pause()
+            assert list(run.query(FooterKey)) == before  # the same widgets: switching screens rebuilt nothing
+            path.write_text('[keymap]\ntoggle = "p"\n')
+            await _reload_from_the_palette(pilot)
+            await wait_for_screen(pilot, lambda t: re.search(r"\bp Run/Pause", t) is not None, "the footer's p")
+            assert not any(k.key == "space" for k in run.query(FooterKey))
+    finally:
+        app.shutdown_sessions()
+
+
 async def test_help_remapped_to_f2_names_no_other_key(registry, tmp_path):
     """The help action's text names no key: remapped to f2, nothing says F1."""
     app = make_app(registry, make_config(registry, *SHORT), keymap_path=_keymap(tmp_path, '[keymap]\nhelp = "f2"\n'))

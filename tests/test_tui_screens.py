@@ -359,3 +359,29 @@ async def test_at_80_columns_the_top_bar_shows_the_whole_file_label(registry):
             assert len(top()) <= 80, top()
     finally:
         app.shutdown_sessions()
+
+
+async def test_a_screen_shown_again_has_the_theme_chosen_while_it_was_away(registry):
+    """A screen coming back is restyled only when the theme, the stylesheet or the app's state changed
+    since it was last shown (explorer.tui.screens.base): here the theme changed, so it is."""
+    from explorer.tui.widgets.footer import KeysFooter
+
+    app = make_app(registry, make_config(registry, *SHORT))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_drawn(pilot, app, ("paused",))
+            run = app.screen
+            footer = run.query_one(KeysFooter)
+            dark = footer.styles.background
+            await pilot.press("1")
+            await wait_until(pilot, lambda: app.current_mode == "config", what="the Config screen")
+            app.theme = "textual-light"
+            await pilot.press("2")
+            await wait_until(pilot, lambda: app.screen is run, what="the Run screen")
+            await pilot.pause()
+            light = footer.styles.background
+            run.update_node_styles(animate=False)  # what a full restyle gives
+            await pilot.pause()
+            assert footer.styles.background == light != dark
+    finally:
+        app.shutdown_sessions()

@@ -3,8 +3,9 @@ calls on each screen that is built (instead of asking each screen what it has)."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from textual import events
 from textual.message_pump import MessagePump
 from textual.screen import Screen
 
@@ -31,6 +32,22 @@ class UsesExplorerApp:
 class ExplorerScreen(UsesExplorerApp, Screen[None]):
     """A screen (mode) of the explorer. The app calls these hooks on every screen that is built and
     mounted; each does nothing unless the screen overrides it."""
+
+    _styled_for: tuple[Any, ...] | None = None
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual restyles every widget of a screen each time the screen comes back (a mode switch
+        # asks for it): on the Run screen about half of a key's time to the new frame. A widget's
+        # style depends on the stylesheet, the theme and the app's pseudo-classes (focus, dark,
+        # inline, ...), which are checked here, and on its own classes and state, which restyle
+        # it when they change, suspended or not. So the whole screen is restyled only when one of
+        # the first changed since it was last shown. (Screen's own handler runs after this one.)
+        app = self.app
+        state = (app._css_update_count, app.theme,
+                 tuple(name for name, holds in app._PSEUDO_CLASSES.items() if holds(app)))
+        if event.refresh_styles and state == self._styled_for:
+            event.refresh_styles = False
+        self._styled_for = state
 
     def config_changed(self) -> None:
         """The document's config was replaced or edited (a value, a scenario, a file, a save)."""

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from explorer import atomic
 from explorer.documents import at_path, flatten_metrics
@@ -24,6 +24,7 @@ from explorer.tui.screens.base import ExplorerScreen
 from explorer.tui.screens.compare_setup import CompareSetup
 from explorer.tui.screens.export_dialog import ExportDialog
 from explorer.tui.widgets.chart import TimeChart
+from explorer.tui.widgets.footer import KeysFooter
 from explorer.tui.widgets.topbar import TopBar
 from explorer.violations import BY_NAME, describe_differences, unsafe_reasons, workload_differences
 
@@ -149,7 +150,7 @@ class CompareScreen(ExplorerScreen):
         with VerticalScroll(id="cmp-scroll"):
             yield Static("", id="cmp-table")
         yield Horizontal(id="cmp-charts")
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def focus_help(self) -> Here | None:
         """F1: how to read the table (the one thing on this screen that takes the focus)."""

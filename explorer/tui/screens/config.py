@@ -8,7 +8,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Footer, Tree
+from textual.widgets import Tree
 
 from explorer.config import workload_labels
 from explorer.tui.actions import bindings_for
@@ -20,6 +20,7 @@ from explorer.tui.screens.param_info import ParamInfo
 from explorer.tui.screens.search import SearchModal
 from explorer.tui.screens.text_modal import TextModal
 from explorer.tui.widgets.config_tree import ConfigTree
+from explorer.tui.widgets.footer import KeysFooter
 from explorer.tui.widgets.param_detail import ParamDetail
 from explorer.tui.widgets.topbar import TopBar
 
@@ -54,7 +55,7 @@ class ConfigScreen(ExplorerScreen):
         with Horizontal(id="config-body"):
             yield ConfigTree(id="config-tree")
             yield ParamDetail(id="config-detail")
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_config()

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
 from explorer.tui.actions import bindings_for
 from explorer.tui.focus_help import PLUGINS_HELP, Here
 from explorer.tui.screens.base import ExplorerScreen
 from explorer.tui.screens.text_modal import TextModal
+from explorer.tui.widgets.footer import KeysFooter
 from explorer.tui.widgets.topbar import TopBar
 from explorer.tui.widgets.wide_table import WideTable
 
@@ -40,7 +41,7 @@ class PluginsScreen(ExplorerScreen):
             yield WideTable(id="loaded", cursor_type="row", zebra_stripes=True)
             yield Label("", id="failed-title", classes="section-title")
             yield WideTable(id="failed", cursor_type="row")
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def focus_help(self) -> Here | None:
         """F1: the table that has the focus."""

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.lazy import Lazy
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import Input, Static, TabbedContent, TabPane, Tabs
 
 from explorer import atomic
 from explorer.tui import fmt
@@ -23,6 +23,7 @@ from explorer.tui.widgets.chart import TimeChart
 from explorer.tui.widgets.counter import BigCounter
 from explorer.tui.widgets.error_panel import ErrorPanel
 from explorer.tui.widgets.event_log import EventLog
+from explorer.tui.widgets.footer import KeysFooter
 from explorer.tui.widgets.keys_line import KeysLine
 from explorer.tui.widgets.percentiles import Percentiles
 from explorer.tui.widgets.queues import QueuesView
@@ -80,7 +81,7 @@ class RunScreen(ExplorerScreen):
             with TabPane("Metrics", id="tab-metrics"):
                 yield Lazy(VerticalScroll(Static("", id="metrics-all")))
         yield KeysLine("run", id="run-keys")  # the footer of the narrow layout
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
         self.set_interval(0.5, self._tick)

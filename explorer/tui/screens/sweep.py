@@ -19,7 +19,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Label, Static
+from textual.widgets import DataTable, Label, Static
 
 from explorer.tui import fmt
 from explorer.tui.actions import bindings_for
@@ -29,6 +29,7 @@ from explorer.tui.screens.choice import ChoiceModal
 from explorer.tui.screens.file_dialog import FileDialog
 from explorer.tui.screens.sweep_axis import SweepAxisModal, ask_axis
 from explorer.tui.sweep_model import SweepState
+from explorer.tui.widgets.footer import KeysFooter
 from explorer.tui.widgets.topbar import TopBar
 from explorer.tui.widgets.wide_table import WideTable
 
@@ -112,7 +113,7 @@ class SweepScreen(ExplorerScreen):
             yield Static("", id="sweep-status")
             yield Label("Results", id="sweep-results-title", classes="section-title")
             yield WideTable(id="sweep-results", cursor_type="cell", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
         axes = self.query_one("#sweep-axes", DataTable)
