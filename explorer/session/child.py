@@ -129,6 +129,8 @@ class Child:
     def build(self) -> None:
         from explorer.sim.build import Simulation
 
+        if self.sim is not None:  # the last run is freed now, not whenever the collector gets to it
+            self.sim.close()
         self.sim = None
         self.error = None
         self.wall = 0.0
