@@ -117,8 +117,6 @@ def apply_overrides(
     sweep validates its base once, then each point); overrides of ``run.*`` keys alone then check
     only ``[run]`` (:func:`~explorer.config.validation.with_run_table`), with the same result.
     """
-    # The canonical config itself, not its TOML form: validation takes either, and skipping the
-    # round trip through unit strings halves the time of a sweep's per-point validation.
     col = Collector(source)
     parsed: list[tuple[str, list[str | int], Any]] = []
     for item in overrides:
@@ -136,6 +134,8 @@ def apply_overrides(
     if base_valid and parsed and not col.problems and all(
             len(path) == 2 and path[0] == "run" for _key, path, _value in parsed):
         return _override_run(config, parsed, registry, col)
+    # The canonical config itself, not its TOML form: validation takes either, and skipping the
+    # round trip through unit strings halves the time of a sweep's per-point validation.
     raw = plain_data(config)
 
     # Plugin names first: a new plugin starts from its own defaults.
@@ -168,12 +168,15 @@ def apply_overrides(
     try:
         result = validate(raw, registry, source, base=config, warnings=warnings)
     except ConfigError as exc:
-        col.problems.extend(
-            Problem(p.file, user_key.get(p.key, p.key), p.message, p.line, p.col, p.source_line) for p in exc.problems
-        )
+        col.problems.extend(_as_typed(exc.problems, user_key))
     if col.problems:
         raise ConfigError(col.problems)
     return result
+
+
+def _as_typed(problems: Sequence[Problem], user_key: Mapping[str, str]) -> list[Problem]:
+    """Validation's problems under the keys as the user typed them (``workload.NAME.K``, not ``[I]``)."""
+    return [Problem(p.file, user_key.get(p.key, p.key), p.message, p.line, p.col, p.source_line) for p in problems]
 
 
 def _override_run(config: Mapping[str, Any], parsed: Sequence[tuple[str, list[str | int], Any]],
@@ -192,9 +195,7 @@ def _override_run(config: Mapping[str, Any], parsed: Sequence[tuple[str, list[st
         if not col.problems:
             return with_run_table(config, run, col.source)
     except ConfigError as exc:
-        col.problems.extend(
-            Problem(p.file, user_key.get(p.key, p.key), p.message, p.line, p.col, p.source_line) for p in exc.problems
-        )
+        col.problems.extend(_as_typed(exc.problems, user_key))
     raise ConfigError(col.problems)
 
 

@@ -218,25 +218,12 @@ class WorkloadContext:
         # the same seed gives the same workload whatever the strategy does with it. Each stream
         # is made on its first draw (WorkloadStreams).
         self._streams = streams
-        self._rng: Random | None = None
-        self._rng_time: Random | None = None
-        self._rng_cpu: Random | None = None
-        self._rng_pick: Random | None = None
         self._next_arrival = 0
         self.in_op = 0
 
     @property
     def rng(self) -> Random:
-        rng = self._rng
-        if rng is None:
-            rng = self._rng = self._streams.own()
-        return rng
-
-    def _pick_stream(self) -> Random:
-        rng = self._rng_pick
-        if rng is None:
-            rng = self._rng_pick = self._streams.pick()
-        return rng
+        return self._streams.own
 
     @property
     def now(self) -> int:
@@ -249,17 +236,11 @@ class WorkloadContext:
     def interarrival(self, rate_per_s: float) -> int:
         if rate_per_s <= 0:
             return 1 << 62
-        rng = self._rng_time
-        if rng is None:
-            rng = self._rng_time = self._streams.time()
-        self._next_arrival += exp_gap(rng, rate_per_s)
+        self._next_arrival += exp_gap(self._streams.time, rate_per_s)
         return max(0, self._next_arrival - self.kernel.engine.now)
 
     def pick_cpu(self, spec: str) -> int:
-        rng = self._rng_cpu
-        if rng is None:
-            rng = self._rng_cpu = self._streams.cpu()
-        return self.kernel.pick_cpu(rng, spec)
+        return self.kernel.pick_cpu(self._streams.cpu, spec)
 
     def free_kernel_tables(
         self,
@@ -287,7 +268,7 @@ class WorkloadContext:
         done = 0
         for i in range(count):
             if slot is None:
-                pt = k.space.pick_linked_table(self._pick_stream(), level)
+                pt = k.space.pick_linked_table(self._streams.pick, level)
             else:  # a scripted event names its tables
                 s = slot + i
                 pt = k.space.slot_table[s] if 0 <= s < k.kernel_slots else None
@@ -371,7 +352,7 @@ class WorkloadContext:
         k = self.kernel
         group = []
         for level in levels:  # clear every parent entry first ...
-            pt = k.space.pick_linked_table(self._pick_stream(), level)
+            pt = k.space.pick_linked_table(self._streams.pick, level)
             if pt is None:
                 k.stats.starved.add(self.name)
                 break

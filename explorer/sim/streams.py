@@ -36,6 +36,7 @@ from math import log
 
 # The seed arithmetic of each scheme (see the table above).
 _SUB_TIME, _SUB_CPU, _SUB_PICK = 0x5EED_0001, 0x5EED_0002, 0x5EED_0003
+_SUB_SEEDS = (0, _SUB_TIME, _SUB_CPU, _SUB_PICK)  # own (the seed itself), time, cpu, pick
 _IOMMU_MUL, _IOMMU_WALK, _IOMMU_PROBE = 7919, 1000, 2000
 
 
@@ -54,31 +55,42 @@ class WorkloadStreams:
     for it. Arrival times, CPUs and table picks each have their own stream, so an operation that
     draws more tables does not move the next arrival.
 
-    Each is made when first asked for (and kept by the caller): seeding a Mersenne Twister costs
-    about as much as a thousand draws, and a short run (a sweep's or a hunt's) never draws from
-    several of them. A stream's draws depend only on its seed, so when it is made changes nothing.
+    Each is made when first asked for and then kept: seeding a Mersenne Twister costs about as
+    much as a thousand draws, and a short run (a sweep's or a hunt's) never draws from several of
+    them. A stream's draws depend only on its seed, so when it is made changes nothing.
     """
 
-    __slots__ = ("seed",)
+    __slots__ = ("_made", "seed")
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self._made: list[random.Random | None] = [None, None, None, None]
 
+    def _stream(self, i: int) -> random.Random:
+        rng = self._made[i]
+        if rng is None:
+            rng = self._made[i] = random.Random(self.seed ^ _SUB_SEEDS[i])
+        return rng
+
+    @property
     def own(self) -> random.Random:
         """The source's own stream (``w.rng``)."""
-        return random.Random(self.seed)
+        return self._stream(0)
 
+    @property
     def time(self) -> random.Random:
         """Arrival times."""
-        return random.Random(self.seed ^ _SUB_TIME)
+        return self._stream(1)
 
+    @property
     def cpu(self) -> random.Random:
         """The CPU of each operation."""
-        return random.Random(self.seed ^ _SUB_CPU)
+        return self._stream(2)
 
+    @property
     def pick(self) -> random.Random:
         """Which linked tables an operation takes."""
-        return random.Random(self.seed ^ _SUB_PICK)
+        return self._stream(3)
 
 
 def workload_streams(seed: int, label: str) -> WorkloadStreams:
